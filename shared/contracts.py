@@ -1,0 +1,404 @@
+"""Wire contracts every service agrees on: frozen pydantic models, extra fields forbidden.
+
+Whatever crosses the broker or is stored as JSON is one of these. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Mode = Literal["live", "replay"]
+Stance = Literal["bullish", "bearish", "neutral"]
+MindStatus = Literal["ok", "abstained", "absent"]
+Direction = Literal["up", "down"]
+Debate = Literal["aligned_bullish", "aligned_bearish", "divergent", "unknown"]
+Regime = Literal["risk_on", "risk_off", "chop", "crisis", "trending", "unknown"]
+HealthStatus = Literal["ok", "stale", "partial", "empty", "error"]
+Outcome = Literal["hit", "miss", "inconclusive"]
+
+CYCLE_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
+SYNTHESIS = "synthesis"
+
+
+class Contract(BaseModel):
+    """Base of every contract: immutable, and unknown fields are an error, not a silent drop."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- trigger -------------------------------------------------------------------------------------
+
+
+class CycleTrigger(Contract):
+    """The queue message that starts one cycle; the cycle key makes a repeated message harmless."""
+
+    cycle_key: str = Field(pattern=CYCLE_KEY_PATTERN, description="Natural key, e.g. the slot.")
+    as_of: AwareDatetime = Field(description="Nothing published later may enter the cycle.")
+    mode: Mode = "replay"
+    data_dir: str | None = Field(
+        default=None, description="Replay directory; None means the sample shipped in the package."
+    )
+
+
+# --- snapshot ------------------------------------------------------------------------------------
+
+
+class Quote(Contract):
+    """The last price of one symbol known at the snapshot's as_of."""
+
+    symbol: str
+    price: float = Field(gt=0)
+    prev_close: float | None = Field(default=None, gt=0)
+    change_pct: float | None = None
+    volume: float | None = Field(default=None, ge=0)
+    session: date = Field(description="Trading day the price closed (or traded) on.")
+    observed_at: AwareDatetime
+
+
+class MacroValue(Contract):
+    """One macro observation with the moment it became public."""
+
+    series: str
+    value: float
+    observed: date
+    released_at: AwareDatetime
+
+
+class NewsItem(Contract):
+    """A headline; its text is untrusted input and is shown to models only marked as data."""
+
+    published_at: AwareDatetime
+    source: str
+    title: str = Field(max_length=500)
+    summary: str = Field(default="", max_length=2000)
+    url: str = ""
+
+
+class Filing(Contract):
+    """A recent SEC filing of a watched name (8-K with items, Form 4 with the insider trade)."""
+
+    ticker: str
+    form: str
+    filed_at: AwareDatetime
+    cik: str | None = None
+    items: tuple[str, ...] = ()
+    url: str = ""
+    summary: str = Field(default="", max_length=2000)
+    insider: str | None = None
+    transaction_code: str | None = None
+    shares: float | None = None
+    value: float | None = None
+
+
+class OperatorNote(Contract):
+    """A note an operator posted for the desk; untrusted input with its author and time."""
+
+    author: str
+    posted_at: AwareDatetime
+    text: str = Field(max_length=2000)
+
+
+class FeedHealth(Contract):
+    """How one source answered this cycle."""
+
+    source: str
+    status: HealthStatus
+    detail: str = ""
+    items: int = Field(default=0, ge=0)
+    newest_at: AwareDatetime | None = None
+
+
+class DataFlag(Contract):
+    """A data-quality fact the minds and the dispatch must see: something missing or not to trust."""
+
+    code: str = Field(description="e.g. missing_series, stale_feed, feed_error, bad_value")
+    subject: str = Field(description="What it is about: a symbol, a series, a feed.")
+    detail: str = ""
+
+
+class Snapshot(Contract):
+    """Everything known at as_of, point-in-time: no item is later than as_of."""
+
+    cycle_key: str
+    as_of: AwareDatetime
+    mode: Mode
+    quotes: tuple[Quote, ...] = ()
+    macro: tuple[MacroValue, ...] = ()
+    news: tuple[NewsItem, ...] = ()
+    filings: tuple[Filing, ...] = ()
+    notes: tuple[OperatorNote, ...] = ()
+    health: tuple[FeedHealth, ...] = ()
+    flags: tuple[DataFlag, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_look_ahead(self) -> Self:
+        late = [q.symbol for q in self.quotes if q.observed_at > self.as_of]
+        late += [m.series for m in self.macro if m.released_at > self.as_of]
+        late += [n.title[:40] for n in self.news if n.published_at > self.as_of]
+        late += [f"{f.ticker} {f.form}" for f in self.filings if f.filed_at > self.as_of]
+        if late:
+            raise ValueError(f"items later than as_of {self.as_of.isoformat()}: {late[:5]}")
+        return self
+
+    def quote(self, symbol: str) -> Quote | None:
+        return next((q for q in self.quotes if q.symbol == symbol), None)
+
+
+# --- features ------------------------------------------------------------------------------------
+
+
+class SymbolReturns(Contract):
+    """Simple returns in percent over 1, 5 and 20 sessions; None where the history is too short."""
+
+    r1: float | None = None
+    r5: float | None = None
+    r20: float | None = None
+
+
+class Breadth(Contract):
+    """Cap-weighted index against its heaviest members and small caps, in percent over one session.
+
+    `label` names the pattern: e.g. "mega_down_index_flat" is the seeds' "the mega-caps are lying to
+    the indices".
+    """
+
+    broad_r1: float | None = None
+    tech_r1: float | None = None
+    small_r1: float | None = None
+    mega_mean_r1: float | None = None
+    mega_up: int = 0
+    mega_down: int = 0
+    mega_count: int = 0
+    spread_mega_vs_broad: float | None = None
+    spread_small_vs_broad: float | None = None
+    label: str = "unknown"
+
+
+class Features(Contract):
+    """Derived numbers the minds reason over; a value is None (unknown) rather than a silent zero."""
+
+    as_of: AwareDatetime
+    session: date = Field(description="Trading day whose close the features describe.")
+    broad: str | None = Field(default=None, description="Symbol standing for the broad index.")
+    tech: str | None = None
+    small: str | None = None
+    megas: tuple[str, ...] = ()
+    returns: dict[str, SymbolReturns] = Field(default_factory=dict)
+    last_close: dict[str, float] = Field(default_factory=dict)
+    realized_vol_20d: float | None = Field(default=None, description="Broad index, annualised %.")
+    volume_ratio_20d: float | None = Field(default=None, description="Broad volume / 20d mean.")
+    vix: float | None = None
+    vix_change_5d: float | None = Field(default=None, description="Points over 5 sessions.")
+    curve_slope: float | None = Field(default=None, description="10y minus 2y, percent points.")
+    curve_slope_change_20d: float | None = None
+    cpi_yoy: float | None = None
+    core_cpi_yoy: float | None = None
+    fed_funds: float | None = None
+    fed_funds_change_6m: float | None = None
+    unemployment: float | None = None
+    unemployment_change_3m: float | None = None
+    oil_r20: float | None = None
+    breadth: Breadth = Field(default_factory=Breadth)
+    regime: Regime = "unknown"
+    regime_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    unknown: tuple[str, ...] = Field(default=(), description="Features that could not be computed.")
+
+
+# --- minds ---------------------------------------------------------------------------------------
+
+
+class TokenUsage(Contract):
+    """What one model call (or a cycle's calls) consumed."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    dollars: float = 0.0
+    cached_reply: bool = False
+
+
+class MindCall(Contract):
+    """A mind's own directional call, scored like the synthesis' so each mind has a record."""
+
+    target: str
+    direction: Direction
+    horizon_hours: int = Field(gt=0)
+    probability: float = Field(ge=0.5, le=1.0, description="Probability that the call comes true.")
+
+
+class MindOutput(Contract):
+    """One mind's view; an expected failure is status absent/abstained with a reason, not an error."""
+
+    mind: str
+    status: MindStatus = "ok"
+    stance: Stance = "neutral"
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    argument: str = ""
+    reason: str | None = None
+    topics: tuple[str, ...] = ()
+    call: MindCall | None = None
+    usage: TokenUsage | None = None
+
+    @model_validator(mode="after")
+    def _reason_when_not_ok(self) -> Self:
+        if self.status != "ok" and not self.reason:
+            raise ValueError(f"mind {self.mind} is {self.status} without a reason")
+        if self.status != "ok" and self.call is not None:
+            raise ValueError(f"mind {self.mind} is {self.status} but makes a call")
+        return self
+
+    @classmethod
+    def absent(cls, mind: str, reason: str) -> MindOutput:
+        return cls(mind=mind, status="absent", reason=reason)
+
+
+# --- predictions and dispatches ------------------------------------------------------------------
+
+
+class Prediction(Contract):
+    """One falsifiable call: settled later from prices, never from a model's opinion."""
+
+    source: str = Field(default=SYNTHESIS, description="'synthesis' or the mind that made it.")
+    target: str
+    direction: Direction
+    horizon_hours: int = Field(gt=0)
+    reference_price: float = Field(gt=0)
+    threshold: float | None = Field(
+        default=None, gt=0, description="Price the close must be beyond; default the reference."
+    )
+    band_pct: tuple[float, float] | None = Field(
+        default=None, description="Expected size of the move in percent, low and high."
+    )
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability that the call comes true.")
+    falsifier: str = Field(description="What outcome would prove the call wrong.")
+    made_at: AwareDatetime
+    matures_at: AwareDatetime
+    regime: Regime = "unknown"
+    topic: str = "index"
+    asset_class: str = "equity_index"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.matures_at <= self.made_at:
+            raise ValueError("matures_at must be after made_at")
+        if self.band_pct is not None and not 0 <= self.band_pct[0] <= self.band_pct[1]:
+            raise ValueError(f"band_pct must be (low, high) with 0 <= low <= high: {self.band_pct}")
+        return self
+
+    @property
+    def line(self) -> float:
+        """The price the call is judged against."""
+        return self.threshold if self.threshold is not None else self.reference_price
+
+
+class MindSummary(Contract):
+    """How a mind stood in the debate, as the dispatch reports it."""
+
+    mind: str
+    status: MindStatus
+    stance: Stance
+    confidence: float = Field(ge=0.0, le=1.0)
+    weight: float = Field(default=0.0, ge=0.0, description="Weight the synthesis gave it.")
+    reason: str | None = None
+
+
+class Dispatch(Contract):
+    """What the desk publishes for one cycle: an essay and at most one call, or an abstention."""
+
+    cycle_key: str
+    cycle_number: int = Field(ge=1)
+    as_of: AwareDatetime
+    title: str = Field(min_length=1, max_length=200)
+    body_md: str = Field(min_length=1)
+    debate: Debate
+    conviction: float = Field(ge=0.0, le=1.0)
+    minds: tuple[MindSummary, ...]
+    prediction: Prediction | None = None
+    abstention: str | None = Field(default=None, description="Why no call was made.")
+    regime: Regime = "unknown"
+    regime_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    missing: tuple[str, ...] = Field(default=(), description="What the desk could not see.")
+    rules_applied: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _call_or_abstention(self) -> Self:
+        if (self.prediction is None) == (self.abstention is None):
+            raise ValueError("a dispatch has exactly one of prediction and abstention")
+        return self
+
+
+class Resolution(Contract):
+    """How a matured call was settled from prices."""
+
+    prediction_id: int
+    cycle_key: str
+    source: str
+    outcome: Outcome
+    settled_at: AwareDatetime
+    settle_price: float | None = None
+    realized_move_pct: float | None = None
+    reason: str = ""
+
+
+# --- track record --------------------------------------------------------------------------------
+
+
+class ScoreLine(Contract):
+    """A record for one source (a mind or the synthesis), optionally within one regime."""
+
+    source: str
+    regime: Regime | Literal["all"] = "all"
+    calls: int = 0
+    hits: int = 0
+    misses: int = 0
+    inconclusive: int = 0
+    open: int = 0
+    abstentions: int = 0
+    hit_rate: float | None = None
+    brier: float | None = None
+
+
+class TrackRecord(Contract):
+    """What the synthesis knows of everyone's record when it decides; all settled before as_of."""
+
+    as_of: AwareDatetime | None = None
+    lines: tuple[ScoreLine, ...] = ()
+
+    def line(self, source: str, regime: str = "all") -> ScoreLine | None:
+        return next((x for x in self.lines if x.source == source and x.regime == regime), None)
+
+
+class CycleContext(Contract):
+    """What ingest hands to each mind: the snapshot and the features derived from it."""
+
+    cycle_number: int = Field(ge=1)
+    snapshot: Snapshot
+    features: Features
+    record: TrackRecord = Field(default_factory=TrackRecord)
+
+
+class Deliberation(Contract):
+    """What the synthesis decided in code, before any prose: the brain writes the dispatch from it."""
+
+    minds: tuple[MindSummary, ...]
+    outputs: tuple[MindOutput, ...]
+    debate: Debate
+    conviction: float = Field(ge=0.0, le=1.0)
+    probability_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    prediction: Prediction | None = None
+    abstention: str | None = None
+    rules_applied: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    record: TrackRecord = Field(default_factory=TrackRecord)
+
+
+class DispatchDraft(Contract):
+    """The brain's words for a deliberation."""
+
+    title: str = Field(min_length=1, max_length=200)
+    body_md: str = Field(min_length=1)
+    usage: TokenUsage | None = None

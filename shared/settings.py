@@ -1,0 +1,130 @@
+"""The one settings object: read from WORKSHOP_* variables (and an optional .env) at entrypoints.
+
+Nothing below an entrypoint reads the environment; settings are passed down.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+DEFAULT_MINDS = ("macro", "flow", "contrarian")
+DEFAULT_WATCHLIST = (
+    "SPY", "QQQ", "IWM", "DIA",
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA",
+    "^VIX", "^TNX", "^IRX", "BTC-USD", "ETH-USD", "MSTR",
+)  # fmt: skip
+DEFAULT_NEWS_FEEDS = (
+    "https://feeds.content.dowjones.io/public/rss/mw_topstories",
+    "https://www.cnbc.com/id/100003114/device/rss/rss.html",
+    "https://feeds.bbci.co.uk/news/business/rss.xml",
+    "https://www.federalreserve.gov/feeds/press_all.xml",
+)
+DEFAULT_FRED_SERIES = ("CPIAUCSL", "CPILFESL", "FEDFUNDS", "DGS2", "DGS10", "T10Y2Y", "VIXCLS")
+
+
+def _split(value: object) -> object:
+    """Accept a comma-separated string (or JSON list) for tuple settings from the environment."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the desk; defaults run the offline desk on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKSHOP_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- where state lives -----------------------------------------------------------------------
+    home: Path = Field(default=Path(".workshop"), description="Folder for the db, redis and logs.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite.")
+    broker_url: str | None = Field(default=None, description="Redis URL; default the embedded one.")
+    redis_port: int = Field(default=0, ge=0, le=65535, description="Embedded Redis; 0 picks one.")
+
+    # --- the cycle -------------------------------------------------------------------------------
+    mode: Literal["live", "replay"] = "replay"
+    data_dir: Path | None = Field(default=None, description="Replay directory; default the sample.")
+    minds: tuple[str, ...] = DEFAULT_MINDS
+    horizon_hours: int = Field(default=24, gt=0)
+    mind_time_limit_s: float = Field(default=60.0, gt=0)
+    chaos_fail_minds: tuple[str, ...] = Field(
+        default=(), description="Minds that fail on purpose, for fire drills of the absent path."
+    )
+    cycle_every_s: int = Field(default=0, ge=0, description="Beat schedule for live cycles; 0 off.")
+    resolve_every_s: int = Field(default=300, gt=0)
+    resolver_max_attempts: int = Field(default=3, ge=1)
+    worker_concurrency: int = Field(default=3, ge=1)
+
+    # --- logging ---------------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    # --- live sources (issue 3) ------------------------------------------------------------------
+    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    fred_series: tuple[str, ...] = DEFAULT_FRED_SERIES
+    fred_api_key: SecretStr | None = None
+    news_feeds: tuple[str, ...] = DEFAULT_NEWS_FEEDS
+    sec_user_agent: str | None = Field(
+        default=None, description="Contact the SEC requires, e.g. 'Desk ops ops@example.com'."
+    )
+    source_timeout_s: float = Field(default=20.0, gt=0)
+    record_dir: Path | None = None
+
+    # --- the model (issue 4) ---------------------------------------------------------------------
+    brain: Literal["offline", "anthropic"] = "offline"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+
+    @field_validator(
+        "minds", "chaos_fail_minds", "watchlist", "fred_series", "news_feeds", mode="before"
+    )
+    @classmethod
+    def _tuple_from_text(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("minds")
+    @classmethod
+    def _some_minds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one mind is needed")
+        return value
+
+    # --- derived -----------------------------------------------------------------------------------
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'workshop.db').resolve()}"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.home / "stack.json"
+
+    def resolved_broker_url(self) -> str:
+        """The broker: the setting, else the embedded Redis that `workshop up` recorded."""
+        if self.broker_url:
+            return self.broker_url
+        if self.stack_file.exists():
+            state = json.loads(self.stack_file.read_text())
+            return str(state["broker_url"])
+        raise ConfigurationError(
+            "no broker: run `workshop up` to start the embedded stack, "
+            "or set WORKSHOP_BROKER_URL=redis://host:port/0"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once at an entrypoint; overrides win over the environment."""
+    return Settings(**overrides)  # type: ignore[arg-type]
