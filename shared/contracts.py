@@ -119,6 +119,31 @@ class DataFlag(Contract):
     detail: str = ""
 
 
+class Bar(Contract):
+    """One daily bar; known only after its session's close."""
+
+    session: date
+    symbol: str
+    close: float = Field(gt=0)
+    open: float | None = Field(default=None, gt=0)
+    high: float | None = Field(default=None, gt=0)
+    low: float | None = Field(default=None, gt=0)
+    volume: float | None = Field(default=None, ge=0)
+
+
+class SourceResult(Contract):
+    """What one ingest source fetched for a cycle, with its health; a dead feed is data too."""
+
+    source: str
+    health: FeedHealth
+    bars: tuple[Bar, ...] = Field(default=(), description="Daily history for the features.")
+    quotes: tuple[Quote, ...] = ()
+    macro: tuple[MacroValue, ...] = ()
+    news: tuple[NewsItem, ...] = ()
+    filings: tuple[Filing, ...] = ()
+    flags: tuple[DataFlag, ...] = ()
+
+
 class Snapshot(Contract):
     """Everything known at as_of, point-in-time: no item is later than as_of."""
 

@@ -17,6 +17,7 @@ from shared.contracts import (
     MindOutput,
     Quote,
     Snapshot,
+    SourceResult,
 )
 
 
@@ -66,3 +67,15 @@ class Brain(Protocol):
     def think(self, mind: str, context: CycleContext) -> MindOutput: ...
 
     def write(self, deliberation: Deliberation, context: CycleContext) -> DispatchDraft: ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """One live feed (prices, macro, news, filings) fetched by its own ingest task.
+
+    fetch never raises for a dead, slow or garbled feed: the SourceResult's health says so.
+    """
+
+    name: str
+
+    def fetch(self, as_of: datetime) -> SourceResult: ...
