@@ -1,0 +1,170 @@
+"""The desk's tables. Every row that a task writes has a natural key, so a redelivered task
+or a repeated trigger changes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from shared.calendar import utc_now
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Cycle(Base):
+    """One claimed cycle key; its id is the cycle number the dispatch shows."""
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(String(128), unique=True)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    mode: Mapped[str] = mapped_column(String(16))
+    data_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="claimed")
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    launched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MindRecord(Base):
+    """What one mind said in one cycle."""
+
+    __tablename__ = "mind_outputs"
+    __table_args__ = (UniqueConstraint("cycle_key", "mind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), index=True)
+    mind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    stance: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    regime: Mapped[str] = mapped_column(String(16), default="unknown")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DispatchRecord(Base):
+    """The published dispatch of a cycle: exactly one per cycle key."""
+
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), unique=True)
+    cycle_number: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body_md: Mapped[str] = mapped_column(Text)
+    debate: Mapped[str] = mapped_column(String(32))
+    conviction: Mapped[float] = mapped_column(Float)
+    regime: Mapped[str] = mapped_column(String(16))
+    abstained: Mapped[bool] = mapped_column(Boolean)
+    abstention: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PredictionRecord(Base):
+    """A call (the synthesis' or a mind's) and, once matured, how it settled."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("cycle_key", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))
+    horizon_hours: Mapped[int] = mapped_column(Integer)
+    reference_price: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    matures_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    regime: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(32))
+    asset_class: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    realized_move_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    settle_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AbstentionRecord(Base):
+    """A source that declined to call in a cycle: counted and shown, never as a hit."""
+
+    __tablename__ = "abstentions"
+    __table_args__ = (UniqueConstraint("cycle_key", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    regime: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class NoteRecord(Base):
+    """An operator's note for the desk, read by the next snapshot as untrusted input."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    author: Mapped[str] = mapped_column(String(64))
+    posted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    text: Mapped[str] = mapped_column(Text)
