@@ -52,3 +52,18 @@ def utc_now() -> datetime:
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def maturity(as_of: datetime, reference_session: date | None, horizon_hours: int) -> datetime:
+    """When a call made at as_of on a price of reference_session comes due.
+
+    A daily close is measured from its session's close, so a 24 h call on Monday's close is judged
+    on Tuesday's close (the first close at or after the maturity), not on Wednesday's; a live
+    intraday price is measured from as_of. Always at least an hour after as_of.
+    """
+    base = as_of
+    if reference_session is not None:
+        close = session_close(reference_session)
+        if close <= as_of:
+            base = close
+    return max(base + timedelta(hours=horizon_hours), as_of + timedelta(hours=1))

@@ -1,0 +1,71 @@
+"""Claiming a cycle key and recording its context: the one place a cycle comes into being."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.calendar import utc_now
+from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
+from shared.db.models import Cycle, DispatchRecord
+from shared.records import track_record
+
+
+def existing_cycle(session: Session, cycle_key: str) -> Cycle | None:
+    return session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
+
+
+def is_duplicate(session: Session, cycle_key: str) -> bool:
+    """A key whose cycle was launched or published is done; a claimed-only one may be resumed.
+
+    Redelivery after a worker died between the claim and the launch must not strand the cycle.
+    """
+    cycle = existing_cycle(session, cycle_key)
+    if cycle is None:
+        return False
+    published = session.scalar(
+        select(DispatchRecord.id).where(DispatchRecord.cycle_key == cycle_key)
+    )
+    return published is not None or cycle.launched_at is not None
+
+
+def claim(
+    session: Session, trigger: CycleTrigger, snapshot: Snapshot, features: Features
+) -> CycleContext | None:
+    """Insert the cycle row (or resume an unlaunched one) and build the minds' context.
+
+    Returns None when another delivery already owns the key.
+    """
+    cycle = existing_cycle(session, trigger.cycle_key)
+    if cycle is None:
+        cycle = Cycle(
+            cycle_key=trigger.cycle_key,
+            as_of=trigger.as_of,
+            mode=trigger.mode,
+            data_dir=trigger.data_dir,
+            status="claimed",
+        )
+        session.add(cycle)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            return None
+    elif cycle.launched_at is not None:
+        return None
+    cycle.snapshot = snapshot.model_dump(mode="json")
+    cycle.features = features.model_dump(mode="json")
+    record = track_record(session, trigger.as_of)
+    return CycleContext(
+        cycle_number=cycle.id, snapshot=snapshot, features=features, record=record
+    )
+
+
+def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:
+    cycle = existing_cycle(session, cycle_key)
+    if cycle is not None:
+        cycle.launched_at = when or utc_now()
+        cycle.status = "thinking"

@@ -1,0 +1,168 @@
+"""Ingest's Celery adapters: validate the trigger, build the point-in-time snapshot, claim the
+cycle key, and launch the minds' chord. The work itself lives in pure modules."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import structlog
+from celery import chord
+from pydantic import ValidationError
+
+from services.ingest import cycle as cycles
+from shared.market.opening import replay_market
+from shared import tasknames
+from shared.calendar import utc_now
+from shared.celery_app import app, settings_of
+from shared.contracts import CycleTrigger, Features, Snapshot
+from shared.db.session import session_scope
+from shared.errors import BadInputError
+
+log = structlog.get_logger("ingest")
+
+
+def parse_trigger(payload: Any) -> CycleTrigger:
+    """The trigger as a contract, or BadInputError naming every field that was wrong."""
+    try:
+        return CycleTrigger.model_validate(payload)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in error.errors()
+        )
+        raise BadInputError(f"malformed cycle trigger: {problems}") from None
+
+
+@app.task(name=tasknames.START_CYCLE, bind=True)
+def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
+    """Start one cycle from a trigger message; a repeated key is acknowledged and ignored."""
+    started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(task_id=self.request.id)
+    key = payload.get("cycle_key") if isinstance(payload, dict) else None
+    structlog.contextvars.bind_contextvars(cycle_key=key)
+    try:
+        trigger = parse_trigger(payload)
+        settings = settings_of(app)
+        with session_scope(settings.db_url) as session:
+            if cycles.is_duplicate(session, trigger.cycle_key):
+                log.info("cycle.duplicate", outcome="ignored")
+                return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
+        if trigger.mode == "live":
+            return _fetch_live(trigger)
+        market = replay_market(trigger.data_dir)
+        snapshot = market.snapshot(trigger)
+        features = market.features(snapshot)
+        return launch(trigger, snapshot, features)
+    except BadInputError as error:
+        log.error("cycle.rejected", reason=str(error))
+        raise
+    finally:
+        log.info("task.finished", task=tasknames.START_CYCLE, seconds=time.perf_counter() - started)
+        structlog.contextvars.clear_contextvars()
+
+
+def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dict[str, Any]:
+    """Claim the key and hand the context to every mind at once; the synthesis is the chord's body."""
+    settings = settings_of(app)
+    with session_scope(settings.db_url) as session:
+        context = cycles.claim(session, trigger, snapshot, features)
+    if context is None:
+        log.info("cycle.duplicate", outcome="ignored")
+        return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
+    message = context.model_dump(mode="json")
+    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
+    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": trigger.cycle_key})
+    chord(header)(body)
+    with session_scope(settings.db_url) as session:
+        cycles.mark_launched(session, trigger.cycle_key)
+    log.info(
+        "cycle.launched",
+        cycle_number=context.cycle_number,
+        minds=list(settings.minds),
+        flags=len(snapshot.flags),
+        regime=features.regime,
+    )
+    return {
+        "cycle_key": trigger.cycle_key,
+        "cycle_number": context.cycle_number,
+        "status": "launched",
+    }
+
+
+def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:
+    """Every live source is its own task, run as a group; assembly waits for all of them."""
+    from shared.market.live import build_sources
+
+    settings = settings_of(app)
+    names = sorted(build_sources(settings))
+    header = [
+        app.signature(tasknames.FETCH_SOURCE, args=[name, trigger.as_of.isoformat()])
+        for name in names
+    ]
+    body = app.signature(
+        tasknames.ASSEMBLE, kwargs={"payload": trigger.model_dump(mode="json"), "expected": names}
+    )
+    chord(header)(body)
+    log.info("cycle.fetching", sources=names)
+    return {"cycle_key": trigger.cycle_key, "status": "fetching", "sources": names}
+
+
+@app.task(name=tasknames.FETCH_SOURCE, bind=True, soft_time_limit=60, time_limit=90)
+def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
+    """Fetch one live source; a dead feed comes back as a health record, never as an error."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from shared.contracts import FeedHealth, SourceResult
+    from shared.market.live import build_sources
+
+    settings = settings_of(app)
+    moment = datetime.fromisoformat(as_of)
+    try:
+        result = build_sources(settings)[name].fetch(moment)
+    except SoftTimeLimitExceeded:
+        result = SourceResult(
+            source=name, health=FeedHealth(source=name, status="error", detail="time limit")
+        )
+    except Exception as error:  # process edge: a source bug must not sink the cycle
+        log.exception("source.failed", source=name)
+        result = SourceResult(
+            source=name,
+            health=FeedHealth(
+                source=name, status="error", detail=f"{type(error).__name__}: {error}"[:300]
+            ),
+        )
+    log.info("source.fetched", source=name, status=result.health.status)
+    return result.model_dump(mode="json")
+
+
+@app.task(name=tasknames.ASSEMBLE, bind=True)
+def assemble(
+    self: Any, results: list[dict[str, Any]], payload: dict[str, Any], expected: list[str]
+) -> dict[str, Any]:
+    """Merge the sources' answers into one snapshot and launch the minds."""
+    from services.ingest.live import assemble_live
+    from shared.contracts import SourceResult
+
+    settings = settings_of(app)
+    trigger = parse_trigger(payload)
+    structlog.contextvars.bind_contextvars(cycle_key=trigger.cycle_key, task_id=self.request.id)
+    parsed = [SourceResult.model_validate(r) for r in results]
+    if settings.record_dir is not None:
+        from shared.market.live.recorder import record
+
+        record(parsed, settings.record_dir)
+    snapshot, features = assemble_live(trigger, parsed, expected=expected)
+    return launch(trigger, snapshot, features)
+
+
+@app.task(name=tasknames.TRIGGER_LIVE)
+def trigger_live() -> dict[str, Any]:
+    """Beat's live cycle: the slot (to the minute) is the cycle key, so one slot is one cycle."""
+    settings = settings_of(app)
+    now = utc_now()
+    slot = now.replace(second=0, microsecond=0)
+    trigger = CycleTrigger(cycle_key=f"live:{slot:%Y%m%dT%H%M}", as_of=now, mode="live")
+    app.send_task(tasknames.START_CYCLE, args=[trigger.model_dump(mode="json")])
+    log.info("cycle.triggered", cycle_key=trigger.cycle_key, every_s=settings.cycle_every_s)
+    return {"cycle_key": trigger.cycle_key}

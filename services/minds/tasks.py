@@ -1,0 +1,76 @@
+"""The minds' Celery adapters: one task and one queue per mind, registered from the settings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import ValidationError
+
+from services.minds.think import think
+from shared.brain.factory import brain_from_settings as brain_for
+from shared import tasknames
+from shared.celery_app import app, settings_of
+from shared.contracts import CycleContext, MindOutput
+from shared.errors import TransientError
+
+log = structlog.get_logger("minds")
+MAX_RETRIES = 3
+
+
+def _register(mind: str) -> None:
+    settings = settings_of(app)
+
+    @app.task(
+        name=tasknames.mind_task(mind),
+        bind=True,
+        soft_time_limit=settings.mind_time_limit_s,
+        time_limit=settings.mind_time_limit_s + 15,
+        max_retries=MAX_RETRIES,
+    )
+    def mind_task(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(task_id=self.request.id, mind=mind)
+        try:
+            output = _think(self, mind, payload)
+        finally:
+            structlog.contextvars.unbind_contextvars("task_id", "mind")
+        usage = output.usage
+        log.info(
+            "mind.completed",
+            mind=mind,
+            status=output.status,
+            stance=output.stance,
+            confidence=round(output.confidence, 3),
+            reason=output.reason,
+            seconds=round(time.perf_counter() - started, 4),
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+        )
+        structlog.contextvars.clear_contextvars()
+        return output.model_dump(mode="json")
+
+
+def _think(task: Any, mind: str, payload: dict[str, Any]) -> MindOutput:
+    settings = settings_of(app)
+    try:
+        context = CycleContext.model_validate(payload)
+    except ValidationError as error:
+        return MindOutput.absent(mind, f"unusable context: {error.error_count()} errors")
+    structlog.contextvars.bind_contextvars(cycle_key=context.snapshot.cycle_key)
+    try:
+        return think(
+            brain_for(settings), mind, context, fail_on_purpose=settings.chaos_fail_minds
+        )
+    except SoftTimeLimitExceeded:
+        return MindOutput.absent(mind, f"time limit of {settings.mind_time_limit_s:g}s reached")
+    except TransientError as error:
+        if task.request.retries >= MAX_RETRIES:
+            return MindOutput.absent(mind, f"gave up after {MAX_RETRIES} retries: {error}")
+        raise task.retry(exc=error, countdown=2 ** (task.request.retries + 1)) from error
+
+
+for _mind in settings_of(app).minds:
+    _register(_mind)

@@ -1,0 +1,44 @@
+"""The resolver's Celery adapter: a periodic (beat) task and an on-demand one share this."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from services.resolver.resolve import settle_matured
+from services.resolver.wiring import market_for
+from shared import tasknames
+from shared.calendar import utc_now
+from shared.celery_app import app, settings_of
+from shared.db.session import session_scope
+
+log = structlog.get_logger("resolver")
+
+
+@app.task(name=tasknames.SETTLE, bind=True)
+def settle(self: Any, now: str | None = None) -> dict[str, Any]:
+    """Settle what has matured by `now` (the replay clock when given, else the wall clock)."""
+    started = time.perf_counter()
+    settings = settings_of(app)
+    moment = datetime.fromisoformat(now) if now else utc_now()
+    with session_scope(settings.db_url) as session:
+        report = settle_matured(
+            session, market_for, moment, max_attempts=settings.resolver_max_attempts
+        )
+    counts: dict[str, int] = {}
+    for resolution in report.resolutions:
+        counts[resolution.outcome] = counts.get(resolution.outcome, 0) + 1
+    log.info(
+        "resolver.settled",
+        task_id=self.request.id,
+        now=moment.isoformat(),
+        settled=len(report.resolutions),
+        waiting=report.waiting,
+        errors=report.errors[:5],
+        seconds=round(time.perf_counter() - started, 4),
+        **counts,
+    )
+    return {"settled": len(report.resolutions), "waiting": report.waiting, **counts}

@@ -1,0 +1,83 @@
+"""The synthesis' Celery adapter: the body of the minds' chord."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from services.synth.store import is_published, store_cycle
+from services.synth.synthesize import synthesize as compose
+from shared.brain.factory import brain_from_settings as brain_for
+from shared import tasknames
+from shared.celery_app import app, settings_of
+from shared.contracts import CycleContext, Features, MindOutput, Snapshot
+from shared.db.models import Cycle
+from shared.db.session import session_scope
+from shared.errors import BadInputError
+from shared.records import track_record
+
+log = structlog.get_logger("synth")
+
+
+def _outputs(results: list[Any], expected: tuple[str, ...]) -> list[MindOutput]:
+    outputs: list[MindOutput] = []
+    for index, raw in enumerate(results):
+        try:
+            outputs.append(MindOutput.model_validate(raw))
+        except ValidationError:
+            name = expected[index] if index < len(expected) else f"mind-{index}"
+            outputs.append(MindOutput.absent(name, "its reply did not match the contract"))
+    return outputs
+
+
+@app.task(name=tasknames.SYNTHESIZE, bind=True, max_retries=3)
+def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
+    """Weigh whoever showed up, write the dispatch, store it once for the cycle key."""
+    started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(cycle_key=cycle_key, task_id=self.request.id)
+    settings = settings_of(app)
+    try:
+        with session_scope(settings.db_url) as session:
+            if is_published(session, cycle_key):
+                log.info("synth.duplicate", outcome="ignored")
+                return {"cycle_key": cycle_key, "status": "duplicate"}
+            cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
+            if cycle is None or cycle.snapshot is None or cycle.features is None:
+                raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
+            context = CycleContext(
+                cycle_number=cycle.id,
+                snapshot=Snapshot.model_validate(cycle.snapshot),
+                features=Features.model_validate(cycle.features),
+                record=track_record(session, cycle.as_of),
+            )
+        outputs = _outputs(results, settings.minds)
+        dispatch = compose(
+            context,
+            outputs,
+            brain_for(settings),
+            expected_minds=settings.minds,
+            horizon_hours=settings.horizon_hours,
+        )
+        with session_scope(settings.db_url) as session:
+            stored = store_cycle(session, dispatch, outputs, context)
+        log.info(
+            "synth.completed",
+            outcome="published" if stored else "duplicate",
+            cycle_number=dispatch.cycle_number,
+            debate=dispatch.debate,
+            conviction=round(dispatch.conviction, 3),
+            call=dispatch.prediction.direction if dispatch.prediction else None,
+            abstention=dispatch.abstention,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+        return {
+            "cycle_key": cycle_key,
+            "status": "published" if stored else "duplicate",
+            "title": dispatch.title,
+        }
+    finally:
+        structlog.contextvars.clear_contextvars()

@@ -1,0 +1,93 @@
+"""The Celery application every worker, beat and producer shares, configured from Settings.
+
+`celery -A shared.celery_app:app worker -Q ingest` runs a worker; task modules are included by
+name so that services never import each other.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging
+from kombu import Queue
+
+from shared import tasknames
+from shared.logs import configure_logging
+from shared.settings import Settings, load_settings
+
+TASK_MODULES = [
+    "services.ingest.tasks",
+    "services.minds.tasks",
+    "services.synth.tasks",
+    "services.resolver.tasks",
+]
+
+
+def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> Any:
+    return {"queue": tasknames.queue_for(name)}
+
+
+def create_app(settings: Settings) -> Celery:
+    """Build the app; the broker is the setting or the embedded Redis recorded by `workshop up`."""
+    broker = settings.resolved_broker_url()
+    app = Celery("workshop", broker=broker, backend=broker, include=TASK_MODULES)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged only once it has run, and a task whose worker died is put back:
+        # together with natural keys on every write this makes a lost worker harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(q) for q in tasknames.all_queues(settings.minds)],
+        task_default_queue=tasknames.INGEST_QUEUE,
+        task_routes=(_route,),
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        result_expires=timedelta(days=1),
+        result_extended=True,
+        result_backend_thread_safe=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # Redelivery of a dead worker's messages waits for the visibility timeout; it must exceed
+        # the longest task (a mind's time limit plus retries), or a slow task runs twice.
+        broker_transport_options={"visibility_timeout": 3600},
+        timezone="UTC",
+        beat_schedule=_beat_schedule(settings),
+    )
+    app.conf.workshop_settings = settings
+    return app
+
+
+def _beat_schedule(settings: Settings) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "settle-matured-calls": {
+            "task": tasknames.SETTLE,
+            "schedule": float(settings.resolve_every_s),
+        }
+    }
+    if settings.cycle_every_s:
+        schedule["live-cycle"] = {
+            "task": tasknames.TRIGGER_LIVE,
+            "schedule": float(settings.cycle_every_s),
+        }
+    return schedule
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    # Celery would install its own handlers; the desk logs through structlog everywhere.
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def settings_of(celery_app: Celery) -> Settings:
+    settings = celery_app.conf.workshop_settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+app = create_app(load_settings())

@@ -1,0 +1,30 @@
+"""Point-in-time track records read from the database: only what was settled by as_of counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.contracts import TrackRecord
+from shared.db.models import AbstentionRecord, PredictionRecord
+from shared.scoring import Abstained, CallOutcome, score_lines
+
+
+def track_record(session: Session, as_of: datetime | None = None) -> TrackRecord:
+    """Every source's record as it stood at as_of (None: everything stored)."""
+    query = select(PredictionRecord)
+    skipped = select(AbstentionRecord)
+    if as_of is not None:
+        query = query.where(PredictionRecord.made_at <= as_of)
+        skipped = skipped.where(AbstentionRecord.made_at <= as_of)
+    calls = []
+    for row in session.scalars(query):
+        status = row.status
+        # A call settled after as_of was still open then: the record must not know its outcome.
+        if as_of is not None and row.settled_at is not None and row.settled_at > as_of:
+            status = "open"
+        calls.append(CallOutcome(row.source, row.regime, status, row.confidence))
+    abstentions = [Abstained(a.source, a.regime) for a in session.scalars(skipped)]
+    return TrackRecord(as_of=as_of, lines=score_lines(calls, abstentions))
