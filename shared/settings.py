@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
@@ -83,8 +83,33 @@ class Settings(BaseSettings):
 
     # --- the model (issue 4) ---------------------------------------------------------------------
     brain: Literal["offline", "anthropic"] = "offline"
-    anthropic_api_key: SecretStr | None = None
+    # The SDK's own variable is accepted too, so a key exported for other tools just works.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "WORKSHOP_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", "anthropic_api_key"
+        ),
+    )
     anthropic_base_url: str | None = None
+    anthropic_model: str = Field(
+        default="claude-sonnet-5-5", description="Model of every mind and of the synthesis."
+    )
+    anthropic_mind_models: dict[str, str] = Field(
+        default_factory=dict, description='Per-mind override, JSON: {"macro": "<model id>"}.'
+    )
+    anthropic_synthesis_model: str | None = Field(
+        default=None, description="Model of the synthesis' words; default anthropic_model."
+    )
+    anthropic_max_tokens: int = Field(default=1200, gt=0, description="Reply cap of a mind.")
+    anthropic_synthesis_max_tokens: int = Field(default=2500, gt=0)
+    # Two calls (a reply and its one repair) must fit inside the mind's Celery time limit.
+    anthropic_timeout_s: float = Field(default=25.0, gt=0, description="SDK timeout per call.")
+    anthropic_cycle_cap_usd: float = Field(default=0.50, ge=0, description="Spend cap per cycle.")
+    anthropic_day_cap_usd: float = Field(default=10.0, ge=0, description="Spend cap per UTC day.")
+    anthropic_price_input_per_mtok: float = Field(default=3.0, ge=0)
+    anthropic_price_output_per_mtok: float = Field(default=15.0, ge=0)
+    anthropic_price_cache_read_per_mtok: float = Field(default=0.30, ge=0)
+    anthropic_price_cache_write_per_mtok: float = Field(default=3.75, ge=0)
 
     @field_validator(
         "minds", "chaos_fail_minds", "watchlist", "fred_series", "news_feeds", mode="before"
