@@ -1,0 +1,523 @@
+"""The offline brain: deterministic quantitative minds over the features, prose from the numbers.
+
+No model, no network, no randomness, no clock: the same context gives the same words byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.brain.prose import write_dispatch
+from shared.contracts import (
+    CycleContext,
+    Deliberation,
+    DispatchDraft,
+    Features,
+    MindCall,
+    MindOutput,
+    Stance,
+    SymbolReturns,
+)
+
+# Daily index direction is close to a coin flip: no mind may claim more than 65/35, so that its
+# probabilities stay in the range where calibration can be measured and is plausible.
+MAX_EDGE = 0.15
+# Below this edge a mind calls itself neutral rather than pretend a lean it cannot defend.
+NEUTRAL_BAND = 0.01
+# Unknown inputs shrink a mind's edge: with nothing but one input known it keeps 60% of it.
+COVERAGE_FLOOR = 0.6
+HORIZON_HOURS = 24
+TRADING_DAYS = 252
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One piece of evidence: its push on p(up) (positive is bullish) and the sentence saying it."""
+
+    score: float
+    text: str
+
+
+@dataclass
+class Reading:
+    """What one mind made of the features: its evidence and the inputs it could not see."""
+
+    signals: list[Signal] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    checked: int = 0
+    # Inputs that can carry a view on their own; a yardstick (realized vol) alone cannot.
+    essentials_known: int = 0
+
+    def add(self, score: float, text: str) -> None:
+        self.signals.append(Signal(score, text))
+
+
+class _Inputs:
+    """Reads features for one mind, treating None, features.unknown and flagged series alike."""
+
+    def __init__(self, context: CycleContext, reading: Reading) -> None:
+        self._features = context.features
+        self._reading = reading
+        self._unknown = {name.lower() for name in context.features.unknown}
+        self._flagged = {_norm(flag.subject) for flag in context.snapshot.flags}
+
+    def is_distrusted(self, *names: str) -> bool:
+        wanted = {_norm(n) for n in names}
+        return bool(wanted & self._unknown) or bool(wanted & self._flagged)
+
+    def get(self, name: str, label: str, *aliases: str, essential: bool = True) -> float | None:
+        """The feature's value, or None (noted as missing) when it is unknown or not to trust."""
+        self._reading.checked += 1
+        value = getattr(self._features, name)
+        if value is None or self.is_distrusted(name, *aliases):
+            self._reading.missing.append(label)
+            return None
+        self._reading.essentials_known += essential
+        return float(value)
+
+    def returns(self, symbol: str | None, window: str, label: str) -> float | None:
+        """One window's return of a symbol, or None (noted) when the symbol or window is unknown."""
+        self._reading.checked += 1
+        if symbol is None:
+            self._reading.missing.append(label)
+            return None
+        rets = self._features.returns.get(symbol, SymbolReturns())
+        value: float | None = getattr(rets, window)
+        names = (symbol, f"{symbol}.{window}", f"returns.{symbol}", f"returns.{symbol}.{window}")
+        if value is None or self.is_distrusted(*names):
+            self._reading.missing.append(label)
+            return None
+        self._reading.essentials_known += 1
+        return value
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().lstrip("^")
+
+
+def _clamp(x: float, low: float, high: float) -> float:
+    return max(low, min(high, x))
+
+
+def _name(features: Features) -> str:
+    return features.broad or "the index"
+
+
+# --- macro ---------------------------------------------------------------------------------------
+
+_CURVE = ("t10y2y", "dgs10", "dgs2", "tnx", "curve", "10y", "2y")
+
+
+def read_macro(context: CycleContext) -> Reading:
+    """Rates, inflation, policy and jobs: the slow forces that set the price of money and risk."""
+    reading = Reading()
+    k = _Inputs(context, reading)
+    slope = k.get("curve_slope", "the 10y-2y slope", *_CURVE)
+    dslope = k.get(
+        "curve_slope_change_20d", "the curve's 20-session change", *_CURVE, essential=False
+    )
+    cpi = k.get("cpi_yoy", "CPI inflation", "cpiaucsl", "cpi")
+    funds = k.get("fed_funds", "the fed funds rate", "fedfunds")
+    dfunds = k.get("fed_funds_change_6m", "the 6-month fed funds change", "fedfunds")
+    djobs = k.get("unemployment_change_3m", "the unemployment trend", "unrate", "unemployment")
+    oil = k.get("oil_r20", "oil's 20-session move", "dcoilwtico", "oil", "wti", "cl=f")
+    jobless = context.features.unemployment
+
+    if slope is not None:
+        trend = ""
+        if dslope is not None and abs(dslope) >= 0.05:
+            shape = "flatter" if dslope < 0 else "steeper"
+            trend = f", {abs(dslope):.2f} pts {shape} than 20 sessions ago"
+        if slope < 0:
+            depth = min(0.03, -slope * 0.04)
+            deepening = -0.01 if dslope is not None and dslope < -0.1 else 0.0
+            reading.add(
+                -0.02 - depth + deepening,
+                f"10y-2y at {slope:+.2f} pts{trend}: the curve is inverted, the bond market "
+                "pricing cuts it expects to need.",
+            )
+        elif slope < 0.5:
+            reading.add(-0.005, f"10y-2y at {slope:+.2f} pts{trend}: flat, little reward for term.")
+        elif slope >= 1.5:
+            reading.add(
+                0.015, f"10y-2y at {slope:+.2f} pts{trend}: a steep curve, expansion-shaped."
+            )
+        else:
+            nudge = -0.01 if dslope is not None and dslope < -0.25 else 0.005
+            reading.add(
+                nudge, f"10y-2y at {slope:+.2f} pts{trend}: an ordinary, upward-sloping curve."
+            )
+
+    if funds is not None and cpi is not None:
+        real = funds - cpi
+        head = (
+            f"Fed funds {funds:.2f}% against CPI {cpi:.1f}% y/y leaves a real policy rate "
+            f"of {real:+.2f}%"
+        )
+        if real >= 2.0:
+            reading.add(-0.02, f"{head}: restrictive, money is expensive in real terms.")
+        elif real >= 0.5:
+            reading.add(-0.005, f"{head}: mildly restrictive.")
+        elif real <= -1.0:
+            reading.add(0.015, f"{head}: policy sits below inflation, still accommodative.")
+        else:
+            reading.add(0.0, f"{head}: roughly neutral policy.")
+    elif cpi is not None and cpi >= 4.0:
+        reading.add(-0.015, f"CPI at {cpi:.1f}% y/y is hot enough to keep policy tight.")
+
+    if dfunds is not None:
+        if dfunds >= 0.5:
+            pace = -(0.015 + min(0.02, (dfunds - 0.5) * 0.02))
+            reading.add(pace, f"The Fed has tightened {dfunds:+.2f} pts in six months.")
+        elif dfunds <= -0.5:
+            # Fast cuts are easing, but they usually arrive because something broke: a small push.
+            reading.add(
+                0.005,
+                f"Fed funds {dfunds:+.2f} pts in six months: easing, though cuts "
+                "this fast usually mean something broke.",
+            )
+
+    if djobs is not None:
+        level = f" to {jobless:.1f}%" if jobless is not None else ""
+        if djobs >= 0.3:
+            reading.add(
+                -0.03,
+                f"Unemployment up {djobs:+.1f} pts in three months{level}: a rise "
+                "that size has marked the start of past recessions.",
+            )
+        elif djobs >= 0.1:
+            reading.add(
+                -0.01, f"Unemployment drifting up, {djobs:+.1f} pts in three months{level}."
+            )
+        elif djobs <= -0.2:
+            reading.add(
+                0.01,
+                f"Unemployment down {djobs:+.1f} pts in three months{level}: jobs "
+                "still tightening.",
+            )
+
+    if oil is not None:
+        if oil >= 25:
+            reading.add(
+                -0.02,
+                f"Oil {oil:+.1f}% in 20 sessions: a supply shock that taxes "
+                "consumers and feeds inflation.",
+            )
+        elif oil >= 15:
+            reading.add(-0.01, f"Oil {oil:+.1f}% in 20 sessions, an inflation push.")
+        elif oil <= -25:
+            reading.add(
+                -0.005, f"Oil {oil:+.1f}% in 20 sessions: a demand scare as much as relief."
+            )
+    return reading
+
+
+# --- flow ----------------------------------------------------------------------------------------
+
+
+def _breadth_signal(label: str, mega_down: int, mega_count: int) -> tuple[float, str] | None:
+    """Reads a breadth label; the labels are compositional words, so parse the words, not a list."""
+    words = set(label.lower().split("_"))
+    text = label.replace("_", " ")
+    if "mega" in words and "down" in words and ({"flat", "up"} & words):
+        who = f"{mega_down} of {mega_count} mega-caps down" if mega_count else "mega-caps down"
+        return -0.03, (
+            f"Breadth reads '{label}': {who} while the index holds up; the mega-caps "
+            "are lying to the index, and that is rarely a healthy tape."
+        )
+    if "mega" in words and "up" in words and ({"flat", "down"} & words):
+        return -0.015, (
+            f"Breadth reads '{label}': the heaviest names carry the index while the "
+            "rest lag, a narrow market."
+        )
+    if "narrow" in words:
+        return -0.015, f"Breadth reads '{text}': few names doing the work."
+    if "broad" in words and ({"up", "rally", "advance"} & words):
+        return 0.02, f"Breadth reads '{text}': participation is wide, the healthy kind of rally."
+    if "broad" in words and ({"down", "selloff", "decline"} & words):
+        return -0.02, f"Breadth reads '{text}': selling is everywhere, not just in a few names."
+    if "small" in words and ({"lead", "leads", "up"} & words):
+        return 0.01, f"Breadth reads '{text}': small caps leading, risk appetite widening."
+    if "small" in words and ({"lag", "lags", "down"} & words):
+        return -0.01, f"Breadth reads '{text}': small caps lagging, appetite shrinking."
+    return None
+
+
+def read_flow(context: CycleContext) -> Reading:
+    """Breadth, momentum, volume and rotation: who is actually buying, and how much of the tape."""
+    reading = Reading()
+    k = _Inputs(context, reading)
+    f = context.features
+    b = f.breadth
+    name = _name(f)
+    r5 = k.returns(f.broad, "r5", "5-session momentum")
+    r20 = k.returns(f.broad, "r20", "20-session momentum")
+
+    if r5 is not None or r20 is not None:
+        score = 0.0
+        parts = []
+        if r5 is not None:
+            score += _clamp(r5 * 0.008, -0.02, 0.02)
+            parts.append(f"{r5:+.1f}% over 5 sessions")
+        if r20 is not None:
+            score += _clamp(r20 * 0.006, -0.03, 0.03)
+            parts.append(f"{r20:+.1f}% over 20")
+        mood = "up" if score > 0.005 else "down" if score < -0.005 else "flat"
+        reading.add(score, f"{name} is {' and '.join(parts)}: momentum is {mood}.")
+
+    reading.checked += 1
+    label_known = b.label not in ("", "unknown") and not k.is_distrusted("breadth", "breadth.label")
+    parsed = _breadth_signal(b.label, b.mega_down, b.mega_count) if label_known else None
+    if parsed is not None:
+        reading.essentials_known += 1
+        reading.add(*parsed)
+    elif b.mega_count >= 3 and not k.is_distrusted("breadth"):
+        reading.essentials_known += 1
+        share = b.mega_up / b.mega_count
+        mean = f", mean {b.mega_mean_r1:+.2f}%" if b.mega_mean_r1 is not None else ""
+        head = f"{b.mega_up} of {b.mega_count} mega-caps up on the session{mean}"
+        if share >= 0.8:
+            reading.add(0.01, f"{head}: the leaders are with the tape.")
+        elif share <= 0.2:
+            reading.add(-0.01, f"{head}: the leaders are being sold.")
+        else:
+            reading.add(0.0, f"{head}: the leaders are split.")
+    else:
+        reading.missing.append("breadth")
+
+    tech5 = f.returns.get(f.tech or "", SymbolReturns()).r5
+    if f.tech and tech5 is not None and r5 is not None and not k.is_distrusted(f.tech):
+        gap = tech5 - r5
+        if gap >= 1.0:
+            reading.add(
+                0.01,
+                f"{f.tech} ahead of {name} by {gap:+.1f} pts over 5 sessions: "
+                "growth is being bought.",
+            )
+        elif gap <= -1.0:
+            reading.add(
+                -0.01,
+                f"{f.tech} behind {name} by {gap:+.1f} pts over 5 sessions: growth is being sold.",
+            )
+    small5 = f.returns.get(f.small or "", SymbolReturns()).r5
+    small_gap = (
+        (small5 - r5) if (small5 is not None and r5 is not None) else b.spread_small_vs_broad
+    )
+    if f.small and small_gap is not None and not k.is_distrusted(f.small):
+        if small_gap >= 1.0:
+            reading.add(
+                0.01,
+                f"Small caps ({f.small}) {small_gap:+.1f} pts against {name}: "
+                "participation is broadening.",
+            )
+        elif small_gap <= -1.0:
+            reading.add(
+                -0.01,
+                f"Small caps ({f.small}) {small_gap:+.1f} pts against {name}: "
+                "the rally, if any, is narrow.",
+            )
+
+    volume = k.get("volume_ratio_20d", "volume", "volume")
+    day = b.broad_r1 if b.broad_r1 is not None else f.returns.get(f.broad or "", SymbolReturns()).r1
+    if volume is not None:
+        if volume >= 1.4 and day is not None and day != 0:
+            kind = "accumulation" if day > 0 else "distribution"
+            reading.add(
+                0.01 if day > 0 else -0.01,
+                f"Volume {volume:.1f}x its 20-day average on a {day:+.2f}% day: {kind}.",
+            )
+        elif volume <= 0.7:
+            reading.add(
+                0.0,
+                f"Volume only {volume:.1f}x its 20-day average: moves on light volume mean less.",
+            )
+    return reading
+
+
+# --- contrarian ----------------------------------------------------------------------------------
+
+_VIX = ("vix", "vixcls")
+
+
+def read_contrarian(context: CycleContext) -> Reading:
+    """Fades extremes: stretched moves against realized vol, fear spikes, and complacency."""
+    reading = Reading()
+    k = _Inputs(context, reading)
+    f = context.features
+    name = _name(f)
+    r5 = k.returns(f.broad, "r5", "the 5-session move")
+    vol = k.get("realized_vol_20d", "realized volatility", "realized_vol", essential=False)
+    vix = k.get("vix", "VIX", *_VIX)
+    dvix = k.get("vix_change_5d", "the VIX's 5-session change", *_VIX)
+    complacency_said = False
+
+    if r5 is not None and vol is not None and vol > 0:
+        sd5 = vol * math.sqrt(5 / TRADING_DAYS)
+        z = r5 / sd5
+        head = (
+            f"{name} {r5:+.1f}% in 5 sessions against 20d realized vol of {vol:.1f}% "
+            f"(a 5-session sd of {sd5:.1f}%), a {z:+.1f} sd move"
+        )
+        if z <= -1.5:
+            reading.add(
+                min(0.045, 0.02 + (-z - 1.5) * 0.015),
+                f"{head}: selloffs this stretched tend to snap back, so fade the panic.",
+            )
+        elif z >= 1.5 and vix is not None and vix < 15:
+            complacency_said = True
+            reading.add(
+                -min(0.045, 0.02 + (z - 1.5) * 0.015),
+                f"{head} with VIX at {vix:.1f}: nobody is paying for insurance, "
+                "complacency worth fading.",
+            )
+        elif z >= 1.5:
+            reading.add(-0.01, f"{head}: stretched enough to expect some give-back.")
+        else:
+            reading.add(0.0, f"{head}: nothing stretched enough to fade.")
+    elif r5 is not None:
+        if r5 <= -4:
+            reading.add(
+                0.02,
+                f"{name} {r5:+.1f}% in 5 sessions, a hard selloff even without a vol yardstick.",
+            )
+        elif r5 >= 4:
+            reading.add(-0.01, f"{name} {r5:+.1f}% in 5 sessions, a run that invites give-back.")
+        else:
+            reading.add(0.0, f"{name} {r5:+.1f}% in 5 sessions: no extreme to lean against.")
+
+    if vix is not None:
+        if vix >= 35:
+            reading.add(
+                0.035,
+                f"VIX at {vix:.2f}: fear this high has usually sat near lows, "
+                "not at the start of declines.",
+            )
+        elif vix >= 28:
+            reading.add(0.02, f"VIX at {vix:.2f}: the crowd is paying up for protection.")
+        elif vix <= 12 and not complacency_said:
+            reading.add(
+                -0.02, f"VIX at {vix:.2f}: complacency, insurance priced as if nothing can happen."
+            )
+        elif vix <= 14 and not complacency_said:
+            reading.add(-0.005, f"VIX at {vix:.2f}, on the calm side.")
+    if dvix is not None:
+        if dvix >= 6:
+            reading.add(
+                0.015,
+                f"VIX up {dvix:+.1f} pts in 5 sessions: a fear spike, the kind "
+                "that exhausts sellers.",
+            )
+        elif dvix <= -6:
+            reading.add(-0.005, f"VIX {dvix:+.1f} pts in 5 sessions: fear drained fast.")
+    return reading
+
+
+# --- from a reading to an output -----------------------------------------------------------------
+
+Reader = Callable[[CycleContext], Reading]
+
+
+@dataclass(frozen=True)
+class MindSpec:
+    """A registered mind: how it reads the features, what it talks about, and why it may abstain."""
+
+    read: Reader
+    topics: tuple[str, ...]
+    blind: str
+
+
+MINDS: dict[str, MindSpec] = {
+    "macro": MindSpec(
+        read_macro,
+        ("rates", "inflation", "policy"),
+        "no rates, inflation or labor data known at as_of",
+    ),
+    "flow": MindSpec(
+        read_flow,
+        ("breadth", "momentum", "rotation"),
+        "no momentum, breadth or volume data known at as_of",
+    ),
+    "contrarian": MindSpec(
+        read_contrarian, ("sentiment", "volatility"), "no index move or VIX known at as_of"
+    ),
+}
+
+
+def _stance(edge: float) -> Stance:
+    if edge >= NEUTRAL_BAND:
+        return "bullish"
+    if edge <= -NEUTRAL_BAND:
+        return "bearish"
+    return "neutral"
+
+
+def conclude(mind: str, spec: MindSpec, reading: Reading, context: CycleContext) -> MindOutput:
+    """Turns a reading into the mind's stance, calibrated-range probability and argument."""
+    known = reading.checked - len(reading.missing)
+    if reading.essentials_known <= 0 and not reading.signals:
+        return MindOutput(mind=mind, status="abstained", reason=spec.blind, topics=spec.topics)
+    if not reading.signals:
+        reading.add(0.0, "Nothing among the known inputs is far enough from normal to lean on.")
+    coverage = known / reading.checked if reading.checked else 0.0
+    raw = _clamp(sum(s.score for s in reading.signals), -MAX_EDGE, MAX_EDGE)
+    # Evidence seen through a half-open window is worth less: shrink the edge with coverage.
+    edge = raw * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage)
+    p_up = round(0.5 + edge, 4)
+    stance = _stance(edge)
+    confidence = round(min(1.0, abs(edge) / MAX_EDGE), 3)
+    target = context.features.broad
+    call = None
+    if stance != "neutral" and target is not None:
+        call = MindCall(
+            target=target,
+            direction="up" if stance == "bullish" else "down",
+            horizon_hours=HORIZON_HOURS,
+            probability=max(p_up, round(1 - p_up, 4)),
+        )
+    return MindOutput(
+        mind=mind,
+        stance=stance,
+        confidence=confidence,
+        argument=_argument(reading, stance, p_up, target),
+        topics=spec.topics,
+        call=call,
+    )
+
+
+def _argument(reading: Reading, stance: Stance, p_up: float, target: str | None) -> str:
+    # Strongest evidence first; ties keep the reading order so the text is stable.
+    ranked = sorted(reading.signals, key=lambda s: -abs(s.score))[:3]
+    sentences = [s.text for s in ranked]
+    if reading.missing:
+        sentences.append(
+            f"Not known at as_of: {', '.join(reading.missing)}; confidence cut accordingly."
+        )
+    where = target or "the index"
+    if stance == "neutral":
+        sentences.append(f"No lean: the evidence nets to p(up) {p_up:.2f}.")
+    else:
+        sentences.append(f"Leaning {stance} on {where} over {HORIZON_HOURS}h, p(up) {p_up:.2f}.")
+    return " ".join(sentences)
+
+
+class OfflineBrain:
+    """The embedded default brain: quantitative minds over the features, prose from the numbers."""
+
+    name = "offline"
+
+    def __init__(self, minds: dict[str, MindSpec] | None = None) -> None:
+        self._minds = dict(MINDS if minds is None else minds)
+
+    def think(self, mind: str, context: CycleContext) -> MindOutput:
+        """One mind's view; an unknown mind is absent, a blind one abstains, neither raises."""
+        spec = self._minds.get(mind)
+        if spec is None:
+            return MindOutput.absent(mind, f"no offline reasoning registered for mind '{mind}'")
+        return conclude(mind, spec, spec.read(context), context)
+
+    def write(self, deliberation: Deliberation, context: CycleContext) -> DispatchDraft:
+        """The dispatch's title and body, in the house voice, from the deliberation's numbers."""
+        title, body = write_dispatch(deliberation, context)
+        return DispatchDraft(title=title, body_md=body)
