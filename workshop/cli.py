@@ -1,0 +1,313 @@
+"""The `workshop` command: start and stop the embedded stack, trigger and replay cycles, settle
+calls, and read dispatches and the scoreboard. Entrypoints only build a request and hand it on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from shared.contracts import CycleTrigger, Dispatch, TrackRecord
+from shared.errors import WorkshopError
+from shared.logs import configure_logging
+from shared.settings import Settings, load_settings
+from workshop import driver, render, stack
+
+cli = typer.Typer(
+    help="Workshop: an autonomous market desk on Celery workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level)
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _broker(settings: Settings) -> str:
+    try:
+        return settings.resolved_broker_url()
+    except WorkshopError as error:
+        _fail(str(error))
+        raise
+
+
+def _parse_day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{name} must be a date like 2016-01-04, got {text!r}")
+        raise
+
+
+@cli.command()
+def up(
+    beat: Annotated[bool, typer.Option(help="Also start Celery beat (periodic settling).")] = True,
+) -> None:
+    """Start the embedded stack: Redis on loopback, a worker per service, and beat."""
+    settings = _settings()
+    try:
+        state = stack.up(settings, beat=beat)
+    except WorkshopError as error:
+        _fail(str(error))
+        return
+    out.print(f"stack up: broker {state.broker_url}, database {state.database_url}")
+    out.print(f"workers: {', '.join(f'{n} (pid {p})' for n, p in state.workers.items())}")
+    out.print(f"logs: {Path(state.home) / 'logs'}")
+
+
+@cli.command()
+def down() -> None:
+    """Stop the embedded stack cleanly (running tasks finish first)."""
+    settings = _settings()
+    state = stack.down(settings)
+    out.print("stack down" if state else "no stack was running")
+
+
+@cli.command()
+def status() -> None:
+    """Show which processes of the embedded stack are alive."""
+    settings = _settings()
+    alive = stack.status(settings)
+    if not alive:
+        out.print("no stack is running")
+        raise typer.Exit(1)
+    for name, ok in alive.items():
+        out.print(f"{name:10} {'up' if ok else 'DOWN'}")
+    if not all(alive.values()):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def cycle(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="ISO time (default now; replay: a trading day).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Cycle key (default derived from as_of).")] = None,
+    mode: Annotated[str | None, typer.Option(help="replay or live (default the setting).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Replay directory (default the sample).")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the dispatch and print it.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the dispatch.")] = 120,
+) -> None:
+    """Trigger one cycle by a queue message."""
+    settings = _settings()
+    chosen_mode = mode or settings.mode
+    moment = _parse_moment(as_of, chosen_mode)
+    data_dir = data or settings.data_dir
+    payload: dict[str, Any] = {
+        "cycle_key": key or f"{chosen_mode}:{moment:%Y%m%dT%H%M}",
+        "as_of": moment.isoformat(),
+        "mode": chosen_mode,
+        "data_dir": str(data_dir.resolve()) if data_dir else None,
+    }
+    try:
+        trigger = CycleTrigger.model_validate(payload)
+    except ValueError as error:
+        _fail(f"bad trigger: {error}")
+        return
+    app = driver.producer(_broker(settings))
+    task_id = driver.send_trigger(app, trigger)
+    out.print(f"cycle {trigger.cycle_key} triggered (task {task_id})")
+    if wait:
+        try:
+            dispatch = driver.wait_for_dispatch(settings.db_url, trigger.cycle_key, timeout)
+        except WorkshopError as error:
+            _fail(str(error), 1)
+            return
+        _print_dispatch(dispatch, as_json=False)
+
+
+def _parse_moment(text: str | None, mode: str) -> datetime:
+    from shared.calendar import replay_as_of
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        if len(text) == 10:
+            return replay_as_of(date.fromisoformat(text))
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--as-of must be a date or an ISO time with offset, got {text!r}")
+        raise
+    if moment.tzinfo is None:
+        _fail(f"--as-of needs a timezone offset (e.g. {text}+00:00)")
+    return moment
+
+
+@cli.command()
+def replay(
+    data: Annotated[Path | None, typer.Option(help="Replay directory (default the sample).")] = None,
+    from_: Annotated[str, typer.Option("--from", help="First trading day, e.g. 2016-01-04.")] = "",
+    to: Annotated[str, typer.Option(help="Last trading day.")] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each cycle.")] = 120,
+    quiet: Annotated[bool, typer.Option(help="Print only the summary.")] = False,
+) -> None:
+    """Replay a date range of a replay directory through the fleet, one cycle per trading day."""
+    settings = _settings()
+    if not from_ or not to:
+        _fail("--from and --to are required")
+    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
+    if end < start:
+        _fail(f"--to {end} is before --from {start}")
+    data_dir = data or settings.data_dir
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"replay directory {data_dir} does not exist")
+    app = driver.producer(_broker(settings))
+    count = 0
+    try:
+        for step in driver.replay(app, settings.db_url, data_dir, start, end, timeout=timeout):
+            count += 1
+            if not quiet:
+                out.print(render.step_line(step))
+    except WorkshopError as error:
+        _fail(str(error), 1)
+    if count == 0:
+        _fail(f"no trading days with data between {start} and {end}", 1)
+    out.print(f"replayed {count} trading days")
+
+
+@cli.command()
+def resolve(
+    now: Annotated[
+        str | None, typer.Option(help="Settle as of this ISO time (default the wall clock).")
+    ] = None,
+) -> None:
+    """Settle every matured call from prices (through the resolver workers)."""
+    settings = _settings()
+    moment = datetime.fromisoformat(now) if now else None
+    if moment is not None and moment.tzinfo is None:
+        _fail("--now needs a timezone offset")
+    app = driver.producer(_broker(settings))
+    answer = driver.settle_via_queue(app, moment)
+    out.print(json.dumps(answer))
+
+
+@cli.command()
+def dispatch(
+    last: Annotated[bool, typer.Option("--last", help="The latest dispatch.")] = True,
+    key: Annotated[str | None, typer.Option(help="The dispatch of this cycle key.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The contract as JSON.")] = False,
+) -> None:
+    """Print a dispatch (the last one by default)."""
+    settings = _settings()
+    found = driver.last_dispatch(settings.db_url, cycle_key=key)
+    if found is None:
+        _fail("no dispatch yet" if key is None else f"no dispatch for cycle {key}", 1)
+        return
+    _print_dispatch(found, as_json=as_json)
+
+
+def _print_dispatch(found: Dispatch, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        return
+    text = render.dispatch_markdown(found)
+    if out.is_terminal:
+        out.print(Markdown(text))
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@cli.command()
+def scoreboard(
+    as_json: Annotated[bool, typer.Option("--json", help="The scoreboard as JSON.")] = False,
+    by_regime: Annotated[bool, typer.Option(help="Also show each regime's lines.")] = False,
+) -> None:
+    """Print the track record of the synthesis and each mind."""
+    settings = _settings()
+    board = driver.record(settings.db_url)
+    if as_json:
+        sys.stdout.write(board.model_dump_json(indent=2) + "\n")
+        return
+    _print_board(board, by_regime=by_regime)
+
+
+def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
+    table = Table(title="Scoreboard (settled from prices; abstentions never count as hits)")
+    for column in ("source", "regime", "calls", "hits", "misses", "inconcl.", "open", "abstained",
+                   "hit rate", "Brier"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("source", "regime") else "right")
+    for line in board.lines:
+        if line.regime != "all" and not by_regime:
+            continue
+        table.add_row(
+            line.source, line.regime, str(line.calls), str(line.hits), str(line.misses),
+            str(line.inconclusive), str(line.open), str(line.abstentions),
+            "-" if line.hit_rate is None else f"{line.hit_rate:.0%}",
+            "-" if line.brier is None else f"{line.brier:.3f}",
+        )  # fmt: skip
+    out.print(table)
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues, e.g. ingest,synth.")],
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    name: Annotated[str, typer.Option(help="Worker name (before @host).")] = "worker",
+) -> None:
+    """Run one worker in the foreground for chosen queues (for a fleet on several machines)."""
+    settings = _settings()
+    os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
+    command = stack.worker_command(name, queues.split(","), concurrency)
+    os.execvp(command[0], command)  # noqa: S606 - replaces this process with the worker
+
+
+@cli.command()
+def beat() -> None:
+    """Run Celery beat in the foreground (periodic settling and, if set, live cycles)."""
+    settings = _settings()
+    os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
+    command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "beat",
+               "-s", str(settings.home.resolve() / "beat-schedule")]  # fmt: skip
+    os.execvp(command[0], command)  # noqa: S606 - replaces this process with beat
+
+
+@cli.command()
+def flower(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5555,
+    basic_auth: Annotated[
+        str | None, typer.Option(help="user:password; default from WORKSHOP_FLOWER_AUTH.")
+    ] = None,
+) -> None:
+    """Start Flower on the fleet's broker, on loopback only."""
+    settings = _settings()
+    os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
+    auth = basic_auth or os.environ.get("WORKSHOP_FLOWER_AUTH")
+    command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "flower",
+               "--address=127.0.0.1", f"--port={port}"]  # fmt: skip
+    if auth:
+        command.append(f"--basic-auth={auth}")
+    else:
+        err.print("flower: no --basic-auth given; the UI is open to anyone on this machine")
+    os.execvp(command[0], command)  # noqa: S606 - replaces this process with Flower
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from shared.db.session import migrate as run
+
+    settings = _settings()
+    run(settings.db_url)
+    out.print(f"database at {settings.db_url} is up to date")
+
+
+def main() -> None:
+    cli()

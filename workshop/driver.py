@@ -1,0 +1,142 @@
+"""Producing cycles and reading their results: what the command line (and any producer) does
+through the broker and the database, never by calling a service directly."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import select
+
+from shared import tasknames
+from shared.calendar import replay_as_of
+from shared.contracts import CycleTrigger, Dispatch, TrackRecord
+from shared.db.models import Cycle, DispatchRecord
+from shared.db.session import session_scope
+from shared.errors import WorkshopError
+from shared.market.opening import replay_market
+from shared.records import track_record
+
+
+class CycleTimeout(WorkshopError):
+    """A cycle did not publish within its deadline (a worker is down, or the queue is stuck)."""
+
+
+def producer(broker_url: str) -> Celery:
+    """A bare client app: it sends tasks by name and reads results, importing no service code."""
+    app = Celery("workshop-client", broker=broker_url, backend=broker_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_routes=(lambda name, *a, **k: {"queue": tasknames.queue_for(name)},),
+        broker_connection_retry_on_startup=True,
+    )
+    return app
+
+
+def send_trigger(app: Celery, trigger: CycleTrigger) -> str:
+    """Put a cycle trigger on the ingest queue; returns the task id."""
+    result = app.send_task(tasknames.START_CYCLE, args=[trigger.model_dump(mode="json")])
+    return str(result.id)
+
+
+def settle_via_queue(app: Celery, now: datetime | None, timeout: float = 120) -> dict[str, Any]:
+    """Ask the resolver workers to settle what matured by now, and wait for their answer."""
+    kwargs = {"now": now.isoformat()} if now else {}
+    result = app.send_task(tasknames.SETTLE, kwargs=kwargs)
+    answer = result.get(timeout=timeout)
+    result.forget()
+    return dict(answer)
+
+
+def wait_for_dispatch(db_url: str, cycle_key: str, timeout: float = 120) -> Dispatch:
+    """Poll the database until the cycle's dispatch exists."""
+    deadline = time.monotonic() + timeout
+    pause = 0.02
+    while time.monotonic() < deadline:
+        found = last_dispatch(db_url, cycle_key=cycle_key)
+        if found is not None:
+            return found
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.25)
+    raise CycleTimeout(f"no dispatch for cycle {cycle_key} within {timeout:.0f}s")
+
+
+def last_dispatch(db_url: str, *, cycle_key: str | None = None) -> Dispatch | None:
+    with session_scope(db_url) as session:
+        query = select(DispatchRecord)
+        if cycle_key is not None:
+            query = query.where(DispatchRecord.cycle_key == cycle_key)
+        query = query.order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc()).limit(1)
+        row = session.scalar(query)
+        return Dispatch.model_validate(row.payload) if row else None
+
+
+def cycle_count(db_url: str) -> int:
+    with session_scope(db_url) as session:
+        return len(session.scalars(select(Cycle.id)).all())
+
+
+def record(db_url: str) -> TrackRecord:
+    with session_scope(db_url) as session:
+        return track_record(session)
+
+
+def replay_label(data_dir: Path | None) -> str:
+    """A short stable name for a replay directory, part of its cycle keys."""
+    if data_dir is None:
+        return "sample"
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{data_dir.resolve().name[:24]}-{digest}"
+
+
+def replay_key(label: str, day: date) -> str:
+    return f"replay:{label}:{day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    day: date
+    dispatch: Dispatch
+    settled: int
+
+
+def replay(
+    app: Celery,
+    db_url: str,
+    data_dir: Path | None,
+    start: date,
+    end: date,
+    *,
+    timeout: float = 120,
+    on_step: Callable[[ReplayStep], None] | None = None,
+) -> Iterator[ReplayStep]:
+    """Replay each trading day through the fleet, in order, on the replay clock.
+
+    Before each day's cycle the resolver settles what matured by that day's as_of, so the
+    synthesis weighs the minds by a record that includes yesterday's calls and nothing later.
+    """
+    market = replay_market(str(data_dir) if data_dir else None)
+    label = replay_label(data_dir)
+    for day in market.sessions(start, end):
+        as_of = replay_as_of(day)
+        answer = settle_via_queue(app, as_of, timeout)
+        trigger = CycleTrigger(
+            cycle_key=replay_key(label, day),
+            as_of=as_of,
+            mode="replay",
+            data_dir=str(data_dir.resolve()) if data_dir else None,
+        )
+        send_trigger(app, trigger)
+        dispatch = wait_for_dispatch(db_url, trigger.cycle_key, timeout)
+        step = ReplayStep(day, dispatch, int(answer.get("settled", 0)))
+        if on_step is not None:
+            on_step(step)
+        yield step
