@@ -1,0 +1,1 @@
+"""Loopback fakes of the live sources, speaking each source's real wire format."""

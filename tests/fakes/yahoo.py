@@ -1,0 +1,136 @@
+"""Yahoo Finance as yfinance 1.7 sees it: the cookie fetch, the crumb, and the v8 chart JSON.
+
+yfinance calls, in order: the cookie host (answered 404 with a Set-Cookie like the real one),
+/v1/test/getcrumb, /v8/finance/chart/SYM?range=1d (time zone), then ?range=3mo (the history).
+On a 4xx/5xx it also tries the consent flow (/consent), which this fake answers 404.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from tests.fakes.http import FakeServer, Reply, Request
+
+NEW_YORK = ZoneInfo("America/New_York")
+CRUMB = "FakeCrumb0x"
+
+
+@dataclass(frozen=True)
+class DayBar:
+    """One daily bar as Yahoo sends it; None becomes JSON null (what Yahoo sends for a gap)."""
+
+    session: date
+    open: float | None
+    high: float | None
+    low: float | None
+    close: float | None
+    volume: float | None
+
+
+def weekdays(end: date, count: int) -> list[date]:
+    """The last `count` weekdays up to and including end (holidays are the test's business)."""
+    days: list[date] = []
+    day = end
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day -= timedelta(days=1)
+    return sorted(days)
+
+
+def daily_bars(
+    end: date, count: int = 60, *, start: float = 100.0, step: float = 0.5, volume: float = 1e6
+) -> list[DayBar]:
+    """A gently rising series of weekday bars ending on `end`."""
+    bars = []
+    for i, day in enumerate(weekdays(end, count)):
+        close = round(start + step * i, 4)
+        bars.append(DayBar(day, close - 0.2, close + 0.5, close - 0.6, close, volume))
+    return bars
+
+
+def chart_json(symbol: str, bars: list[DayBar], *, instrument: str = "EQUITY") -> dict[str, object]:
+    """The v8 chart answer for daily bars: timestamps at the 09:30 New York open, like Yahoo's."""
+    stamps = [
+        int(datetime.combine(b.session, time(9, 30), tzinfo=NEW_YORK).timestamp()) for b in bars
+    ]
+    last = stamps[-1] if stamps else 0
+    closes = [b.close for b in bars]
+    period = {"timezone": "EST", "start": last, "end": last + 23400, "gmtoffset": -18000}
+    meta = {
+        "currency": "USD",
+        "symbol": symbol,
+        "exchangeName": "NMS",
+        "fullExchangeName": "NasdaqGS",
+        "instrumentType": instrument,
+        "firstTradeDate": 345479400,
+        "regularMarketTime": last + 23400,
+        "hasPrePostMarketData": True,
+        "gmtoffset": -18000,
+        "timezone": "EST",
+        "exchangeTimezoneName": "America/New_York",
+        "regularMarketPrice": closes[-1] if closes else None,
+        "chartPreviousClose": closes[0] if closes else None,
+        "priceHint": 2,
+        "currentTradingPeriod": {"pre": period, "regular": period, "post": period},
+        "dataGranularity": "1d",
+        "range": "3mo",
+        "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+    }
+    quote = {
+        "open": [b.open for b in bars],
+        "high": [b.high for b in bars],
+        "low": [b.low for b in bars],
+        "close": closes,
+        "volume": [b.volume for b in bars],
+    }
+    result = {
+        "meta": meta,
+        "timestamp": stamps,
+        "indicators": {"quote": [quote], "adjclose": [{"adjclose": closes}]},
+    }
+    return {"chart": {"result": [result], "error": None}}
+
+
+def not_found_json(symbol: str) -> dict[str, object]:
+    """Yahoo's answer for an unknown or delisted symbol."""
+    description = f"No data found, symbol may be delisted: {symbol}"
+    return {"chart": {"result": None, "error": {"code": "Not Found", "description": description}}}
+
+
+@dataclass
+class YahooFake:
+    """The chart endpoint: per-symbol bars, plus per-symbol broken replies served first."""
+
+    bars: dict[str, list[DayBar]]
+    broken: dict[str, list[Reply]] = field(default_factory=dict)
+    history_requests: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def chart(self, request: Request) -> Reply:
+        symbol = request.path.rsplit("/", 1)[-1]
+        with self._lock:
+            if request.param("range") != "1d":
+                self.history_requests[symbol] = self.history_requests.get(symbol, 0) + 1
+            queue = self.broken.get(symbol)
+            if queue:
+                return queue.pop(0)
+        if symbol not in self.bars:
+            return Reply(status=404, body=json.dumps(not_found_json(symbol)))
+        return Reply(body=json.dumps(chart_json(symbol, self.bars[symbol])))
+
+
+def install_yahoo(
+    fake: FakeServer, bars: dict[str, list[DayBar]], broken: dict[str, list[Reply]] | None = None
+) -> YahooFake:
+    """Route the cookie, crumb, consent and chart endpoints of `fake`; returns the chart state."""
+    state = YahooFake(bars=bars, broken=dict(broken or {}))
+    cookie = {"Set-Cookie": "A3=d=AQABBFake; Max-Age=31557600; Path=/; SameSite=None"}
+    fake.script("/", Reply(status=404, body=b"", content_type="text/html", headers=cookie))
+    fake.script("/v1/test/getcrumb", Reply(body=CRUMB, content_type="text/plain"))
+    fake.handle("/v8/finance/chart/", state.chart)
+    return state
