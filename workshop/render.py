@@ -26,8 +26,7 @@ def dispatch_markdown(dispatch: Dispatch) -> str:
     """The dispatch as a reader sees it: masthead, title, body, the call, the debate line."""
     local = dispatch.as_of.astimezone(NEW_YORK)
     masthead = f"WORKSHOP DESK · {local:%b %d, %Y · %H:%M} New York"
-    header = f"**Cycle {dispatch.cycle_number}** · regime {dispatch.regime} ({dispatch.regime_score:.2f})"
-    return "\n\n".join([masthead, f"# {dispatch.title}", header, dispatch.body_md.strip(),
+    return "\n\n".join([masthead, f"# {dispatch.title}", dispatch.body_md.strip(),
                         f"**Call:** {call_line(dispatch)}"])  # fmt: skip
 
 

@@ -61,15 +61,17 @@ def _think(task: Any, mind: str, payload: dict[str, Any]) -> MindOutput:
         return MindOutput.absent(mind, f"unusable context: {error.error_count()} errors")
     structlog.contextvars.bind_contextvars(cycle_key=context.snapshot.cycle_key)
     try:
-        return think(
-            brain_for(settings), mind, context, fail_on_purpose=settings.chaos_fail_minds
-        )
+        brain = brain_for(settings)
+        return think(brain, mind, context, fail_on_purpose=settings.chaos_fail_minds)
     except SoftTimeLimitExceeded:
         return MindOutput.absent(mind, f"time limit of {settings.mind_time_limit_s:g}s reached")
     except TransientError as error:
         if task.request.retries >= MAX_RETRIES:
             return MindOutput.absent(mind, f"gave up after {MAX_RETRIES} retries: {error}")
         raise task.retry(exc=error, countdown=2 ** (task.request.retries + 1)) from error
+    except Exception as error:  # process edge: a broken brain must not fail the whole chord
+        log.exception("mind.failed", mind=mind)
+        return MindOutput.absent(mind, f"{type(error).__name__}: {error}"[:500])
 
 
 for _mind in settings_of(app).minds:

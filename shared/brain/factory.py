@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from shared.ports import Brain
 from shared.settings import Settings
 
+# One brain per process and settings object: its clients and caches are reused across tasks.
+# Keyed by identity because Settings holds unhashable values (per-mind model maps).
+_BRAINS: dict[int, tuple[Settings, Brain]] = {}
 
-@cache
+
 def brain_from_settings(settings: Settings) -> Brain:
-    """One brain per process and settings (its clients and caches are reused across tasks)."""
+    cached = _BRAINS.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    brain: Brain
     if settings.brain == "anthropic":
         from shared.brain.anthropic import build_brain
 
-        return build_brain(settings, db_url=settings.db_url)
-    from shared.brain.offline import OfflineBrain
+        brain = build_brain(settings, db_url=settings.db_url)
+    else:
+        from shared.brain.offline import OfflineBrain
 
-    return OfflineBrain()
+        brain = OfflineBrain()
+    _BRAINS[id(settings)] = (settings, brain)
+    return brain
