@@ -170,7 +170,7 @@ def read_macro(context: CycleContext) -> Reading:
     if dfunds is not None:
         if dfunds >= 0.5:
             pace = -(0.015 + min(0.02, (dfunds - 0.5) * 0.02))
-            reading.add(pace, f"The Fed has tightened {dfunds:+.2f} pts in six months.")
+            reading.add(pace, f"The Fed has tightened {dfunds:.2f} pts in six months.")
         elif dfunds <= -0.5:
             # Fast cuts are easing, but they usually arrive because something broke: a small push.
             reading.add(
@@ -184,17 +184,15 @@ def read_macro(context: CycleContext) -> Reading:
         if djobs >= 0.3:
             reading.add(
                 -0.03,
-                f"Unemployment up {djobs:+.1f} pts in three months{level}: a rise "
+                f"Unemployment up {djobs:.1f} pts in three months{level}: a rise "
                 "that size has marked the start of past recessions.",
             )
         elif djobs >= 0.1:
-            reading.add(
-                -0.01, f"Unemployment drifting up, {djobs:+.1f} pts in three months{level}."
-            )
+            reading.add(-0.01, f"Unemployment drifting up, {djobs:.1f} pts in three months{level}.")
         elif djobs <= -0.2:
             reading.add(
                 0.01,
-                f"Unemployment down {djobs:+.1f} pts in three months{level}: jobs "
+                f"Unemployment down {-djobs:.1f} pts in three months{level}: jobs "
                 "still tightening.",
             )
 

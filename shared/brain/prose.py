@@ -80,7 +80,7 @@ def dominant_fact(features: Features, d: Deliberation) -> Fact:
     if "mega" in words and "down" in words and ({"flat", "up"} & words):
         facts.append(Fact("mega_down", 3.0))
     if features.vix is not None and features.vix >= 30:
-        facts.append(Fact("vix_high", 2.5 + (features.vix - 30) / 10))
+        facts.append(Fact("vix_high", 2.5 + (features.vix - 30) / 5))
     if features.vix is not None and features.vix <= 12.5:
         facts.append(Fact("vix_low", 2.0))
     if day is not None and abs(day) >= 2.0:
@@ -253,8 +253,18 @@ def _tape(features: Features) -> str:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
+_VERDICT = ("Leaning ", "No lean")
+
+
 def _gist(argument: str, n: int = 2) -> str:
-    return " ".join(_SENTENCE.split(argument.strip())[:n])
+    """The argument's first n sentences of evidence, plus what it said it could not see.
+
+    The mind's closing verdict is dropped: the paragraph already states stance and confidence.
+    """
+    sentences = _SENTENCE.split(argument.strip())
+    evidence = [x for x in sentences if not x.startswith((*_VERDICT, "Not known"))][:n]
+    blind = [x for x in sentences if x.startswith("Not known")]
+    return " ".join(evidence + blind) or " ".join(sentences[:n])
 
 
 def _stance_phrase(s: MindSummary) -> str:
@@ -299,6 +309,13 @@ def _debate(d: Deliberation) -> str:
         )
     if d.debate in ("aligned_bullish", "aligned_bearish"):
         side = "bullish" if d.debate == "aligned_bullish" else "bearish"
+        views = bulls or bears
+        if len(views) == 1:
+            return (
+                f"Only {views[0]} has a view, {side}; the others present have no lean. "
+                "The label says aligned, but unopposed is not the same as confirmed: "
+                f"{pooled}, conviction {d.conviction:.0%}."
+            )
         return (
             f"Every mind with a view leans {side}. Agreement is not evidence by itself, since "
             f"they read overlapping numbers, but it is the cleanest setup I get: {pooled}, "
@@ -317,7 +334,14 @@ def _missing(d: Deliberation) -> str:
         return "Nothing was flagged missing this cycle; what I have, I have in full."
     items = list(d.missing)
     shown = "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
-    return f"What I couldn't see: {shown}. Every gap there is a reason to hold my confidence down."
+    cost = (
+        "so the call is smaller than it would be with the full picture"
+        if d.prediction is not None
+        else "and that is part of why I am not calling it"
+    )
+    if len(items) == 1:
+        return f"What I couldn't see: {shown}. One gap, {cost}."
+    return f"What I couldn't see: {shown}. {len(items)} gaps, {cost}."
 
 
 def _own_record(d: Deliberation, regime: str) -> str:
@@ -339,11 +363,31 @@ def _own_record(d: Deliberation, regime: str) -> str:
     return " ".join(parts)
 
 
+def _unlock(d: Deliberation, features: Features) -> str:
+    """What would turn this abstention into a call: the honest half of sitting out."""
+    if d.probability_up is None:
+        return "What would change that: minds that show up with something to argue."
+    name = features.broad
+    if name is None or name not in features.last_close:
+        return f"What would change that: a price for {name or 'a broad index'} I can be judged on."
+    if d.debate == "divergent":
+        return (
+            "What would change that: the split closing, or one side's record earning it "
+            "the weight to decide."
+        )
+    if d.debate.startswith("aligned"):
+        return "What would change that: the same lean with more evidence behind it."
+    return (
+        "What would change that: a mind finding something stretched, broken or trending "
+        "enough to argue for."
+    )
+
+
 def _ending(d: Deliberation, features: Features) -> str:
     p = d.prediction
     if p is None:
         reason = (d.abstention or "no edge").rstrip(".")
-        return f"**No call this cycle.** {reason[:1].upper()}{reason[1:]}."
+        return f"**No call this cycle.** {reason[:1].upper()}{reason[1:]}. {_unlock(d, features)}"
     side = "above" if p.direction == "up" else "below"
     lines = [
         f"**Prediction:** {p.target} closes {side} {p.line:.2f} within {p.horizon_hours}h "

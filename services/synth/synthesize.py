@@ -1,0 +1,59 @@
+"""One cycle's dispatch from the minds' outputs: mark who didn't reply, deliberate, get words.
+
+Pure: no database, no Celery; the task that calls it owns storage and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.synth.deliberate import deliberate
+from shared.contracts import CycleContext, Dispatch, MindOutput
+from shared.ports import Brain
+
+NO_REPLY = "no reply"
+
+
+def with_absentees(
+    outputs: Sequence[MindOutput], expected_minds: Sequence[str]
+) -> list[MindOutput]:
+    """Expected minds in configured order, each with its output or marked absent; extras last."""
+    by_mind: dict[str, MindOutput] = {}
+    for output in outputs:
+        by_mind.setdefault(output.mind, output)
+    ordered = [
+        by_mind.get(m) or MindOutput.absent(m, NO_REPLY) for m in dict.fromkeys(expected_minds)
+    ]
+    extras = [o for m, o in by_mind.items() if m not in set(expected_minds)]
+    return ordered + extras
+
+
+def synthesize(
+    context: CycleContext,
+    outputs: Sequence[MindOutput],
+    brain: Brain,
+    *,
+    expected_minds: Sequence[str],
+    horizon_hours: int = 24,
+) -> Dispatch:
+    """The cycle's Dispatch: the decision from deliberate, the words from the brain."""
+    everyone = with_absentees(outputs, expected_minds)
+    decision = deliberate(context, everyone, horizon_hours=horizon_hours)
+    draft = brain.write(decision, context)
+    snapshot = context.snapshot
+    return Dispatch(
+        cycle_key=snapshot.cycle_key,
+        cycle_number=context.cycle_number,
+        as_of=snapshot.as_of,
+        title=draft.title,
+        body_md=draft.body_md,
+        debate=decision.debate,
+        conviction=decision.conviction,
+        minds=decision.minds,
+        prediction=decision.prediction,
+        abstention=decision.abstention,
+        regime=context.features.regime,
+        regime_score=context.features.regime_score,
+        missing=decision.missing,
+        rules_applied=decision.rules_applied,
+    )
