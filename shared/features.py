@@ -107,11 +107,7 @@ def _pick(candidates: Sequence[str], column: str) -> pl.Expr:
 
 def _macro_series(macro: pl.DataFrame, series: str) -> pl.DataFrame:
     """One series' observations [date, value, known_at], by observation date."""
-    return (
-        macro.filter(pl.col("series") == series)
-        .select("date", "value", "known_at")
-        .sort("date")
-    )
+    return macro.filter(pl.col("series") == series).select("date", "value", "known_at").sort("date")
 
 
 def _change_over(obs: pl.DataFrame, offset: str, relative: bool) -> pl.DataFrame:
@@ -343,8 +339,10 @@ def classify_regime(
     distance past it; chop scores highest midway between calm and stress. Without any volatility
     measure the label rests on returns alone and its score is halved; with nothing, "unknown".
     """
-    vol = vix if vix is not None else (
-        realized_vol_20d * RV_TO_VIX if realized_vol_20d is not None else None
+    vol = (
+        vix
+        if vix is not None
+        else (realized_vol_20d * RV_TO_VIX if realized_vol_20d is not None else None)
     )
     if vol is None and r20 is None:
         return "unknown", 0.0
@@ -446,4 +444,3 @@ def empty_features(as_of: datetime, missing: Iterable[str] = ("history",)) -> Fe
         session=new_york_date(as_of),
         unknown=(*missing, *SCALAR_FIELDS, "regime"),
     )
-

@@ -233,14 +233,12 @@ def _load_prices(path: Path) -> pl.DataFrame:
     typed = raw.select(day.alias("date"), "symbol", *(e.alias(n) for n, e in numbers.items()))
     checks = _Checks(path, typed)
     for name in ("open", "high", "low", "close"):
-        checks.add(
-            pl.col(name) <= 0, pl.format(f"{name} must be positive, got {{}}", pl.col(name))
-        )
+        checks.add(pl.col(name) <= 0, pl.format(f"{name} must be positive, got {{}}", pl.col(name)))
     checks.add(
         pl.col("volume") < 0, pl.format("volume must not be negative, got {}", pl.col("volume"))
     )
     checks.add(
-        pl.struct("date", "symbol").is_duplicated(),
+        ~pl.struct("date", "symbol").is_first_distinct(),
         pl.format("duplicate bar for {} on {}", pl.col("symbol"), pl.col("date")),
     )
     checks.raise_first()
@@ -266,7 +264,7 @@ def _load_macro(path: Path) -> pl.DataFrame:
         pl.format("released {} is before its date {}", pl.col("released"), pl.col("date")),
     )
     checks.add(
-        pl.struct("date", "series").is_duplicated(),
+        ~pl.struct("date", "series").is_first_distinct(),
         pl.format("duplicate value for {} on {}", pl.col("series"), pl.col("date")),
     )
     checks.raise_first()
@@ -373,9 +371,9 @@ class ReplayMarket:
         days = sorted({d for s in calendar_symbols for d in self._bars[s].dates})
         self._sessions = days
         self._session_known = _micros_list(
-            pl.Series(days, dtype=pl.Date).to_frame("d").select(
-                new_york_instant(pl.col("d"), END_OF_DAY_KNOWN)
-            )["d"]
+            pl.Series(days, dtype=pl.Date)
+            .to_frame("d")
+            .select(new_york_instant(pl.col("d"), END_OF_DAY_KNOWN))["d"]
         )
         self._news_known = _micros_list(data.news["published_at"])
         self._news_rows = data.news.rows(named=True)
