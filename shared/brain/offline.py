@@ -140,6 +140,14 @@ def read_macro(context: CycleContext) -> Reading:
             )
         elif slope < 0.5:
             reading.add(-0.005, f"10y-2y at {slope:+.2f} pts{trend}: flat, little reward for term.")
+        elif dslope is not None and dslope >= 0.5:
+            # A curve steepening this fast is the front end collapsing on expected cuts (2001,
+            # 2007-08), not growth: it is read as stress, whatever the level.
+            reading.add(
+                -0.01,
+                f"10y-2y at {slope:+.2f} pts{trend}: a steepening this fast is the front end "
+                "pricing emergency cuts, not expansion.",
+            )
         elif slope >= 1.5:
             reading.add(
                 0.015, f"10y-2y at {slope:+.2f} pts{trend}: a steep curve, expansion-shaped."

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import factories as fx
 import pytest
 
 from services.synth.deliberate import deliberate, raw_weight
-from shared.contracts import DataFlag, MindOutput, TrackRecord
+from shared.contracts import DataFlag, Deliberation, MindOutput, TrackRecord
+
+try:
+    from tests.unit import factories as fx
+except ImportError:  # pytest started on single files puts only tests/unit on sys.path
+    import factories as fx  # type: ignore[import-not-found, no-redef]
 
 
-def _weights(d: object) -> dict[str, float]:
-    return {s.mind: s.weight for s in d.minds}  # type: ignore[attr-defined]
+def _weights(d: Deliberation) -> dict[str, float]:
+    return {s.mind: s.weight for s in d.minds}
 
 
 def test_aligned_bearish_when_every_present_view_is_bearish() -> None:

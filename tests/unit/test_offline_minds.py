@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
-import factories as fx
 import pytest
 
 from shared.brain import OfflineBrain
 from shared.brain.offline import MINDS, MindSpec, Reading
 from shared.contracts import Breadth, CycleContext, DataFlag, MindOutput, SymbolReturns
 from shared.ports import Brain
+
+try:
+    from tests.unit import factories as fx
+except ImportError:  # pytest started on single files puts only tests/unit on sys.path
+    import factories as fx  # type: ignore[import-not-found, no-redef]
 
 BRAIN = OfflineBrain()
 
@@ -192,3 +196,14 @@ def test_arguments_are_short_and_free_of_first_person_plural(name: str) -> None:
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", out.argument) if s]
     assert 2 <= len(sentences) <= 5
     assert not re.search(r"\b(we|us|our)\b", out.argument, re.IGNORECASE)
+
+
+def test_macro_reads_a_fast_steepening_as_stress_not_expansion() -> None:
+    """A curve 0.76 pts steeper in 20 sessions (autumn 2008) is not read as bullish steepness."""
+    steep = fx.calm_features(curve_slope=2.27, curve_slope_change_20d=0.05)
+    fast = fx.calm_features(curve_slope=2.27, curve_slope_change_20d=0.76)
+    calm_out = BRAIN.think("macro", fx.context(steep))
+    fast_out = BRAIN.think("macro", fx.context(fast))
+    assert "expansion-shaped" in calm_out.argument
+    assert "emergency cuts" in fast_out.argument
+    assert fast_out.stance != "bullish"

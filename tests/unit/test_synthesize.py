@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
-import factories as fx
-
 from services.synth.synthesize import synthesize
 from shared.brain import OfflineBrain
 from shared.contracts import CycleContext, DataFlag, Dispatch, MindOutput, TrackRecord
+
+try:
+    from tests.unit import factories as fx
+except ImportError:  # pytest started on single files puts only tests/unit on sys.path
+    import factories as fx  # type: ignore[import-not-found, no-redef]
 
 BRAIN = OfflineBrain()
 MINDS = ("macro", "flow", "contrarian")
