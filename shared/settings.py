@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     )
     source_timeout_s: float = Field(default=20.0, gt=0)
     record_dir: Path | None = None
+    yahoo_base_url: str | None = Field(
+        default=None, description="Send yfinance's requests here instead of Yahoo (tests, proxy)."
+    )
+    fred_base_url: str | None = Field(
+        default=None, description="Replaces FRED's API and download hosts (tests, a mirror)."
+    )
+    sec_base_url: str | None = Field(
+        default=None, description="Replaces the SEC's www and data hosts (tests, a mirror)."
+    )
 
     # --- the model (issue 4) ---------------------------------------------------------------------
     brain: Literal["offline", "anthropic"] = "offline"
