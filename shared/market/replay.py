@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from shared.calendar import END_OF_DAY_KNOWN, MONTHLY_RELEASE, session_close
+from shared.calendar import END_OF_DAY_KNOWN, MONTHLY_RELEASE, SESSION_CLOSE
 from shared.contracts import (
     CycleTrigger,
     DataFlag,
@@ -327,6 +327,14 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _US
 
 
+def _instant(micros: int) -> datetime:
+    return _EPOCH + micros * _US
+
+
+def _day(days: int) -> date:
+    return _EPOCH.date() + timedelta(days=days)
+
+
 def _micros_list(series: pl.Series) -> list[int]:
     return list(series.dt.epoch("us").to_list())
 
@@ -354,9 +362,11 @@ class _Series:
     daily: bool
     known: list[int]
     latest: list[int]
-    dates: list[date]
+    # Kept as epoch days and microseconds: building 55k Python dates and datetimes up front
+    # would triple the start-up cost for values a snapshot reads one at a time.
+    days: list[int]
     values: list[float]
-    known_at: list[datetime]
+    known_at: list[int]
 
 
 class ReplayMarket:
@@ -390,7 +400,8 @@ class ReplayMarket:
     @staticmethod
     def _index_bars(prices: pl.DataFrame) -> dict[str, _Bars]:
         ordered = prices.sort("symbol", "date").with_columns(
-            pl.col("known_at").dt.epoch("us").alias("known_us")
+            pl.col("known_at").dt.epoch("us").alias("known_us"),
+            new_york_instant(pl.col("date"), SESSION_CLOSE).dt.epoch("us").alias("close_us"),
         )
         bars: dict[str, _Bars] = {}
         for (symbol,), part in ordered.partition_by("symbol", as_dict=True).items():
@@ -398,7 +409,7 @@ class ReplayMarket:
             bars[str(symbol)] = _Bars(
                 dates=dates,
                 known=part["known_us"].to_list(),
-                closes_at=[_micros(session_close(d)) for d in dates],
+                closes_at=part["close_us"].to_list(),
                 close=part["close"].to_list(),
                 volume=part["volume"].to_list(),
                 known_at=part["known_at"].to_list(),
@@ -417,9 +428,9 @@ class ReplayMarket:
                 daily=(part["released"] == part["date"]).sum() * 2 >= part.height,
                 known=_micros_list(by_known["known_at"]),
                 latest=by_known["rank"].cum_max().to_list(),
-                dates=part["date"].to_list(),
+                days=part["date"].to_physical().to_list(),
                 values=part["value"].to_list(),
-                known_at=part["known_at"].to_list(),
+                known_at=_micros_list(part["known_at"]),
             )
         return out
 
@@ -522,14 +533,15 @@ class ReplayMarket:
                     )
                 continue
             obs = series.latest[i]
-            age = as_of - series.known_at[obs]
+            released_at, observed = _instant(series.known_at[obs]), _day(series.days[obs])
+            age = as_of - released_at
             limit = DAILY_MAX_AGE if series.daily else MONTHLY_MAX_AGE
             if age > limit:
                 flags.append(
                     DataFlag(
                         code="stale_series",
                         subject=name,
-                        detail=f"{name}: last value ({series.dates[obs].isoformat()}) was "
+                        detail=f"{name}: last value ({observed.isoformat()}) was "
                         f"published {age.days} days ago, over the {limit.days}-day limit for a "
                         f"{'daily' if series.daily else 'monthly'} series; left out",
                     )
@@ -539,8 +551,8 @@ class ReplayMarket:
                 MacroValue(
                     series=name,
                     value=series.values[obs],
-                    observed=series.dates[obs],
-                    released_at=series.known_at[obs],
+                    observed=observed,
+                    released_at=released_at,
                 )
             )
         return values
