@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 
@@ -27,6 +27,10 @@ DEFAULT_NEWS_FEEDS = (
     "https://www.federalreserve.gov/feeds/press_all.xml",
 )
 DEFAULT_FRED_SERIES = ("CPIAUCSL", "CPILFESL", "FEDFUNDS", "DGS2", "DGS10", "T10Y2Y", "VIXCLS")
+
+
+# Lists in the environment are comma-separated (or JSON); NoDecode hands the raw text to _split.
+Names = Annotated[tuple[str, ...], NoDecode]
 
 
 def _split(value: object) -> object:
@@ -55,10 +59,10 @@ class Settings(BaseSettings):
     # --- the cycle -------------------------------------------------------------------------------
     mode: Literal["live", "replay"] = "replay"
     data_dir: Path | None = Field(default=None, description="Replay directory; default the sample.")
-    minds: tuple[str, ...] = DEFAULT_MINDS
+    minds: Names = DEFAULT_MINDS
     horizon_hours: int = Field(default=24, gt=0)
     mind_time_limit_s: float = Field(default=60.0, gt=0)
-    chaos_fail_minds: tuple[str, ...] = Field(
+    chaos_fail_minds: Names = Field(
         default=(), description="Minds that fail on purpose, for fire drills of the absent path."
     )
     cycle_every_s: int = Field(default=0, ge=0, description="Beat schedule for live cycles; 0 off.")
@@ -71,10 +75,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # --- live sources (issue 3) ------------------------------------------------------------------
-    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
-    fred_series: tuple[str, ...] = DEFAULT_FRED_SERIES
+    watchlist: Names = DEFAULT_WATCHLIST
+    fred_series: Names = DEFAULT_FRED_SERIES
     fred_api_key: SecretStr | None = None
-    news_feeds: tuple[str, ...] = DEFAULT_NEWS_FEEDS
+    news_feeds: Names = DEFAULT_NEWS_FEEDS
     sec_user_agent: str | None = Field(
         default=None, description="Contact the SEC requires, e.g. 'Desk ops ops@example.com'."
     )

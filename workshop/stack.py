@@ -23,6 +23,10 @@ from shared.settings import Settings
 
 CELERY_APP = "shared.celery_app:app"
 
+# The processes outlive this one by design; holding their handles keeps Popen from warning that
+# they are "still running" when a handle is collected, and lets a long-lived caller reap them.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
 
 @dataclass
 class StackState:
@@ -79,6 +83,7 @@ def start_redis(home: Path, port: int, *, persistent: bool = True) -> subprocess
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _CHILDREN.append(process)
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -135,22 +140,30 @@ def child_env(state: StackState, extra: dict[str, str] | None = None) -> dict[st
 def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+    _CHILDREN.append(process)
+    return process
 
 
-def wait_for_workers(broker_url: str, names: list[str], timeout: float = 60.0) -> None:
-    """Block until every named worker answers a ping over the broker."""
+def wait_for_workers(
+    broker_url: str, workers: dict[str, int], logs: Path, timeout: float = 60.0
+) -> None:
+    """Block until every named worker answers a ping; fail at once if one of them died."""
     from celery import Celery
 
     probe = Celery("probe", broker=broker_url, backend=broker_url)
     probe.conf.broker_connection_retry_on_startup = True
-    wanted = set(names)
+    wanted = set(workers)
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
     try:
         while time.monotonic() < deadline:
+            dead = [name for name, pid in workers.items() if not _alive(pid)]
+            if dead:
+                tail = _tail(logs / f"{dead[0]}.log")
+                raise ConfigurationError(f"worker {dead[0]} exited at start:\n{tail}")
             replies = probe.control.ping(timeout=0.5) or []
             seen = {name.split("@", 1)[0] for reply in replies for name in reply}
             if wanted <= seen:
@@ -158,6 +171,13 @@ def wait_for_workers(broker_url: str, names: list[str], timeout: float = 60.0) -
     finally:
         probe.close()
     raise ConfigurationError(f"workers {sorted(wanted - seen)} did not answer within {timeout:.0f}s")
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
 
 
 def up(settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | None = None) -> StackState:
@@ -194,7 +214,7 @@ def up(settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | Non
         state.beat_pid = spawn(command, logs / "beat.log", env).pid
     write_state(settings, state)
     try:
-        wait_for_workers(broker_url, list(state.workers))
+        wait_for_workers(broker_url, state.workers, logs)
     except ConfigurationError:
         down(settings)
         raise
@@ -269,4 +289,12 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def _wait_gone(pids: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        _reap()
         time.sleep(0.1)
+    _reap()
+
+
+def _reap() -> None:
+    for process in list(_CHILDREN):
+        if process.poll() is not None:
+            _CHILDREN.remove(process)
