@@ -231,11 +231,16 @@ def _load_prices(path: Path) -> pl.DataFrame:
     }
     checks.raise_first()
     typed = raw.select(day.alias("date"), "symbol", *(e.alias(n) for n, e in numbers.items()))
-    checks = _Checks(path, typed)
+    # The raw text rides along so that a message quotes the cell as written ("-3", not "-3.0").
+    checks = _Checks(path, typed.hstack(raw.select(pl.all().name.prefix("raw_"))))
     for name in ("open", "high", "low", "close"):
-        checks.add(pl.col(name) <= 0, pl.format(f"{name} must be positive, got {{}}", pl.col(name)))
+        checks.add(
+            pl.col(name) <= 0,
+            pl.format(f"{name} must be positive, got {{}}", pl.col(f"raw_{name}")),
+        )
     checks.add(
-        pl.col("volume") < 0, pl.format("volume must not be negative, got {}", pl.col("volume"))
+        pl.col("volume") < 0,
+        pl.format("volume must not be negative, got {}", pl.col("raw_volume")),
     )
     checks.add(
         ~pl.struct("date", "symbol").is_first_distinct(),

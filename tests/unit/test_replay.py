@@ -130,6 +130,7 @@ def test_bad_row_names_file_line_and_problem(
     assert Path(error.path) == tmp_path / file
     assert error.line == expected_line
     assert problem in error.problem
+    assert not error.problem.endswith(".0")  # cells are quoted as written
     assert str(error).startswith(f"{tmp_path / file}:{expected_line}: ")
 
 
