@@ -56,6 +56,7 @@ class FakeServer:
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._prefixes: list[tuple[str, Handler]] = []
+        self._first: dict[str, list[Reply]] = {}
         self.requests: list[Request] = []
         self.base_url = ""
 
@@ -65,6 +66,11 @@ class FakeServer:
             raise ValueError("a script needs at least one reply")
         with self._lock:
             self._scripts[path] = list(replies)
+
+    def first(self, path: str, *replies: Reply) -> None:
+        """Answer `path` with these replies, once each, before its normal route (429, then data)."""
+        with self._lock:
+            self._first.setdefault(path, []).extend(replies)
 
     def handle(self, prefix: str, handler: Handler) -> None:
         """Answer every path starting with `prefix` with handler(request); longest prefix wins."""
@@ -83,6 +89,9 @@ class FakeServer:
     def _answer(self, request: Request) -> Reply:
         with self._lock:
             self.requests.append(request)
+            first = self._first.get(request.path)
+            if first:
+                return first.pop(0)
             script = self._scripts.get(request.path)
             if script is not None:
                 return script.pop(0) if len(script) > 1 else script[0]

@@ -180,8 +180,24 @@ class RssNews:
                 DataFlag(code="feed_error", subject=outcome.source, detail=str(exc))
             )
             return outcome
+        if not response.content.strip():
+            outcome.failed = True
+            outcome.flags.append(
+                DataFlag(code="feed_error", subject=outcome.source, detail="empty body")
+            )
+            return outcome
         parsed = feedparser.parse(response.content)
         entries = list(parsed.entries)
+        if not parsed.get("version") and not entries:
+            outcome.failed = True
+            outcome.flags.append(
+                DataFlag(
+                    code="garbled_feed",
+                    subject=outcome.source,
+                    detail=f"not an RSS or Atom document: {response.content[:60]!r}",
+                )
+            )
+            return outcome
         if parsed.get("bozo"):
             reason = parsed.get("bozo_exception")
             outcome.garbled = True
