@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from xml.sax.saxutils import escape
 
 from tests.fakes.http import FakeServer, Reply, Request
@@ -15,11 +14,11 @@ TICKERS = "/files/company_tickers.json"
 
 @dataclass(frozen=True)
 class Submission:
-    """One row of filings.recent; accepted is written the way EDGAR does (wall time + 'Z')."""
+    """One row of filings.recent; accepted is EDGAR's text, e.g. '2026-01-08T16:30:31.000Z'."""
 
     form: str
     accession: str
-    accepted: datetime
+    accepted: str
     primary_document: str
     items: str = ""
 
@@ -35,9 +34,9 @@ def company_tickers(ciks: dict[str, int]) -> str:
 def submissions_json(cik: int, ticker: str, rows: Sequence[Submission]) -> str:
     recent = {
         "accessionNumber": [r.accession for r in rows],
-        "filingDate": [r.accepted.date().isoformat() for r in rows],
+        "filingDate": [r.accepted[:10] for r in rows],
         "reportDate": ["" for _ in rows],
-        "acceptanceDateTime": [r.accepted.strftime("%Y-%m-%dT%H:%M:%S.000Z") for r in rows],
+        "acceptanceDateTime": [r.accepted for r in rows],
         "act": ["34" for _ in rows],
         "form": [r.form for r in rows],
         "fileNumber": ["" for _ in rows],
