@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
-from kombu import Queue
+from kombu.entity import Queue
 
 from shared import tasknames
 from shared.logs import configure_logging

@@ -112,7 +112,7 @@ class FeedHealth(Contract):
 
 
 class DataFlag(Contract):
-    """A data-quality fact the minds and the dispatch must see: something missing or not to trust."""
+    """A data-quality fact the minds and the dispatch must see: something missing or untrusted."""
 
     code: str = Field(description="e.g. missing_series, stale_feed, feed_error, bad_value")
     subject: str = Field(description="What it is about: a symbol, a series, a feed.")
@@ -203,7 +203,7 @@ class Breadth(Contract):
 
 
 class Features(Contract):
-    """Derived numbers the minds reason over; a value is None (unknown) rather than a silent zero."""
+    """Derived numbers the minds reason over; unknown is None, never a silent zero."""
 
     as_of: AwareDatetime
     session: date = Field(description="Trading day whose close the features describe.")
@@ -256,7 +256,7 @@ class MindCall(Contract):
 
 
 class MindOutput(Contract):
-    """One mind's view; an expected failure is status absent/abstained with a reason, not an error."""
+    """One mind's view; an expected failure is absent/abstained with a reason, not an error."""
 
     mind: str
     status: MindStatus = "ok"
@@ -407,7 +407,7 @@ class CycleContext(Contract):
 
 
 class Deliberation(Contract):
-    """What the synthesis decided in code, before any prose: the brain writes the dispatch from it."""
+    """What the synthesis decided in code, before any prose; the brain writes words for it."""
 
     minds: tuple[MindSummary, ...]
     outputs: tuple[MindOutput, ...]

@@ -44,7 +44,7 @@ def score_line(
     settled = hits + misses
     return ScoreLine(
         source=source,
-        regime=regime,  # type: ignore[arg-type]
+        regime=regime,
         calls=len(rows),
         hits=hits,
         misses=misses,

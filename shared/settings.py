@@ -138,7 +138,7 @@ class Settings(BaseSettings):
             raise ValueError("at least one mind is needed")
         return value
 
-    # --- derived -----------------------------------------------------------------------------------
+    # --- derived ---------------------------------------------------------------------------------
 
     @property
     def db_url(self) -> str:

@@ -32,7 +32,9 @@ err = Console(stderr=True)
 
 def _settings() -> Settings:
     settings = load_settings()
-    configure_logging(settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level)
+    configure_logging(
+        settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level
+    )
     return settings
 
 
@@ -102,7 +104,9 @@ def cycle(
     ] = None,
     key: Annotated[str | None, typer.Option(help="Cycle key (default derived from as_of).")] = None,
     mode: Annotated[str | None, typer.Option(help="replay or live (default the setting).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Replay directory (default the sample).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Replay directory (default the sample).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the dispatch and print it.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the dispatch.")] = 120,
 ) -> None:
@@ -153,7 +157,9 @@ def _parse_moment(text: str | None, mode: str) -> datetime:
 
 @cli.command()
 def replay(
-    data: Annotated[Path | None, typer.Option(help="Replay directory (default the sample).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Replay directory (default the sample).")
+    ] = None,
     from_: Annotated[str, typer.Option("--from", help="First trading day, e.g. 2016-01-04.")] = "",
     to: Annotated[str, typer.Option(help="Last trading day.")] = "",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each cycle.")] = 120,

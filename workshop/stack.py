@@ -3,6 +3,7 @@ processes that outlive the command that started them (`workshop up` / `workshop 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,7 +83,9 @@ def start_redis(home: Path, port: int, *, persistent: bool = True) -> subprocess
         "--protected-mode", "yes",
     ]  # fmt: skip
     with log.open("ab") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     _CHILDREN.append(process)
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
     deadline = time.monotonic() + 15
@@ -111,7 +114,9 @@ def worker_groups(settings: Settings) -> dict[str, tuple[list[str], int]]:
     }
 
 
-def worker_command(name: str, queues: list[str], concurrency: int, pool: str = "prefork") -> list[str]:
+def worker_command(
+    name: str, queues: list[str], concurrency: int, pool: str = "prefork"
+) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
         "-Q", ",".join(queues),
@@ -170,7 +175,9 @@ def wait_for_workers(
                 return
     finally:
         probe.close()
-    raise ConfigurationError(f"workers {sorted(wanted - seen)} did not answer within {timeout:.0f}s")
+    raise ConfigurationError(
+        f"workers {sorted(wanted - seen)} did not answer within {timeout:.0f}s"
+    )
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -180,7 +187,9 @@ def _tail(path: Path, lines: int = 8) -> str:
         return f"(no log at {path})"
 
 
-def up(settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | None = None) -> StackState:
+def up(
+    settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | None = None
+) -> StackState:
     """Start Redis, migrate the database, start a worker per service and beat; record the state."""
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -280,10 +289,8 @@ def _alive(pid: int | None) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_gone(pids: list[int], timeout: float) -> None:

@@ -59,9 +59,7 @@ def claim(
     cycle.snapshot = snapshot.model_dump(mode="json")
     cycle.features = features.model_dump(mode="json")
     record = track_record(session, trigger.as_of)
-    return CycleContext(
-        cycle_number=cycle.id, snapshot=snapshot, features=features, record=record
-    )
+    return CycleContext(cycle_number=cycle.id, snapshot=snapshot, features=features, record=record)
 
 
 def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:

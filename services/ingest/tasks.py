@@ -12,13 +12,13 @@ from celery import chord
 from pydantic import ValidationError
 
 from services.ingest import cycle as cycles
-from shared.market.opening import replay_market
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleTrigger, Features, Snapshot
 from shared.db.session import session_scope
 from shared.errors import BadInputError
+from shared.market.opening import replay_market
 
 log = structlog.get_logger("ingest")
 
@@ -63,7 +63,7 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
 
 
 def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dict[str, Any]:
-    """Claim the key and hand the context to every mind at once; the synthesis is the chord's body."""
+    """Claim the key and hand the context to every mind at once; the synthesis is the body."""
     settings = settings_of(app)
     with session_scope(settings.db_url) as session:
         context = cycles.claim(session, trigger, snapshot, features)
@@ -151,7 +151,7 @@ def assemble(
     if settings.record_dir is not None:
         from shared.market.live.recorder import record
 
-        record(parsed, settings.record_dir)
+        record(settings.record_dir, parsed)
     snapshot, features = assemble_live(trigger, parsed, expected=expected)
     return launch(trigger, snapshot, features)
 

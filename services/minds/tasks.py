@@ -10,8 +10,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 
 from services.minds.think import think
-from shared.brain.factory import brain_from_settings as brain_for
 from shared import tasknames
+from shared.brain.factory import brain_from_settings as brain_for
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, MindOutput
 from shared.errors import TransientError

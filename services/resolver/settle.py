@@ -54,5 +54,5 @@ def judge(
         "hit" if beyond else "miss",
         quote.price,
         move,
-        f"{verb} {side} {line:.2f}: {quote.price:.2f} on {quote.session.isoformat()} ({move:+.2f}%)",
+        f"{verb} {side} {line:.2f}: {quote.price:.2f} on {quote.session} ({move:+.2f}%)",
     )

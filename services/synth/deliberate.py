@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
 
+from shared.calendar import maturity
 from shared.contracts import (
     CycleContext,
     Debate,
@@ -101,7 +101,10 @@ def _prediction(context: CycleContext, prob_up: float, horizon_hours: int) -> Pr
     reference = features.last_close[target]
     direction: Direction = "up" if prob_up > 0.5 else "down"
     made_at = context.snapshot.as_of
-    matures_at = made_at + timedelta(hours=horizon_hours)
+    # The reference is the last close, so the horizon runs from that close: a 24 h call on
+    # Monday's close is judged on Tuesday's close, not Wednesday's.
+    quote = context.snapshot.quote(target)
+    matures_at = maturity(made_at, quote.session if quote else features.session, horizon_hours)
     wrong = "at or below" if direction == "up" else "at or above"
     return Prediction(
         target=target,

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from services.synth.store import is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
-from shared.brain.factory import brain_from_settings as brain_for
 from shared import tasknames
+from shared.brain.factory import brain_from_settings as brain_for
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, Features, MindOutput, Snapshot
 from shared.db.models import Cycle

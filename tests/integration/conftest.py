@@ -3,8 +3,12 @@ started by the same code as `workshop up`, and a SQLite database in a temporary 
 
 from __future__ import annotations
 
+import glob
 import itertools
+import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +56,11 @@ def start_fleet(
     tmp_path_factory: pytest.TempPathFactory,
     redis_port: int,
     extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Fleet]:
     home = tmp_path_factory.mktemp("fleet")
     broker = f"redis://127.0.0.1:{redis_port}/{next(_databases)}"
-    settings = Settings(home=home, broker_url=broker)
+    settings = Settings(home=home, broker_url=broker, database_url=database_url)
     env = {"WORKSHOP_LOG_FORMAT": "json", **(extra_env or {})}
     stack.up(settings, beat=False, extra_env=env)
     app = driver.producer(broker)
@@ -70,3 +75,51 @@ def start_fleet(
 def fleet(tmp_path_factory: pytest.TempPathFactory, redis_port: int) -> Iterator[Fleet]:
     """A fleet of real worker processes (ingest, minds, synth, resolver) on the offline brain."""
     yield from start_fleet(tmp_path_factory, redis_port)
+
+
+def _postgres_binary(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
+    )
+    if found is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed: scripts/test.sh installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on a free loopback port, in a throw-away cluster."""
+    # PostgreSQL refuses to run as root; as root the cluster belongs to the postgres user, in a
+    # folder that user can reach (pytest's own temp folders are private to root).
+    base = Path(tempfile.mkdtemp(prefix="workshop-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        base.chmod(0o755)
+    data, port = base / "data", stack.free_port()
+    subprocess.run(
+        [*prefix, _postgres_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "desk"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = _postgres_binary("pg_ctl")
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "server.log"), "-w",
+         "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(
+            f"postgresql+psycopg://desk@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as connection:
+            connection.execute(text("CREATE DATABASE workshop"))
+        admin.dispose()
+        yield f"postgresql+psycopg://desk@127.0.0.1:{port}/workshop"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], check=False,
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)

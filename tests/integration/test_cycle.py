@@ -25,12 +25,13 @@ def _key(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def _count(db_url: str, model: type, cycle_key: str) -> int:
+Keyed = type[Cycle] | type[DispatchRecord] | type[MindRecord]
+
+
+def _count(db_url: str, model: Keyed, cycle_key: str) -> int:
     with session_scope(db_url) as session:
-        return int(
-            session.scalar(select(func.count()).select_from(model).where(model.cycle_key == cycle_key))  # type: ignore[attr-defined]
-            or 0
-        )
+        query = select(func.count()).select_from(model).where(model.cycle_key == cycle_key)
+        return int(session.scalar(query) or 0)
 
 
 def test_cycle_publishes_one_dispatch_naming_the_minds(fleet: Fleet) -> None:
@@ -114,7 +115,8 @@ def test_replay_settles_calls_once_the_clock_passes_maturity(fleet: Fleet) -> No
                 assert not settled_by_now or row.matures_at > replay_as_of(steps[-2].day)
             else:
                 assert row.status in ("hit", "miss")
-                assert row.settled_at is not None and row.settled_at <= last_as_of
+                assert row.settled_at is not None
+                assert row.settled_at <= last_as_of
                 assert row.settle_price is not None
         settled = sum(1 for r in rows if r.status != "open")
     assert settled > 0
@@ -123,9 +125,7 @@ def test_replay_settles_calls_once_the_clock_passes_maturity(fleet: Fleet) -> No
 
 
 @pytest.fixture(scope="module")
-def drill_fleet(
-    tmp_path_factory: pytest.TempPathFactory, redis_port: int
-) -> Iterator[Fleet]:
+def drill_fleet(tmp_path_factory: pytest.TempPathFactory, redis_port: int) -> Iterator[Fleet]:
     """A fleet whose flow mind fails on purpose (chaos_fail_minds), to drill the absent path."""
     yield from start_fleet(tmp_path_factory, redis_port, {"WORKSHOP_CHAOS_FAIL_MINDS": "flow"})
 
@@ -137,7 +137,8 @@ def test_failed_mind_is_marked_absent_and_the_cycle_completes(drill_fleet: Fleet
     dispatch = driver.wait_for_dispatch(drill_fleet.db_url, trigger.cycle_key, timeout=60)
     flow = next(m for m in dispatch.minds if m.mind == "flow")
     assert flow.status == "absent"
-    assert flow.reason is not None and "on purpose" in flow.reason
+    assert flow.reason is not None
+    assert "on purpose" in flow.reason
     assert flow.weight == 0
     others = [m for m in dispatch.minds if m.mind != "flow"]
     assert all(m.status == "ok" for m in others)

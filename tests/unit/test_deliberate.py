@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from services.synth.deliberate import deliberate, raw_weight
+from shared.calendar import session_close
 from shared.contracts import DataFlag, Deliberation, MindOutput, TrackRecord
 
 try:
@@ -113,13 +114,15 @@ def test_prediction_fields() -> None:
     assert p.horizon_hours == 48
     assert p.reference_price == 2051.30
     assert p.made_at == fx.AS_OF
-    assert p.matures_at == fx.AS_OF + timedelta(hours=48)
+    # Measured from the close the reference price was struck at, not from the cycle's time.
+    session = fx.context().features.session
+    assert p.matures_at == session_close(session) + timedelta(hours=48)
     assert p.confidence == pytest.approx(1 - d.probability_up)  # type: ignore[operator]
     assert p.regime == "chop"
     assert p.topic == "index"
     assert p.asset_class == "equity_index"
     assert (
-        p.falsifier == "SPY's first close at or after 2016-01-08 22:30 UTC is at or above 2051.30"
+        p.falsifier == "SPY's first close at or after 2016-01-08 21:00 UTC is at or above 2051.30"
     )
     assert p.band_pct is not None
     assert 0 < p.band_pct[0] < p.band_pct[1] < 3

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Quick start, part one: install, start the embedded stack (Redis on loopback, a Celery worker per
+# service, beat), replay a stretch of real market history through it on the offline brain, then
+# print the last dispatch and the scoreboard of settled calls, and stop the stack.
+#   FROM / TO pick another range; DATA another replay directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export WORKSHOP_HOME="${WORKSHOP_HOME:-$PWD/.workshop/demo}"
+FROM="${FROM:-2015-08-03}"
+TO="${TO:-2015-09-15}"
+workshop down >/dev/null 2>&1 || true
+workshop up
+trap 'workshop down' EXIT
+workshop replay --from "$FROM" --to "$TO" ${DATA:+--data "$DATA"}
+echo
+echo "================================ the last dispatch ================================"
+workshop dispatch --last
+echo
+workshop scoreboard

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Quick start, part two: install what the tests need and run every check CI runs: ruff, mypy,
+# the import contracts, and pytest (unit tests, then integration tests that start a real
+# redis-server, real Celery worker processes, SQLite and a real PostgreSQL server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+# PostgreSQL's server binaries for the fleet-database test, from the OS packages if missing.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL server binaries (initdb, pg_ctl) are needed: install the 'postgresql' package" >&2
+    exit 1
+  fi
+fi
+# PostgreSQL refuses to run as root; the tests then run it as this user.
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --no-create-home postgres
+fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/lint-imports
+.venv/bin/pytest "$@"
