@@ -26,7 +26,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
+# Off a terminal (CI logs, pipes) rich would wrap at 80 columns and truncate the tables.
+out = Console() if Console().is_terminal else Console(width=140)
 err = Console(stderr=True)
 
 
@@ -181,7 +182,7 @@ def replay(
         for step in driver.replay(app, settings.db_url, data_dir, start, end, timeout=timeout):
             count += 1
             if not quiet:
-                out.print(render.step_line(step))
+                out.print(render.step_line(step), soft_wrap=True)
     except WorkshopError as error:
         _fail(str(error), 1)
     if count == 0:
