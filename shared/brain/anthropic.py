@@ -364,12 +364,21 @@ class AnthropicBrain:
             log.warning("brain.over_budget", purpose=purpose, reason=refusal)
             raise _NoAnswerError("abstained", refusal)
         try:
-            message = self._client.messages.create(**request, timeout=self._config.timeout_s)
+            # The raw response: the cache keeps the reply exactly as the API sent it, and parsing
+            # is ours (the same code reads a fresh reply and a cached one).
+            response = self._client.messages.with_raw_response.create(
+                **request, timeout=self._config.timeout_s
+            )
+            reply = response.json()
         except anthropic.AnthropicError as error:
             # `from None`: the SDK error holds the request, whose headers carry the API key; only
             # the scrubbed summary below travels on (into logs, Celery's result backend, retries).
             raise self._translate(error, purpose) from None
-        reply = message.model_dump(mode="json", exclude_none=True)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            log.warning("brain.refused", purpose=purpose, error="reply is not a JSON object")
+            raise _NoAnswerError("absent", f"model API answer is not a JSON message ({purpose})")
         usage = self._usage(reply)
         record_spend(
             self._db_url,

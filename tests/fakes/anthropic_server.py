@@ -342,8 +342,9 @@ class FakeAnthropic:
     def __init__(self, responder: Responder = desk_responder, *, port: int = 0) -> None:
         self._state = _State(responder=responder)
         self._server = _Server(("127.0.0.1", port), self._state)
+        # A short poll so that stop() returns at once instead of after the default half second.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-anthropic", daemon=True
+            target=self._server.serve_forever, args=(0.02,), name="fake-anthropic", daemon=True
         )
 
     @property
