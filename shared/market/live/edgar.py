@@ -65,6 +65,11 @@ class InsiderTrade:
     summary: str
 
 
+def files_with_sec(symbol: str) -> bool:
+    """Indices (^VIX), crypto pairs (BTC-USD), futures and currencies (CL=F) file nothing."""
+    return not symbol.startswith("^") and not symbol.upper().endswith("-USD") and "=" not in symbol
+
+
 def _text(node: ET.Element | None, path: str) -> str | None:
     found = node.find(path) if node is not None else None
     if found is None or found.text is None:
@@ -164,10 +169,7 @@ class EdgarFilings:
                 "the SEC requires a contact in the User-Agent: set sec_user_agent "
                 "(WORKSHOP_SEC_USER_AGENT), e.g. 'Desk ops ops@example.com'"
             )
-        # Indices (^VIX) and crypto pairs (BTC-USD) file nothing.
-        self.symbols = tuple(
-            dict.fromkeys(s.upper() for s in symbols if not s.startswith("^") and "-" not in s)
-        )
+        self.symbols = tuple(dict.fromkeys(s.upper() for s in symbols if files_with_sec(s)))
         self.user_agent = user_agent.strip()
         self.timeout_s = timeout_s
         self.www_base = (base_url or WWW_BASE).rstrip("/")

@@ -21,13 +21,14 @@ from pathlib import Path
 
 from shared.calendar import end_of_day_known, new_york_date, release_known
 from shared.contracts import Bar, MacroValue, NewsItem, SourceResult
-
-PRICES = "prices.csv"
-MACRO = "macro.csv"
-NEWS = "news.csv"
-PRICES_HEADER = ("date", "symbol", "open", "high", "low", "close", "volume")
-MACRO_HEADER = ("date", "series", "value", "released")
-NEWS_HEADER = ("published_at", "source", "title", "summary", "url")
+from shared.market.replay import (
+    MACRO_FILE,
+    MACRO_HEADER,
+    NEWS_FILE,
+    NEWS_HEADER,
+    PRICES_FILE,
+    PRICES_HEADER,
+)
 
 Row = tuple[str, ...]
 
@@ -141,13 +142,13 @@ def record(directory: Path, results: Sequence[SourceResult]) -> Recorded:
     news = [item for result in results for item in result.news]
     with _locked(directory):
         prices_count = _merge(
-            directory / PRICES, PRICES_HEADER, map(bar_row, bars), lambda r: (r[0], r[1])
+            directory / PRICES_FILE, PRICES_HEADER, map(bar_row, bars), lambda r: (r[0], r[1])
         )
         macro_count = _merge(
-            directory / MACRO, MACRO_HEADER, map(macro_row, macro), lambda r: (r[0], r[1])
+            directory / MACRO_FILE, MACRO_HEADER, map(macro_row, macro), lambda r: (r[0], r[1])
         )
         # News has no natural key but its text: the same headline from the same wire is one row.
         news_count = _merge(
-            directory / NEWS, NEWS_HEADER, map(news_row, news), lambda r: (r[0], r[1], r[2])
+            directory / NEWS_FILE, NEWS_HEADER, map(news_row, news), lambda r: (r[0], r[1], r[2])
         )
     return Recorded(prices=prices_count, macro=macro_count, news=news_count)

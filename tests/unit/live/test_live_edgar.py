@@ -153,3 +153,9 @@ def test_hang_returns_error_within_time_limit(fake: FakeServer) -> None:
     result = _edgar(fake, ["AAPL"], timeout_s=0.5).fetch(AS_OF)
     assert time.monotonic() - started < 1.5
     assert result.health.status == "error"
+
+
+def test_only_names_that_file_are_asked_for() -> None:
+    """Indices, crypto pairs and futures are skipped; a class-share ticker like BRK-B is kept."""
+    source = EdgarFilings(["^VIX", "BTC-USD", "CL=F", "BRK-B", "aapl"], user_agent=AGENT)
+    assert source.symbols == ("BRK-B", "AAPL")
