@@ -1,0 +1,134 @@
+"""AnthropicBrain.write: the synthesis' words for a decision made in code, never contradicting."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.brain.prompting import NO_CALL_LINE, call_line, contradiction
+from shared.brain.prose import write_dispatch
+from shared.brain.spending import Caps
+from shared.contracts import CycleContext, Deliberation
+from shared.errors import TransientError
+from tests.fakes.anthropic_server import FakeAnthropic, overloaded, tool_use, unauthorized
+from tests.unit.brain.cases import make_deliberation
+from tests.unit.brain.conftest import BrainMaker
+
+FINAL = "[DIRECTION: down] [TIMEFRAME: 24h] [CONFIDENCE: 0.54]"
+
+
+def draft(body: str, **more: object) -> dict[str, object]:
+    prose = (
+        "I need to stop being polite about what I'm seeing. SPY +0.09% while TSLA -5.42%: the "
+        "mega-caps are being sold under a flat index. Contrarian is at 70% bearish, Macro Mind at "
+        "25% and neutral, and Flow Mind was absent: no crypto data. My record in chop is 23 of 40."
+    )
+    return {
+        "title": "The Mega-Caps Are Lying to the Indices",
+        "body_md": f"{prose}\n\n{body}",
+        **more,
+    }
+
+
+def test_a_draft_that_states_the_decision_is_published(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A valid draft ending with the decided call line is returned as the model wrote it."""
+    fake.script(tool_use("write_dispatch", draft(f"SPY lower in 24 hours.\n\n{FINAL}")))
+    result = make_brain().write(make_deliberation(), context)
+
+    assert result.title == "The Mega-Caps Are Lying to the Indices"
+    assert result.body_md.rstrip().endswith(FINAL)
+    assert result.usage is not None
+    assert result.usage.output_tokens > 0
+    request = fake.requests[0]
+    assert request.tool_name == "write_dispatch"
+    assert f"Final line (copy it exactly, on its own line): {FINAL}" in request.text
+    assert "The synthesis" in request.body["system"]
+
+
+def test_a_contradicting_draft_is_repaired_once(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A body marking the other direction gets the contradiction back, and the repair is used."""
+    fake.script(
+        tool_use("write_dispatch", draft("SPY higher.\n\n[DIRECTION: up] [TIMEFRAME: 24h]")),
+        tool_use("write_dispatch", draft(f"SPY lower.\n\n{FINAL}")),
+    )
+    result = make_brain().write(make_deliberation(), context)
+
+    assert fake.request_count == 2
+    repair = fake.requests[1].body["messages"][-1]["content"][0]
+    assert repair["is_error"] is True
+    assert "decided direction is down" in repair["content"]
+    assert result.body_md.rstrip().endswith(FINAL)
+
+
+def test_a_draft_never_repaired_falls_back_to_the_formatted_deliberation(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """Two contradicting drafts give the deterministic prose of the decision, which states it."""
+    wrong = tool_use("write_dispatch", draft("SPY higher. [DIRECTION: up]"))
+    fake.script(wrong, wrong, tool_use("write_dispatch", draft(FINAL)))
+    deliberation = make_deliberation()
+    result = make_brain().write(deliberation, context)
+
+    title, body = write_dispatch(deliberation, context)
+    assert (result.title, result.body_md) == (title, body)
+    assert contradiction(result.body_md, deliberation) is None
+    assert "[DIRECTION: up]" not in result.body_md
+    assert fake.request_count == 2
+    assert result.usage is not None  # the two failed attempts still cost something
+    assert result.usage.dollars > 0
+
+
+def test_an_abstention_draft_must_not_carry_a_call(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """For an abstention, a body that smuggles in a direction marker is repaired."""
+    fake.script(
+        tool_use("write_dispatch", draft(f"{NO_CALL_LINE}\n\n[DIRECTION: up]")),
+        tool_use("write_dispatch", draft(f"I'm sitting this one out.\n\n{NO_CALL_LINE}")),
+    )
+    result = make_brain().write(make_deliberation(call=False), context)
+
+    assert fake.request_count == 2
+    assert "abstain" in fake.requests[1].body["messages"][-1]["content"][0]["content"]
+    assert result.body_md.rstrip().endswith(NO_CALL_LINE)
+
+
+def test_over_budget_the_synthesis_is_formatted_without_a_request(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """With no budget left the dispatch is still written, by code, and the API is not called."""
+    deliberation = make_deliberation(call=False)
+    result = make_brain(caps=Caps(per_cycle=0.0, per_day=0.0)).write(deliberation, context)
+
+    assert fake.request_count == 0
+    assert result.body_md == write_dispatch(deliberation, context)[1]
+    assert contradiction(result.body_md, deliberation) is None
+
+
+def test_a_refused_request_is_formatted_and_an_overload_is_retried(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A 401 gives the formatted dispatch; a 529 raises TransientError for Celery to retry."""
+    brain = make_brain()
+    deliberation = make_deliberation()
+    fake.script(unauthorized())
+    assert brain.write(deliberation, context).body_md == write_dispatch(deliberation, context)[1]
+    fake.script(overloaded())
+    with pytest.raises(TransientError):
+        brain.write(deliberation, context)
+
+
+def test_a_dissenting_proposed_call_is_never_published(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A proposed call of the model's own is logged as dissent and leaves the draft unchanged."""
+    dissent = {"target": "QQQ", "direction": "up", "horizon_hours": 48, "probability": 0.6}
+    fake.script(tool_use("write_dispatch", draft(f"SPY lower.\n\n{FINAL}", proposed_call=dissent)))
+    deliberation: Deliberation = make_deliberation()
+    result = make_brain().write(deliberation, context)
+
+    assert "QQQ" not in result.body_md
+    assert result.body_md.rstrip().endswith(call_line(deliberation))
