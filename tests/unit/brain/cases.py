@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from shared.brain.anthropic import AnthropicBrain
 from shared.brain.prompting import Rule
 from shared.brain.spending import Prices
 from shared.contracts import (
@@ -21,6 +22,8 @@ from shared.contracts import (
     Snapshot,
     TrackRecord,
 )
+
+BrainMaker = Callable[..., AnthropicBrain]
 
 API_KEY = "sk-ant-test-DO-NOT-LEAK-5f3c9a7e1b"
 AS_OF = datetime(2026, 4, 3, 21, 30, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import anthropic
@@ -14,9 +14,8 @@ from shared.brain.spending import Caps
 from shared.contracts import CycleContext
 from shared.db.session import migrate
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.unit.brain.cases import API_KEY, NOW, PRICES, make_context
+from tests.unit.brain.cases import API_KEY, NOW, PRICES, BrainMaker, make_context
 
-BrainMaker = Callable[..., AnthropicBrain]
 GENEROUS = Caps(per_cycle=1.0, per_day=20.0)
 
 

@@ -15,6 +15,7 @@ from shared.errors import TransientError
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     Received,
+    Reply,
     api_error,
     bad_request,
     dropped,
@@ -30,11 +31,11 @@ from tests.unit.brain.cases import (
     API_KEY,
     CRYPTO_RULE,
     NOW,
+    BrainMaker,
     good_view,
     headline,
     make_context,
 )
-from tests.unit.brain.conftest import BrainMaker
 
 
 def _repair_block(request: Received) -> dict[str, object]:
@@ -397,3 +398,17 @@ def test_the_api_key_never_reaches_logs_or_errors(
     assert any("authentication_error" in text for text in texts)  # the failure was reported
     assert not [text for text in texts if API_KEY in text]
     assert "[redacted]" in texts[1]
+
+
+def test_a_garbled_success_body_makes_the_mind_absent(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A 200 whose body is not a JSON message is unusable: the mind is absent, nothing cached."""
+    fake.script(Reply(raw_body="<html>gateway</html>"))
+    output = make_brain().think("macro", context)
+
+    assert output.status == "absent"
+    assert output.reason is not None
+    assert "not a JSON message" in output.reason
+    fake.script(tool_use("record_view", good_view()))
+    assert make_brain().think("macro", context).status == "ok"

@@ -10,8 +10,7 @@ from shared.brain.spending import Caps
 from shared.contracts import CycleContext, Deliberation
 from shared.errors import TransientError
 from tests.fakes.anthropic_server import FakeAnthropic, overloaded, tool_use, unauthorized
-from tests.unit.brain.cases import make_deliberation
-from tests.unit.brain.conftest import BrainMaker
+from tests.unit.brain.cases import BrainMaker, make_deliberation
 
 FINAL = "[DIRECTION: down] [TIMEFRAME: 24h] [CONFIDENCE: 0.54]"
 
