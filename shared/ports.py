@@ -79,3 +79,12 @@ class Source(Protocol):
     name: str
 
     def fetch(self, as_of: datetime) -> SourceResult: ...
+
+
+@runtime_checkable
+class SettlementPrices(Protocol):
+    """What the resolver needs of a market: the close that settles a matured call."""
+
+    def settlement_quote(self, symbol: str, matures_at: datetime, now: datetime) -> Quote | None:
+        """The first close at or after matures_at that is already known at now; None if none yet."""
+        ...

@@ -13,9 +13,9 @@ from services.resolver.settle import judge
 from shared.contracts import Resolution
 from shared.db.models import Cycle, PredictionRecord
 from shared.errors import BadInputError
-from shared.ports import MarketData
+from shared.ports import SettlementPrices
 
-MarketFor = Callable[[str, str | None], MarketData]
+MarketFor = Callable[[str, str | None], SettlementPrices]
 
 
 @dataclass

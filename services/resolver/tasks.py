@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from services.resolver.resolve import settle_matured
-from services.resolver.wiring import market_for
+from services.resolver.wiring import markets
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
@@ -26,7 +26,7 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
     moment = datetime.fromisoformat(now) if now else utc_now()
     with session_scope(settings.db_url) as session:
         report = settle_matured(
-            session, market_for, moment, max_attempts=settings.resolver_max_attempts
+            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
         )
     counts: dict[str, int] = {}
     for resolution in report.resolutions:

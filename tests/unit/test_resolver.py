@@ -15,7 +15,7 @@ from shared.contracts import Quote
 from shared.db.models import Cycle, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.market.opening import replay_market
-from shared.ports import MarketData
+from shared.ports import SettlementPrices
 from shared.records import track_record
 
 MONDAY = date(2016, 3, 7)
@@ -91,7 +91,7 @@ def _store_call(url: str, key: str, direction: str, made: date, horizon: int = 2
         )
 
 
-def _markets(mode: str, data_dir: str | None) -> MarketData:
+def _markets(mode: str, data_dir: str | None) -> SettlementPrices:
     return replay_market(data_dir)
 
 
