@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,7 +13,19 @@ from sqlalchemy.orm import Session
 from shared.calendar import utc_now
 from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
 from shared.db.models import Cycle, DispatchRecord
+from shared.errors import BadInputError
 from shared.records import track_record
+
+
+def parse_trigger(payload: Any) -> CycleTrigger:
+    """The trigger as a contract, or BadInputError naming every field that was wrong."""
+    try:
+        return CycleTrigger.model_validate(payload)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in error.errors()
+        )
+        raise BadInputError(f"malformed cycle trigger: {problems}") from None
 
 
 def existing_cycle(session: Session, cycle_key: str) -> Cycle | None:

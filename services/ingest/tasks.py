@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog
 from celery import chord
-from pydantic import ValidationError
 
 from services.ingest import cycle as cycles
+from services.ingest.cycle import parse_trigger
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
@@ -21,17 +21,6 @@ from shared.errors import BadInputError
 from shared.market.opening import replay_market
 
 log = structlog.get_logger("ingest")
-
-
-def parse_trigger(payload: Any) -> CycleTrigger:
-    """The trigger as a contract, or BadInputError naming every field that was wrong."""
-    try:
-        return CycleTrigger.model_validate(payload)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in error.errors()
-        )
-        raise BadInputError(f"malformed cycle trigger: {problems}") from None
 
 
 @app.task(name=tasknames.START_CYCLE, bind=True)

@@ -1,0 +1,94 @@
+"""Claiming a cycle key and storing its outcome: natural keys make repeats harmless."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from services.ingest.cycle import claim, is_duplicate, mark_launched, parse_trigger
+from services.synth.store import store_cycle
+from services.synth.synthesize import synthesize
+from shared.brain.offline import OfflineBrain
+from shared.calendar import replay_as_of
+from shared.contracts import CycleTrigger
+from shared.db.models import AbstentionRecord, Cycle, DispatchRecord, MindRecord, PredictionRecord
+from shared.db.session import migrate, session_scope
+from shared.errors import BadInputError
+from shared.market.opening import replay_market
+
+MINDS = ("macro", "flow", "contrarian")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    migrate(url)
+    return url
+
+
+def _trigger(key: str, day: date = date(2015, 8, 24)) -> CycleTrigger:
+    return CycleTrigger(cycle_key=key, as_of=replay_as_of(day))
+
+
+def test_parse_trigger_names_every_bad_field() -> None:
+    """A malformed trigger is a BadInputError that names each field that was wrong."""
+    with pytest.raises(BadInputError) as caught:
+        parse_trigger({"cycle_key": "has spaces", "as_of": "2016-01-01T00:00:00", "mode": "x"})
+    text = str(caught.value)
+    for field in ("cycle_key", "as_of", "mode"):
+        assert field in text
+    with pytest.raises(BadInputError, match="surprise: Extra inputs"):
+        parse_trigger({"cycle_key": "k", "as_of": "2016-01-01T00:00:00+00:00", "surprise": 1})
+
+
+def test_claim_once_then_duplicate(db: str) -> None:
+    """The first claim of a key wins; once launched, the key is a duplicate for everyone."""
+    market = replay_market(None)
+    trigger = _trigger("claim-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        context = claim(session, trigger, snapshot, features)
+    assert context is not None
+    assert context.cycle_number == 1
+    with session_scope(db) as session:
+        assert not is_duplicate(session, trigger.cycle_key)  # claimed, not yet launched
+        mark_launched(session, trigger.cycle_key)
+    with session_scope(db) as session:
+        assert is_duplicate(session, trigger.cycle_key)
+        assert claim(session, trigger, snapshot, features) is None
+        assert session.scalar(select(func.count()).select_from(Cycle)) == 1
+
+
+def test_store_cycle_writes_once(db: str) -> None:
+    """A dispatch, its minds, calls and abstentions are stored once; a second store is a no-op."""
+    market = replay_market(None)
+    trigger = _trigger("store-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        context = claim(session, trigger, snapshot, features)
+    assert context is not None
+    brain = OfflineBrain()
+    outputs = [brain.think(m, context) for m in MINDS]
+    dispatch = synthesize(context, outputs, brain, expected_minds=MINDS)
+    with session_scope(db) as session:
+        assert store_cycle(session, dispatch, outputs, context)
+    with session_scope(db) as session:
+        assert not store_cycle(session, dispatch, outputs, context)
+    with session_scope(db) as session:
+        models: tuple[type[DispatchRecord | MindRecord | PredictionRecord | AbstentionRecord], ...]
+        models = (DispatchRecord, MindRecord, PredictionRecord, AbstentionRecord)
+        count = {
+            model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+            for model in models
+        }
+        status = session.scalar(select(Cycle.status).where(Cycle.cycle_key == "store-1"))
+    assert count["dispatches"] == 1
+    assert count["mind_outputs"] == 3
+    # Every source either called or abstained: four sources, four rows between the two tables.
+    assert count["predictions"] + count["abstentions"] == 4
+    assert status == "published"
