@@ -35,21 +35,20 @@ def _register(mind: str) -> None:
         structlog.contextvars.bind_contextvars(task_id=self.request.id, mind=mind)
         try:
             output = _think(self, mind, payload)
+            usage = output.usage
+            log.info(
+                "mind.completed",
+                status=output.status,
+                stance=output.stance,
+                confidence=round(output.confidence, 3),
+                reason=output.reason,
+                seconds=round(time.perf_counter() - started, 4),
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                dollars=usage.dollars if usage else 0.0,
+            )
         finally:
-            structlog.contextvars.unbind_contextvars("task_id", "mind")
-        usage = output.usage
-        log.info(
-            "mind.completed",
-            mind=mind,
-            status=output.status,
-            stance=output.stance,
-            confidence=round(output.confidence, 3),
-            reason=output.reason,
-            seconds=round(time.perf_counter() - started, 4),
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-        )
-        structlog.contextvars.clear_contextvars()
+            structlog.contextvars.clear_contextvars()
         return output.model_dump(mode="json")
 
 

@@ -3,6 +3,7 @@ started by the same code as `workshop up`, and a SQLite database in a temporary 
 
 from __future__ import annotations
 
+import gc
 import glob
 import itertools
 import os
@@ -67,6 +68,8 @@ def start_fleet(
     try:
         yield Fleet(settings=settings, app=app, home=home)
     finally:
+        # Results still referenced unsubscribe in __del__; collect them while the broker is up.
+        gc.collect()
         app.close()
         stack.down(settings, timeout=20)
 

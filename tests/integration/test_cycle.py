@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -47,6 +48,15 @@ def test_cycle_publishes_one_dispatch_naming_the_minds(fleet: Fleet) -> None:
     assert (dispatch.prediction is None) != (dispatch.abstention is None)
     assert _count(fleet.db_url, DispatchRecord, trigger.cycle_key) == 1
     assert _count(fleet.db_url, MindRecord, trigger.cycle_key) == 3
+    # One canonical JSON line per mind task, carrying the cycle key and the task id.
+    lines = [
+        json.loads(line)
+        for line in fleet.log("minds").splitlines()
+        if line.startswith("{") and trigger.cycle_key in line
+    ]
+    completed = [entry for entry in lines if entry["event"] == "mind.completed"]
+    assert sorted(entry["mind"] for entry in completed) == ["contrarian", "flow", "macro"]
+    assert all(entry["cycle_key"] == trigger.cycle_key and entry["task_id"] for entry in completed)
 
 
 def test_same_trigger_twice_makes_one_cycle(fleet: Fleet) -> None:
