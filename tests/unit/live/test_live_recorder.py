@@ -9,8 +9,8 @@ import polars as pl
 
 from shared.calendar import end_of_day_known, release_known
 from shared.contracts import Bar, FeedHealth, MacroValue, NewsItem, SourceResult
-from shared.market.live.recorder import MACRO_HEADER, NEWS_HEADER, PRICES_HEADER, plain, record
-from shared.market.replay import load_replay
+from shared.market.live.recorder import plain, record
+from shared.market.replay import MACRO_HEADER, NEWS_HEADER, PRICES_HEADER, load_replay
 
 
 def _result(bars: list[Bar], macro: list[MacroValue], news: list[NewsItem]) -> SourceResult:
