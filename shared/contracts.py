@@ -202,6 +202,26 @@ class Breadth(Contract):
     label: str = "unknown"
 
 
+class BaseRate(Contract):
+    """How often a symbol rose / fell over a horizon in the history known at as_of (frequencies).
+
+    The reference forecast of every call's Brier skill: a desk with no skill can always quote it.
+    """
+
+    up: float = Field(ge=0.0, le=1.0)
+    down: float = Field(ge=0.0, le=1.0)
+    n: int = Field(ge=0, description="Outcomes counted (one per session).")
+
+
+def horizon_sessions(horizon_hours: int) -> int:
+    """Sessions a call's horizon spans on the daily calendar: 24 h is the next close, 48 h two."""
+    return max(1, round(horizon_hours / 24))
+
+
+def base_rate_key(symbol: str, horizon_hours: int) -> str:
+    return f"{symbol}|{horizon_sessions(horizon_hours)}"
+
+
 class Features(Contract):
     """Derived numbers the minds reason over; unknown is None, never a silent zero."""
 
@@ -230,6 +250,17 @@ class Features(Contract):
     regime: Regime = "unknown"
     regime_score: float = Field(default=0.0, ge=0.0, le=1.0)
     unknown: tuple[str, ...] = Field(default=(), description="Features that could not be computed.")
+    base_rates: dict[str, BaseRate] = Field(
+        default_factory=dict,
+        description="Keyed 'SYMBOL|sessions' (see base_rate_key): point-in-time outcome rates.",
+    )
+
+    def base_rate(self, symbol: str, horizon_hours: int, direction: Direction) -> float | None:
+        """The frequency of the outcome 'symbol closes up (down) over the horizon' known now."""
+        rate = self.base_rates.get(base_rate_key(symbol, horizon_hours))
+        if rate is None:
+            return None
+        return rate.up if direction == "up" else rate.down
 
 
 # --- minds ---------------------------------------------------------------------------------------
@@ -305,6 +336,12 @@ class Prediction(Contract):
     regime: Regime = "unknown"
     topic: str = "index"
     asset_class: str = "equity_index"
+    base_rate: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="How often this outcome happened in the history known at made_at.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -372,8 +409,23 @@ class Resolution(Contract):
 # --- track record --------------------------------------------------------------------------------
 
 
+class CalibrationBucket(Contract):
+    """Settled calls whose stated probability fell in [low, high): what they said and what came."""
+
+    low: float
+    high: float
+    count: int = Field(ge=0)
+    mean_confidence: float
+    hit_rate: float
+
+
 class ScoreLine(Contract):
-    """A record for one source (a mind or the synthesis), optionally within one regime."""
+    """A record for one source (a mind or the synthesis), overall or within one category.
+
+    A line is keyed by source plus at most a few category dimensions (regime, asset class,
+    horizon, topic); "all" means the line is not cut by that dimension. Abstentions and
+    inconclusive calls never enter the hit rate or the probability scores.
+    """
 
     source: str
     regime: Regime | Literal["all"] = "all"
@@ -385,6 +437,32 @@ class ScoreLine(Contract):
     abstentions: int = 0
     hit_rate: float | None = None
     brier: float | None = None
+    asset_class: str = "all"
+    horizon: str = Field(default="all", description="e.g. '24h', or 'all'.")
+    topic: str = "all"
+    hit_rate_low: float | None = Field(default=None, description="Wilson 95% interval, low.")
+    hit_rate_high: float | None = Field(default=None, description="Wilson 95% interval, high.")
+    log_score: float | None = Field(
+        default=None, description="Mean natural log of the probability given to what happened."
+    )
+    base_rate: float | None = Field(default=None, description="Mean base rate of the calls.")
+    base_rate_brier: float | None = Field(
+        default=None, description="Brier of always quoting the base rate, on the same calls."
+    )
+    brier_skill: float | None = Field(
+        default=None, description="1 - Brier / base-rate Brier, over calls with a base rate."
+    )
+    ece: float | None = Field(default=None, description="Expected calibration error, 10 buckets.")
+    calibration: tuple[CalibrationBucket, ...] = ()
+    withheld: int = Field(default=0, description="Calls a learned rule stopped (shadow-scored).")
+
+    @property
+    def settled(self) -> int:
+        return self.hits + self.misses
+
+    def is_overall(self) -> bool:
+        """True for a line cut by nothing but, possibly, its regime (the classic scoreboard)."""
+        return self.asset_class == "all" and self.horizon == "all" and self.topic == "all"
 
 
 class TrackRecord(Contract):
@@ -393,8 +471,28 @@ class TrackRecord(Contract):
     as_of: AwareDatetime | None = None
     lines: tuple[ScoreLine, ...] = ()
 
-    def line(self, source: str, regime: str = "all") -> ScoreLine | None:
-        return next((x for x in self.lines if x.source == source and x.regime == regime), None)
+    def line(
+        self,
+        source: str,
+        regime: str = "all",
+        *,
+        asset_class: str = "all",
+        horizon: str = "all",
+        topic: str = "all",
+    ) -> ScoreLine | None:
+        """The line of a source in one category; every dimension not given is "all"."""
+        return next(
+            (
+                x
+                for x in self.lines
+                if x.source == source
+                and x.regime == regime
+                and x.asset_class == asset_class
+                and x.horizon == horizon
+                and x.topic == topic
+            ),
+            None,
+        )
 
 
 class CycleContext(Contract):

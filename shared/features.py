@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from shared.calendar import END_OF_DAY_KNOWN, NEW_YORK, new_york_date
-from shared.contracts import Breadth, Features, Regime, SymbolReturns
+from shared.contracts import BaseRate, Breadth, Features, Regime, SymbolReturns
 
 BROAD_CANDIDATES = ("SPY", "^GSPC")
 TECH_CANDIDATES = ("QQQ", "^IXIC")
@@ -36,6 +36,10 @@ MONTHLY_MAX_AGE = timedelta(days=70)
 
 TRADING_DAYS = 252
 RETURN_WINDOWS = (1, 5, 20)
+# Horizons, in sessions, whose point-in-time outcome frequencies (base rates) are kept per symbol;
+# a base rate needs this many outcomes before it is quoted.
+BASE_RATE_SESSIONS = (1, 2, 5)
+BASE_RATE_MIN = 20
 VOL_WINDOW = 20
 
 # Breadth thresholds, percent over one session.
@@ -89,6 +93,29 @@ def _close(symbol: str) -> str:
 
 def _ret(window: int, symbol: str) -> str:
     return f"r{window}|{symbol}"
+
+
+def _base(symbol: str, sessions: int, side: str) -> str:
+    return f"base|{symbol}|{sessions}|{side}"
+
+
+def base_rate_columns(symbol: str, sessions: int) -> list[pl.Expr]:
+    """How often the close rose / fell over `sessions`, counting every outcome known at each row.
+
+    Row t knows the outcome of each pair (u - sessions, u) with u <= t, so an expanding count up
+    to and including row t is point-in-time: the call made at t's close is scored against it.
+    """
+    close = pl.col(_close(symbol))
+    change = close - close.shift(sessions)
+    known = change.is_not_null().cast(pl.Int64).cum_sum()
+    ups = (change > 0).fill_null(False).cast(pl.Int64).cum_sum()
+    downs = (change < 0).fill_null(False).cast(pl.Int64).cum_sum()
+    enough = known >= BASE_RATE_MIN
+    return [
+        pl.when(enough).then(ups / known).alias(_base(symbol, sessions, "up")),
+        pl.when(enough).then(downs / known).alias(_base(symbol, sessions, "down")),
+        pl.when(enough).then(known).alias(_base(symbol, sessions, "n")),
+    ]
 
 
 def _pick(candidates: Sequence[str], column: str) -> pl.Expr:
@@ -196,6 +223,7 @@ def compute_features(prices: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
                 f"volratio|{symbol}"
             )
         )
+    per_symbol += [e for s in symbols for n in BASE_RATE_SESSIONS for e in base_rate_columns(s, n)]
     frame = frame.with_columns(per_symbol)
 
     vix_close = pl.col(_close(VIX)) if VIX in symbols else pl.lit(None, dtype=pl.Float64)
@@ -383,6 +411,7 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
     symbols = [key[len("close|") :] for key in row if key.startswith("close|")]
     returns: dict[str, SymbolReturns] = {}
     last_close: dict[str, float] = {}
+    base_rates: dict[str, BaseRate] = {}
     for symbol in symbols:
         close = row[_close(symbol)]
         rets = [row[_ret(n, symbol)] for n in RETURN_WINDOWS]
@@ -390,6 +419,12 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
             last_close[symbol] = float(close)
         if close is not None or any(r is not None for r in rets):
             returns[symbol] = SymbolReturns(r1=rets[0], r5=rets[1], r20=rets[2])
+        for n in BASE_RATE_SESSIONS:
+            up = row.get(_base(symbol, n, "up"))
+            if up is not None:
+                base_rates[f"{symbol}|{n}"] = BaseRate(
+                    up=up, down=row[_base(symbol, n, "down")], n=row[_base(symbol, n, "n")]
+                )
     breadth = Breadth(
         broad_r1=_opt(row["broad_r1"]),
         tech_r1=_opt(row["tech_r1"]),
@@ -421,6 +456,7 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
         regime=row["regime"],
         regime_score=float(row["regime_score"]),
         unknown=tuple(unknown),
+        base_rates=base_rates,
         **scalars,
     )
 

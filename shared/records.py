@@ -12,8 +12,14 @@ from shared.db.models import AbstentionRecord, PredictionRecord
 from shared.scoring import Abstained, CallOutcome, score_lines
 
 
-def track_record(session: Session, as_of: datetime | None = None) -> TrackRecord:
-    """Every source's record as it stood at as_of (None: everything stored)."""
+def track_record(
+    session: Session, as_of: datetime | None = None, *, detail: bool = False
+) -> TrackRecord:
+    """Every source's record as it stood at as_of (None: everything stored).
+
+    detail adds each line's calibration buckets (the scoreboard's plots); a cycle's context leaves
+    them out to stay small on the wire.
+    """
     query = select(PredictionRecord)
     skipped = select(AbstentionRecord)
     if as_of is not None:
@@ -25,6 +31,17 @@ def track_record(session: Session, as_of: datetime | None = None) -> TrackRecord
         # A call settled after as_of was still open then: the record must not know its outcome.
         if as_of is not None and row.settled_at is not None and row.settled_at > as_of:
             status = "open"
-        calls.append(CallOutcome(row.source, row.regime, status, row.confidence))
+        calls.append(
+            CallOutcome(
+                row.source,
+                row.regime,
+                status,
+                row.confidence,
+                asset_class=row.asset_class,
+                horizon_hours=row.horizon_hours,
+                topic=row.topic,
+                base_rate=row.base_rate,
+            )
+        )
     abstentions = [Abstained(a.source, a.regime) for a in session.scalars(skipped)]
-    return TrackRecord(as_of=as_of, lines=score_lines(calls, abstentions))
+    return TrackRecord(as_of=as_of, lines=score_lines(calls, abstentions, detail=detail))

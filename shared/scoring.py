@@ -1,25 +1,40 @@
 """Scoring arithmetic shared by the resolver's scoreboard, the cycle's track record and the
-backtest: pure functions over settled calls."""
+backtest: pure functions over settled calls, and a running tally that both build lines from.
+
+Every probability here is the probability the call comes true (its confidence); a call's base rate
+is how often its outcome happened in the history known when it was made.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
-from shared.contracts import ScoreLine
+from shared.contracts import CalibrationBucket, ScoreLine
 
 SETTLED = ("hit", "miss")
+Z95 = 1.959963984540054
+BUCKETS = 10
+# log(0) is minus infinity: a call stated at 0 or 1 that went wrong is clipped, not fatal.
+LOG_FLOOR = 1e-6
+ALL = "all"
 
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """One call as the scoreboard sees it: who made it, in what regime, how it ended."""
+    """One call as the scoreboard sees it: who made it, in what category, how it ended."""
 
     source: str
     regime: str
     status: str  # open | hit | miss | inconclusive
     confidence: float
+    asset_class: str = "equity_index"
+    horizon_hours: int = 24
+    topic: str = "index"
+    base_rate: float | None = None
+    withheld: bool = False  # stopped by a learned rule: shadow-scored, never published
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,52 +43,278 @@ class Abstained:
     regime: str
 
 
+# --- the arithmetic ------------------------------------------------------------------------------
+
+
+def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of a hit rate (95% by default); None with no settled calls.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest at small n.
+    """
+    if n <= 0:
+        return None
+    p = hits / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def brier(pairs: Iterable[tuple[float, bool]]) -> float | None:
     """Mean squared gap between the stated probability and what happened; None with no calls."""
     values = [(p - (1.0 if hit else 0.0)) ** 2 for p, hit in pairs]
     return sum(values) / len(values) if values else None
 
 
+def log_likelihood(p: float, hit: bool) -> float:
+    """Natural log of the probability the forecast gave to what happened (clipped)."""
+    q = p if hit else 1.0 - p
+    return math.log(min(1.0 - LOG_FLOOR, max(LOG_FLOOR, q)))
+
+
+def log_score(pairs: Iterable[tuple[float, bool]]) -> float | None:
+    """Mean log-likelihood of the outcomes (0 is perfect, ln 0.5 = -0.693 is a coin)."""
+    values = [log_likelihood(p, hit) for p, hit in pairs]
+    return sum(values) / len(values) if values else None
+
+
+def bucket_of(p: float, buckets: int = BUCKETS) -> int:
+    return min(buckets - 1, max(0, int(p * buckets)))
+
+
+def calibration(
+    pairs: Iterable[tuple[float, bool]], buckets: int = BUCKETS
+) -> tuple[CalibrationBucket, ...]:
+    """Calls grouped by stated probability in equal-width buckets; only non-empty buckets."""
+    sums = [[0, 0.0, 0] for _ in range(buckets)]
+    for p, hit in pairs:
+        cell = sums[bucket_of(p, buckets)]
+        cell[0] += 1
+        cell[1] += p
+        cell[2] += 1 if hit else 0
+    return _buckets(sums, buckets)
+
+
+def _buckets(sums: Sequence[Sequence[float]], buckets: int) -> tuple[CalibrationBucket, ...]:
+    return tuple(
+        CalibrationBucket(
+            low=i / buckets,
+            high=(i + 1) / buckets,
+            count=int(n),
+            mean_confidence=total / n,
+            hit_rate=hits / n,
+        )
+        for i, (n, total, hits) in enumerate(sums)
+        if n
+    )
+
+
+def ece(buckets: Iterable[CalibrationBucket]) -> float | None:
+    """Expected calibration error: the count-weighted mean |stated - observed| over buckets."""
+    rows = list(buckets)
+    total = sum(b.count for b in rows)
+    if total == 0:
+        return None
+    return sum(b.count * abs(b.mean_confidence - b.hit_rate) for b in rows) / total
+
+
+def brier_skill(score: float | None, reference: float | None) -> float | None:
+    """1 - Brier / reference Brier: above 0 beats the reference, 0 ties it, below 0 loses."""
+    if score is None or reference is None or reference <= 0:
+        return None
+    return 1.0 - score / reference
+
+
+# --- the running tally ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tally:
+    """Running sums for one scoreboard line; O(1) to update, O(buckets) to read.
+
+    The backtest keeps these in memory and updates them as calls settle; the database path builds
+    the same tallies from stored rows, so both produce identical lines.
+    """
+
+    calls: int = 0
+    hits: int = 0
+    misses: int = 0
+    inconclusive: int = 0
+    open: int = 0
+    abstentions: int = 0
+    withheld: int = 0
+    squared: float = 0.0
+    log: float = 0.0
+    # Brier skill is taken over the settled calls that carry a base rate, on both sides.
+    rated: int = 0
+    rated_squared: float = 0.0
+    base_squared: float = 0.0
+    base_sum: float = 0.0
+    cells: list[list[float]] = field(default_factory=lambda: [[0, 0.0, 0] for _ in range(BUCKETS)])
+
+    def opened(self) -> None:
+        self.calls += 1
+        self.open += 1
+
+    def closed(self, status: str, confidence: float, base_rate: float | None) -> None:
+        """An open call settled (hit, miss or inconclusive)."""
+        self.open -= 1
+        if status == "inconclusive":
+            self.inconclusive += 1
+            return
+        hit = status == "hit"
+        outcome = 1.0 if hit else 0.0
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        gap = (confidence - outcome) ** 2
+        self.squared += gap
+        self.log += log_likelihood(confidence, hit)
+        cell = self.cells[bucket_of(confidence)]
+        cell[0] += 1
+        cell[1] += confidence
+        cell[2] += outcome
+        if base_rate is not None:
+            self.rated += 1
+            self.rated_squared += gap
+            self.base_squared += (base_rate - outcome) ** 2
+            self.base_sum += base_rate
+
+    def add(self, call: CallOutcome) -> None:
+        self.opened()
+        if call.withheld:
+            self.withheld += 1
+        if call.status != "open":
+            self.closed(call.status, call.confidence, call.base_rate)
+
+    def line(
+        self,
+        source: str,
+        regime: str = ALL,
+        *,
+        asset_class: str = ALL,
+        horizon: str = ALL,
+        topic: str = ALL,
+        detail: bool = True,
+    ) -> ScoreLine:
+        """The scoreboard line; detail adds the calibration buckets (left out of cycle contexts)."""
+        settled = self.hits + self.misses
+        interval = wilson(self.hits, settled)
+        buckets = _buckets(self.cells, BUCKETS)
+        rated_brier = self.rated_squared / self.rated if self.rated else None
+        base_brier = self.base_squared / self.rated if self.rated else None
+        values = {
+            "source": source,
+            "regime": regime,
+            "asset_class": asset_class,
+            "horizon": horizon,
+            "topic": topic,
+            "calls": self.calls,
+            "hits": self.hits,
+            "misses": self.misses,
+            "inconclusive": self.inconclusive,
+            "open": self.open,
+            "abstentions": self.abstentions,
+            "withheld": self.withheld,
+            "hit_rate": self.hits / settled if settled else None,
+            "hit_rate_low": interval[0] if interval else None,
+            "hit_rate_high": interval[1] if interval else None,
+            "brier": self.squared / settled if settled else None,
+            "log_score": self.log / settled if settled else None,
+            "base_rate": self.base_sum / self.rated if self.rated else None,
+            "base_rate_brier": base_brier,
+            "brier_skill": brier_skill(rated_brier, base_brier),
+            "ece": ece(buckets),
+            "calibration": buckets if detail else (),
+        }
+        return ScoreLine.model_validate(values)
+
+
+# --- lines ---------------------------------------------------------------------------------------
+
+# (regime, asset_class, horizon, topic) of each cut a call is counted in; ALL means "not cut".
+Key = tuple[str, str, str, str, str]
+
+
+def horizon_label(hours: int) -> str:
+    return f"{hours}h"
+
+
+def keys_of(call: CallOutcome, *, by_category: bool = True) -> Iterator[Key]:
+    """Every line a call counts in: overall, and (by_category) per regime, asset class, horizon,
+    topic, and asset class x horizon (the cut rules are most often about)."""
+    s, horizon = call.source, horizon_label(call.horizon_hours)
+    yield (s, ALL, ALL, ALL, ALL)
+    if by_category:
+        yield (s, call.regime, ALL, ALL, ALL)
+        yield (s, ALL, call.asset_class, ALL, ALL)
+        yield (s, ALL, ALL, horizon, ALL)
+        yield (s, ALL, ALL, ALL, call.topic)
+        yield (s, ALL, call.asset_class, horizon, ALL)
+
+
+def abstention_keys(item: Abstained, *, by_category: bool = True) -> Iterator[Key]:
+    yield (item.source, ALL, ALL, ALL, ALL)
+    if by_category:
+        yield (item.source, item.regime, ALL, ALL, ALL)
+
+
+def line_of(key: Key, tally: Tally, *, detail: bool = True) -> ScoreLine:
+    source, regime, asset_class, horizon, topic = key
+    return tally.line(
+        source, regime, asset_class=asset_class, horizon=horizon, topic=topic, detail=detail
+    )
+
+
+def tallies(
+    calls: Iterable[CallOutcome],
+    abstentions: Iterable[Abstained],
+    *,
+    by_category: bool = True,
+    include_withheld: bool = False,
+) -> dict[Key, Tally]:
+    """Tallies per line key; withheld (rule-stopped) calls only when asked (rules' evidence)."""
+    out: dict[Key, Tally] = defaultdict(Tally)
+    for call in calls:
+        if call.withheld and not include_withheld:
+            continue
+        for key in keys_of(call, by_category=by_category):
+            out[key].add(call)
+    for item in abstentions:
+        for key in abstention_keys(item, by_category=by_category):
+            out[key].abstentions += 1
+    return out
+
+
 def score_line(
     source: str, regime: str, calls: Iterable[CallOutcome], abstentions: int
 ) -> ScoreLine:
     """One scoreboard line. Abstentions and inconclusive calls never enter the hit rate."""
-    rows = list(calls)
-    hits = sum(1 for c in rows if c.status == "hit")
-    misses = sum(1 for c in rows if c.status == "miss")
-    settled = hits + misses
-    return ScoreLine(
-        source=source,
-        regime=regime,
-        calls=len(rows),
-        hits=hits,
-        misses=misses,
-        inconclusive=sum(1 for c in rows if c.status == "inconclusive"),
-        open=sum(1 for c in rows if c.status == "open"),
-        abstentions=abstentions,
-        hit_rate=hits / settled if settled else None,
-        brier=brier((c.confidence, c.status == "hit") for c in rows if c.status in SETTLED),
-    )
+    tally = Tally()
+    for call in calls:
+        tally.add(call)
+    tally.abstentions = abstentions
+    return tally.line(source, regime)
 
 
 def score_lines(
-    calls: Iterable[CallOutcome], abstentions: Iterable[Abstained], *, by_regime: bool = True
+    calls: Iterable[CallOutcome],
+    abstentions: Iterable[Abstained],
+    *,
+    by_regime: bool = True,
+    detail: bool = True,
+    include_withheld: bool = False,
 ) -> tuple[ScoreLine, ...]:
-    """Lines per source overall ("all") and, when asked, per source and regime."""
-    grouped: dict[tuple[str, str], list[CallOutcome]] = defaultdict(list)
-    skipped: dict[tuple[str, str], int] = defaultdict(int)
-    for call in calls:
-        grouped[(call.source, "all")].append(call)
-        if by_regime:
-            grouped[(call.source, call.regime)].append(call)
-    for item in abstentions:
-        skipped[(item.source, "all")] += 1
-        if by_regime:
-            skipped[(item.source, item.regime)] += 1
-    keys = sorted(set(grouped) | set(skipped), key=_order)
-    return tuple(score_line(s, r, grouped.get((s, r), []), skipped.get((s, r), 0)) for s, r in keys)
+    """Lines per source overall ("all") and, when by_regime, per source and regime, asset class,
+    horizon, topic and asset class x horizon."""
+    found = tallies(calls, abstentions, by_category=by_regime, include_withheld=include_withheld)
+    return tuple(line_of(key, found[key], detail=detail) for key in sorted(found, key=order))
 
 
-def _order(key: tuple[str, str]) -> tuple[int, str, int, str]:
-    source, regime = key
-    return (0 if source == "synthesis" else 1, source, 0 if regime == "all" else 1, regime)
+def order(key: Key) -> tuple[int, str, int, str, str, str, str]:
+    """Synthesis first, then minds by name; within a source the overall line, then the cuts."""
+    source, regime, asset_class, horizon, topic = key
+    plain = (regime, asset_class, horizon, topic) == (ALL, ALL, ALL, ALL)
+    return (0 if source == "synthesis" else 1, source, 0 if plain else 1, regime, asset_class,
+            horizon, topic)  # fmt: skip

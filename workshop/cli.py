@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from shared.contracts import CycleTrigger, Dispatch, TrackRecord
+from shared.contracts import CycleTrigger, Dispatch, ScoreLine, TrackRecord
 from shared.errors import WorkshopError
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
@@ -235,7 +235,9 @@ def _print_dispatch(found: Dispatch, *, as_json: bool) -> None:
 @cli.command()
 def scoreboard(
     as_json: Annotated[bool, typer.Option("--json", help="The scoreboard as JSON.")] = False,
-    by_regime: Annotated[bool, typer.Option(help="Also show each regime's lines.")] = False,
+    by_regime: Annotated[
+        bool, typer.Option(help="Also show each regime's (and asset class, horizon, topic) lines.")
+    ] = False,
 ) -> None:
     """Print the track record of the synthesis and each mind."""
     settings = _settings()
@@ -248,19 +250,33 @@ def scoreboard(
 
 def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
     table = Table(title="Scoreboard (settled from prices; abstentions never count as hits)")
-    for column in ("source", "regime", "calls", "hits", "misses", "inconcl.", "open", "abstained",
-                   "hit rate", "Brier"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("source", "regime") else "right")
+    for column in ("source", "cut", "calls", "hits", "misses", "inconcl.", "open", "abstained",
+                   "hit rate", "95% interval", "Brier", "base Brier", "skill", "ECE"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("source", "cut") else "right")
     for line in board.lines:
-        if line.regime != "all" and not by_regime:
+        plain = line.regime == "all" and line.is_overall()
+        if not plain and not by_regime:
             continue
         table.add_row(
-            line.source, line.regime, str(line.calls), str(line.hits), str(line.misses),
+            line.source, _cut(line), str(line.calls), str(line.hits), str(line.misses),
             str(line.inconclusive), str(line.open), str(line.abstentions),
-            "-" if line.hit_rate is None else f"{line.hit_rate:.0%}",
-            "-" if line.brier is None else f"{line.brier:.3f}",
+            _num(line.hit_rate, "{:.0%}"),
+            "-" if line.hit_rate_low is None or line.hit_rate_high is None
+            else f"{line.hit_rate_low:.2f}-{line.hit_rate_high:.2f}",
+            _num(line.brier, "{:.3f}"), _num(line.base_rate_brier, "{:.3f}"),
+            _num(line.brier_skill, "{:+.3f}"), _num(line.ece, "{:.3f}"),
         )  # fmt: skip
     out.print(table)
+
+
+def _num(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _cut(line: ScoreLine) -> str:
+    """The category a line is cut by, e.g. 'chop' or 'equity_index x 24h'; 'all' for none."""
+    parts = [x for x in (line.regime, line.asset_class, line.horizon, line.topic) if x != "all"]
+    return " x ".join(parts) or "all"
 
 
 @cli.command()

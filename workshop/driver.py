@@ -86,7 +86,7 @@ def cycle_count(db_url: str) -> int:
 
 def record(db_url: str) -> TrackRecord:
     with session_scope(db_url) as session:
-        return track_record(session)
+        return track_record(session, detail=True)
 
 
 def replay_label(data_dir: Path | None) -> str:

@@ -120,6 +120,7 @@ def _prediction(context: CycleContext, prob_up: float, horizon_hours: int) -> Pr
         made_at=made_at,
         matures_at=matures_at,
         regime=features.regime,
+        base_rate=features.base_rate(target, horizon_hours, direction),
     )
 
 

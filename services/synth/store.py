@@ -45,6 +45,7 @@ def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | N
         matures_at=maturity(as_of, session, call.horizon_hours),
         regime=features.regime,
         topic=output.topics[0] if output.topics else "index",
+        base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
     )
 
 
@@ -63,6 +64,7 @@ def _prediction_row(cycle_key: str, prediction: Prediction) -> PredictionRecord:
         regime=prediction.regime,
         topic=prediction.topic,
         asset_class=prediction.asset_class,
+        base_rate=prediction.base_rate,
         payload=prediction.model_dump(mode="json"),
         status="open",
         attempts=0,

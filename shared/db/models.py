@@ -136,6 +136,9 @@ class PredictionRecord(Base):
     regime: Mapped[str] = mapped_column(String(16))
     topic: Mapped[str] = mapped_column(String(32))
     asset_class: Mapped[str] = mapped_column(String(32))
+    # How often the called outcome happened in the history known at made_at: the reference of
+    # the call's Brier skill, fixed when the call is made so that later data cannot move it.
+    base_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
