@@ -77,12 +77,17 @@ def label_debate(present: Sequence[MindOutput]) -> Debate:
 
 
 def _missing(context: CycleContext, outputs: Sequence[MindOutput]) -> tuple[str, ...]:
-    items: list[str] = []
+    # A whole feed down matters more than any single series, so it is said first.
+    items = [
+        f"the {h.source} feed ({h.status}{': ' + h.detail[:160] if h.detail else ''})"
+        for h in context.snapshot.health
+        if h.status in ("error", "empty")
+    ]
+    items += [f"{o.mind} mind absent: {o.reason}" for o in outputs if o.status == "absent"]
     for flag in context.snapshot.flags:
         detail = f" ({flag.detail})" if flag.detail else ""
         items.append(f"{flag.subject}: {flag.code.replace('_', ' ')}{detail}")
     items += [f"{name} not computable" for name in context.features.unknown]
-    items += [f"{o.mind} mind absent: {o.reason}" for o in outputs if o.status == "absent"]
     return tuple(dict.fromkeys(items))  # keeps order, drops repeats
 
 

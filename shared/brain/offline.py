@@ -54,6 +54,22 @@ class Reading:
         self.signals.append(Signal(score, text))
 
 
+# Flags that say a number is missing or not to be trusted. Others (a ticker with no SEC filer
+# id, an undated headline) say nothing about the features and must not blind a mind.
+DISTRUSTED_VALUE_CODES = frozenset(
+    {
+        "missing_series",
+        "stale_series",
+        "missing_symbol",
+        "stale_symbol",
+        "bad_value",
+        "missing_value",
+        "stale_feed",
+        "feed_error",
+    }
+)
+
+
 class _Inputs:
     """Reads features for one mind, treating None, features.unknown and flagged series alike."""
 
@@ -61,7 +77,11 @@ class _Inputs:
         self._features = context.features
         self._reading = reading
         self._unknown = {name.lower() for name in context.features.unknown}
-        self._flagged = {_norm(flag.subject) for flag in context.snapshot.flags}
+        self._flagged = {
+            _norm(flag.subject)
+            for flag in context.snapshot.flags
+            if flag.code in DISTRUSTED_VALUE_CODES
+        }
 
     def is_distrusted(self, *names: str) -> bool:
         wanted = {_norm(n) for n in names}

@@ -11,6 +11,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from tests.fakes.http import FakeServer, Reply, Request
@@ -112,7 +113,8 @@ class YahooFake:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def chart(self, request: Request) -> Reply:
-        symbol = request.path.rsplit("/", 1)[-1]
+        # yfinance sends index symbols percent-encoded (^VIX as %5EVIX), as Yahoo expects.
+        symbol = unquote(request.path.rsplit("/", 1)[-1])
         with self._lock:
             if request.param("range") != "1d":
                 self.history_requests[symbol] = self.history_requests.get(symbol, 0) + 1

@@ -163,15 +163,15 @@ def test_abstains_when_the_broad_index_has_no_price() -> None:
 
 
 def test_missing_lists_flags_unknown_features_and_absent_minds() -> None:
-    """missing names, in words, the flagged feeds, the unknown features and the absent minds."""
+    """missing names, in words, the absent minds, then the flagged feeds and unknown features."""
     flags = (DataFlag(code="feed_error", subject="FRED", detail="HTTP 503"),)
     features = fx.calm_features(unknown=("cpi_yoy",), cpi_yoy=None)
     outs = [fx.mind("macro", "bearish", 0.5), MindOutput.absent("flow", "no reply")]
     d = deliberate(fx.context(features, flags=flags), outs)
     assert d.missing == (
+        "flow mind absent: no reply",
         "FRED: feed error (HTTP 503)",
         "cpi_yoy not computable",
-        "flow mind absent: no reply",
     )
 
 
