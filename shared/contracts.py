@@ -385,6 +385,13 @@ class Dispatch(Contract):
     regime_score: float = Field(default=0.0, ge=0.0, le=1.0)
     missing: tuple[str, ...] = Field(default=(), description="What the desk could not see.")
     rules_applied: tuple[str, ...] = ()
+    probability_up: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The desk's final p(target closes up)."
+    )
+    raw_probability_up: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The minds' pool before recalibration."
+    )
+    target: str | None = Field(default=None, description="What the probabilities are about.")
 
     @model_validator(mode="after")
     def _call_or_abstention(self) -> Self:

@@ -191,6 +191,62 @@ def replay(
 
 
 @cli.command()
+def backtest(
+    data: Annotated[
+        Path | None, typer.Option(help="Replay directory (default the shipped sample).")
+    ] = None,
+    from_: Annotated[str, typer.Option("--from", help="First trading day, e.g. 1999-01-04.")] = "",
+    to: Annotated[str, typer.Option(help="Last trading day.")] = "",
+    report: Annotated[Path, typer.Option(help="Folder for report.json/.md and the plots.")] = Path(
+        "backtest-report"
+    ),
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Backtest the desk's own code over a replay directory in one process: no broker, no DB."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from workshop.backtest import run_backtest, write_report
+
+    settings = _settings()
+    data_dir = data or settings.data_dir
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"replay directory {data_dir} does not exist")
+    start = _parse_day(from_, "--from") if from_ else date(1900, 1, 1)
+    end = _parse_day(to, "--to") if to else date(2999, 12, 31)
+    if end < start:
+        _fail(f"--to {end} is before --from {start}")
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, disable=not progress,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("backtest", total=None)
+
+        def tick(done: int, total: int) -> None:
+            if done == 1 or done % 25 == 0 or done == total:
+                bar.update(task, completed=done, total=total)
+
+        try:
+            result = run_backtest(
+                data_dir, start, end, minds=settings.minds, horizon_hours=settings.horizon_hours,
+                on_cycle=tick,
+            )  # fmt: skip
+        except WorkshopError as error:
+            _fail(str(error), 1)
+            return
+    if result.cycles == 0:
+        _fail(f"no trading days with data between {start} and {end}", 1)
+    figures = write_report(result, report)
+    synth = figures["synthesis"]
+    out.print(
+        f"{figures['cycles']} cycles in {figures['seconds']:.2f} s; synthesis: "
+        f"{synth['calls']} calls, hit rate {_num(synth['hit_rate'], '{:.1%}')}, "
+        f"Brier skill {_num(synth['brier_skill'], '{:+.4f}')}, ECE {_num(synth['ece'], '{:.3f}')}"
+    )
+    out.print(f"report: {report / 'report.md'}")
+
+
+@cli.command()
 def resolve(
     now: Annotated[
         str | None, typer.Option(help="Settle as of this ISO time (default the wall clock).")

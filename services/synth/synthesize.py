@@ -56,4 +56,7 @@ def synthesize(
         regime_score=context.features.regime_score,
         missing=decision.missing,
         rules_applied=decision.rules_applied,
+        probability_up=decision.probability_up,
+        raw_probability_up=decision.probability_up,
+        target=context.features.broad,
     )

@@ -1,0 +1,161 @@
+"""The backtest: the fleet's code over real replay data in one process, point-in-time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shared.market import sample_data_dir
+from workshop.backtest import run_backtest, write_report
+from workshop.backtest.engine import BacktestResult
+from workshop.cli import cli
+
+PRICES_HEADER = "date,symbol,open,high,low,close,volume"
+MACRO_HEADER = "date,series,value,released"
+
+
+def _lines(name: str) -> list[str]:
+    return (sample_data_dir() / name).read_text().splitlines()[1:]
+
+
+def _replay_dir(
+    root: Path,
+    name: str,
+    *,
+    first: str,
+    last: str,
+    symbols: set[str] | None = None,
+    series: set[str] | None = None,
+    edit: Callable[[list[str]], list[str]] | None = None,
+) -> Path:
+    """A replay directory cut from the shipped sample: a date range, some symbols and series."""
+    folder = root / name
+    folder.mkdir()
+    prices = [
+        line
+        for line in _lines("prices.csv")
+        if first <= line[:10] <= last and (symbols is None or line.split(",")[1] in symbols)
+    ]
+    if edit is not None:
+        prices = edit(prices)
+    macro = [
+        line
+        for line in _lines("macro.csv")
+        if line[:10] <= last and (series is None or line.split(",")[1] in series)
+    ]
+    (folder / "prices.csv").write_text("\n".join([PRICES_HEADER, *prices]) + "\n")
+    (folder / "macro.csv").write_text("\n".join([MACRO_HEADER, *macro]) + "\n")
+    return folder
+
+
+REQUIRED = ("calls", "abstentions", "hits", "misses", "inconclusive", "hit_rate", "brier",
+            "base_rate_brier", "brier_skill", "ece")  # fmt: skip
+
+
+def test_report_fields_on_a_short_range_of_the_real_data(tmp_path: Path) -> None:
+    """`workshop backtest` over 2015 writes report.json with every figure, the page and plots."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["backtest", "--from", "2015-01-02", "--to", "2015-12-31", "--report", str(out),
+         "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "report.json").read_text())
+    assert data["cycles"] == 252  # the NYSE's trading days of 2015
+    assert data["seconds"] > 0
+    assert set(data["minds"]) == {"macro", "flow", "contrarian"}
+    for block in (data["synthesis"], *data["minds"].values()):
+        assert set(REQUIRED) <= set(block)
+        settled = block["hits"] + block["misses"]
+        assert block["calls"] == settled + block["inconclusive"] + block["open"]
+        assert block["calls"] + block["abstentions"] == data["cycles"]
+        if settled:
+            assert block["hit_rate"] == pytest.approx(block["hits"] / settled, abs=1e-5)
+    page = (out / "report.md").read_text()
+    assert "| synthesis |" in page
+    assert "Brier skill" in page
+    for figure in ("reliability.png", "rolling.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+def _comparable(result: BacktestResult, before: date) -> list[object]:
+    rows = [
+        (r.day, r.regime, r.raw_probability_up, r.probability_up, r.direction, r.minds)
+        for r in result.rows
+        if r.day < before
+    ]
+    settled = [
+        (s.prediction.made_at, s.source, s.outcome, s.settle_price)
+        for s in result.ledger.settled
+        if s.prediction.made_at.date() < before
+    ]
+    return [rows, settled]
+
+
+def test_a_planted_future_price_is_never_read_before_its_day(tmp_path: Path) -> None:
+    """A ^GSPC close x50 on 2016-03-15 changes nothing any cycle saw before that day, and
+    changes what the cycle of that day sees (so it would have shown if read early)."""
+    planted = date(2016, 3, 15)
+
+    def plant(lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            cells = line.split(",")
+            if cells[0] == planted.isoformat() and cells[1] == "^GSPC":
+                cells[5] = f"{float(cells[5]) * 50:.2f}"
+            out.append(",".join(cells))
+        return out
+
+    clean = _replay_dir(tmp_path, "clean", first="2015-01-02", last="2016-06-30")
+    dirty = _replay_dir(tmp_path, "dirty", first="2015-01-02", last="2016-06-30", edit=plant)
+    start, end = date(2015, 3, 2), date(2016, 6, 30)
+    a = run_backtest(clean, start, end)
+    b = run_backtest(dirty, start, end)
+    assert a.cycles == b.cycles > 300
+    # Calls struck on the day before the plant settle on the planted close, legitimately after it.
+    day_before = date(2016, 3, 14)
+    assert _comparable(a, day_before) == _comparable(b, day_before)
+    seen_a = next(r for r in a.rows if r.day == planted)
+    seen_b = next(r for r in b.rows if r.day == planted)
+    assert (seen_a.regime, seen_a.minds) != (seen_b.regime, seen_b.minds)
+
+
+def test_a_directory_with_only_the_sp500(tmp_path: Path) -> None:
+    """Only ^GSPC and no macro: the backtest runs, flags the gaps, the minds that can call do."""
+    folder = _replay_dir(
+        tmp_path, "gspc", first="2012-01-03", last="2012-12-31", symbols={"^GSPC"}, series=set()
+    )
+    result = run_backtest(folder, date(2012, 1, 1), date(2012, 12, 31))
+    assert result.cycles == 250
+    assert result.flags["missing_series: ^VIX"] == 250
+    assert result.flags["missing_series: DGS10"] == 250
+    data = write_report(result, tmp_path / "out")
+    assert data["minds"]["flow"]["calls"] > 0
+    assert data["minds"]["macro"]["calls"] == 0  # no rates, inflation or jobs data: it abstains
+    assert data["minds"]["macro"]["abstentions"] == 250
+
+
+def test_a_directory_with_only_the_nasdaq_and_a_few_macro_series(tmp_path: Path) -> None:
+    """Only ^IXIC and CPI/fed funds: no broad index to call, so every cycle abstains, saying so."""
+    folder = _replay_dir(
+        tmp_path,
+        "ixic",
+        first="2012-01-03",
+        last="2012-06-29",
+        symbols={"^IXIC"},
+        series={"CPIAUCSL", "FEDFUNDS"},
+    )
+    result = run_backtest(folder, date(2012, 1, 1), date(2012, 6, 30))
+    assert result.cycles == 125
+    assert result.flags["missing_series: broad_index"] == 125
+    assert all(r.direction is None for r in result.rows)
+    assert all(r.abstention for r in result.rows)
+    data = write_report(result, tmp_path / "out")
+    assert data["synthesis"]["abstentions"] == 125
+    assert (tmp_path / "out" / "reliability.png").exists()

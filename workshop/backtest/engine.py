@@ -1,0 +1,181 @@
+"""The backtest engine: the fleet's own code (snapshot and features, the minds' think, the
+synthesis, the resolver's judge, the learning) run in one process over every trading day of a
+replay directory, with an in-memory record fed back point-in-time. No broker, network or database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from services.minds.think import think
+from services.synth.store import mind_prediction
+from services.synth.synthesize import synthesize
+from shared.brain.offline import OfflineBrain
+from shared.calendar import replay_as_of
+from shared.contracts import SYNTHESIS, CycleContext, CycleTrigger, Dispatch, MindOutput
+from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
+from shared.ports import Brain
+from shared.settings import DEFAULT_MINDS
+from workshop.backtest.ledger import Ledger, Settled
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MindRow:
+    mind: str
+    status: str
+    stance: str
+    confidence: float
+    probability_up: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRow:
+    """One cycle as the report and the plots see it."""
+
+    day: date
+    cycle_key: str
+    regime: str
+    target: str | None
+    probability_up: float | None
+    raw_probability_up: float | None
+    direction: str | None
+    confidence: float | None
+    abstention: str | None
+    rules_applied: tuple[str, ...]
+    minds: tuple[MindRow, ...]
+    flags: int
+
+
+@dataclass
+class BacktestResult:
+    """Everything a backtest produced; the report is written from this."""
+
+    data_dir: Path
+    start: date
+    end: date
+    minds: tuple[str, ...]
+    horizon_hours: int
+    cycles: int = 0
+    seconds: float = 0.0
+    ledger: Ledger = field(default_factory=Ledger)
+    rows: list[CycleRow] = field(default_factory=list)
+    flags: Counter[str] = field(default_factory=Counter)
+    last_dispatch: Dispatch | None = None
+    last_call: Dispatch | None = None
+
+
+def label_of(data_dir: Path) -> str:
+    return data_dir.resolve().name[:32] or "replay"
+
+
+def run_backtest(
+    data_dir: Path | None,
+    start: date,
+    end: date,
+    *,
+    minds: Sequence[str] = DEFAULT_MINDS,
+    horizon_hours: int = 24,
+    brain: Brain | None = None,
+    market: ReplayMarket | None = None,
+    on_cycle: Progress | None = None,
+) -> BacktestResult:
+    """Run one cycle per trading day from start to end inclusive, in order, on the replay clock.
+
+    Before each cycle the ledger settles what matured by its as_of, exactly as the resolver
+    does before a fleet cycle; the cycle then sees only that record. Raises ReplayFormatError
+    (a BadInputError) if the directory is not a valid replay.
+    """
+    started = time.perf_counter()
+    directory = Path(data_dir) if data_dir is not None else sample_data_dir()
+    market = market or ReplayMarket(load_replay(directory))
+    brain = brain or OfflineBrain()
+    minds = tuple(minds)
+    result = BacktestResult(directory, start, end, minds, horizon_hours)
+    ledger = result.ledger
+    days = market.sessions(start, end)
+    label = label_of(directory)
+    for number, day in enumerate(days, start=1):
+        as_of = replay_as_of(day)
+        ledger.settle(market, as_of)
+        trigger = CycleTrigger(
+            cycle_key=f"backtest:{label}:{day.isoformat()}",
+            as_of=as_of,
+            mode="replay",
+            data_dir=str(directory),
+        )
+        snapshot = market.snapshot(trigger)
+        features = market.features(snapshot)
+        context = CycleContext(
+            cycle_number=number,
+            snapshot=snapshot,
+            features=features,
+            record=ledger.record(as_of),
+        )
+        outputs = [think(brain, mind, context) for mind in minds]
+        dispatch = synthesize(
+            context, outputs, brain, expected_minds=minds, horizon_hours=horizon_hours
+        )
+        _store(ledger, dispatch, outputs, context)
+        result.flags.update(f"{f.code}: {f.subject}" for f in snapshot.flags)
+        result.rows.append(_row(day, dispatch, context))
+        result.last_dispatch = dispatch
+        if dispatch.prediction is not None:
+            result.last_call = dispatch
+        if on_cycle is not None:
+            on_cycle(number, len(days))
+    # A last pass on the last as_of changes nothing a cycle saw; it settles what already could be.
+    if days:
+        ledger.settle(market, replay_as_of(days[-1]))
+        result.start, result.end = days[0], days[-1]
+    result.cycles = len(days)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _store(
+    ledger: Ledger, dispatch: Dispatch, outputs: Sequence[MindOutput], context: CycleContext
+) -> None:
+    """What the synthesis task stores in the database, kept in the ledger instead."""
+    regime = dispatch.regime
+    key = dispatch.cycle_key
+    if dispatch.prediction is not None:
+        ledger.call(key, dispatch.prediction)
+    else:
+        ledger.abstain(SYNTHESIS, regime)
+    for output in outputs:
+        prediction = mind_prediction(output, context)
+        if prediction is not None:
+            ledger.call(key, prediction)
+        else:
+            ledger.abstain(output.mind, regime)
+
+
+def _row(day: date, dispatch: Dispatch, context: CycleContext) -> CycleRow:
+    p = dispatch.prediction
+    return CycleRow(
+        day=day,
+        cycle_key=dispatch.cycle_key,
+        regime=dispatch.regime,
+        target=dispatch.target,
+        probability_up=dispatch.probability_up,
+        raw_probability_up=dispatch.raw_probability_up,
+        direction=p.direction if p else None,
+        confidence=p.confidence if p else None,
+        abstention=dispatch.abstention,
+        rules_applied=dispatch.rules_applied,
+        minds=tuple(
+            MindRow(s.mind, s.status, s.stance, s.confidence, None) for s in dispatch.minds
+        ),
+        flags=len(context.snapshot.flags),
+    )
+
+
+def settled_of(result: BacktestResult, source: str) -> list[Settled]:
+    return [s for s in result.ledger.settled if s.source == source and s.withheld_by is None]

@@ -1,0 +1,187 @@
+"""The backtest's in-memory record: calls, abstentions and settlements, scored with the same
+tallies as the database's track record, and read point-in-time by each cycle."""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.resolver.settle import judge
+from shared.contracts import Outcome, Prediction, ScoreLine, TrackRecord
+from shared.ports import SettlementPrices
+from shared.scoring import (
+    Abstained,
+    CallOutcome,
+    Key,
+    Tally,
+    abstention_keys,
+    keys_of,
+    line_of,
+    order,
+)
+
+
+@dataclass(slots=True)
+class OpenCall:
+    """A call waiting for its first close after maturity."""
+
+    number: int
+    cycle_key: str
+    prediction: Prediction
+    withheld_by: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A call as it was settled: the rows the rolling plots, lessons and the report read."""
+
+    number: int
+    cycle_key: str
+    prediction: Prediction
+    outcome: Outcome
+    settled_at: datetime
+    settle_price: float | None
+    realized_move_pct: float | None
+    reason: str
+    withheld_by: str | None
+
+    @property
+    def source(self) -> str:
+        return self.prediction.source
+
+
+def outcome_of(prediction: Prediction, status: str, withheld: bool = False) -> CallOutcome:
+    return CallOutcome(
+        prediction.source,
+        prediction.regime,
+        status,
+        prediction.confidence,
+        asset_class=prediction.asset_class,
+        horizon_hours=prediction.horizon_hours,
+        topic=prediction.topic,
+        base_rate=prediction.base_rate,
+        withheld=withheld,
+    )
+
+
+@dataclass
+class Book:
+    """Tallies per line key with a cache of the lines, rebuilt only for keys that changed."""
+
+    tallies: dict[Key, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    lines: dict[Key, ScoreLine] = field(default_factory=dict)
+    dirty: set[Key] = field(default_factory=set)
+
+    def touch(self, key: Key) -> Tally:
+        self.dirty.add(key)
+        return self.tallies[key]
+
+    def record(self) -> tuple[ScoreLine, ...]:
+        for key in self.dirty:
+            self.lines[key] = line_of(key, self.tallies[key], detail=False)
+        self.dirty.clear()
+        return tuple(self.lines[key] for key in sorted(self.lines, key=order))
+
+    def detailed(self) -> tuple[ScoreLine, ...]:
+        return tuple(line_of(k, self.tallies[k]) for k in sorted(self.tallies, key=order))
+
+
+class Ledger:
+    """Every call and abstention of a backtest, settled by the resolver's own judge.
+
+    `public` is the scoreboard (withheld calls excluded); `evidence` also counts calls a learned
+    rule withheld, scored as if made, so that a rule can be retired when its evidence turns.
+    """
+
+    def __init__(self, *, max_attempts: int = 3) -> None:
+        self.max_attempts = max_attempts
+        self.public = Book()
+        self.evidence = Book()
+        self.settled: list[Settled] = []
+        self._heap: list[tuple[datetime, int, OpenCall]] = []
+        self._waiting: list[OpenCall] = []
+        self._numbers = 0
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def call(self, cycle_key: str, prediction: Prediction, withheld_by: str | None = None) -> None:
+        """A call made (or, with withheld_by, stopped by a rule and shadow-scored) at made_at."""
+        self._numbers += 1
+        entry = OpenCall(self._numbers, cycle_key, prediction, withheld_by)
+        heapq.heappush(self._heap, (prediction.matures_at, entry.number, entry))
+        outcome = outcome_of(prediction, "open", withheld_by is not None)
+        books = (self.evidence,) if withheld_by else (self.public, self.evidence)
+        for book in books:
+            for key in keys_of(outcome):
+                book.touch(key).add(outcome)
+
+    def abstain(self, source: str, regime: str) -> None:
+        for book in (self.public, self.evidence):
+            for key in abstention_keys(Abstained(source, regime)):
+                book.touch(key).abstentions += 1
+
+    def settle(self, market: SettlementPrices, now: datetime) -> list[Settled]:
+        """Judge every call matured by now, as the resolver does; returns what settled."""
+        due = self._waiting
+        self._waiting = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[2])
+        done: list[Settled] = []
+        for entry in due:
+            p = entry.prediction
+            quote = market.settlement_quote(p.target, p.matures_at, now)
+            verdict = judge(
+                p.direction,
+                p.reference_price,
+                p.line,
+                quote,
+                matures_at=p.matures_at,
+                now=now,
+                attempts=entry.attempts,
+                max_attempts=self.max_attempts,
+            )
+            if verdict.outcome is None:
+                if "attempt" in verdict.reason:
+                    entry.attempts += 1
+                self._waiting.append(entry)
+                continue
+            item = Settled(
+                entry.number,
+                entry.cycle_key,
+                p,
+                verdict.outcome,
+                now,
+                verdict.settle_price,
+                verdict.realized_move_pct,
+                verdict.reason,
+                entry.withheld_by,
+            )
+            self._close(item)
+            done.append(item)
+        self.settled.extend(done)
+        return done
+
+    def _close(self, item: Settled) -> None:
+        outcome = outcome_of(item.prediction, item.outcome, item.withheld_by is not None)
+        p = item.prediction
+        books = (self.evidence,) if item.withheld_by else (self.public, self.evidence)
+        for book in books:
+            for key in keys_of(outcome):
+                book.touch(key).closed(item.outcome, p.confidence, p.base_rate)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def open_calls(self) -> int:
+        return len(self._heap) + len(self._waiting)
+
+    def record(self, as_of: datetime) -> TrackRecord:
+        """The scoreboard as it stands: every call settled so far was settled by as_of."""
+        return TrackRecord(as_of=as_of, lines=self.public.record())
+
+    def evidence_record(self, as_of: datetime) -> TrackRecord:
+        """The scoreboard with withheld calls counted: what learned rules are judged on."""
+        return TrackRecord(as_of=as_of, lines=self.evidence.record())

@@ -1,0 +1,249 @@
+"""The backtest's report: report.json (the figures), report.md (what a person reads first),
+reliability.png and rolling.png."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.contracts import SYNTHESIS, ScoreLine
+from workshop.backtest.engine import BacktestResult
+from workshop.backtest.ledger import Settled
+from workshop.backtest.plots import Curve, Rolling, quantile_bins, reliability, rolling
+
+ROLLING_WINDOW = 250
+METRICS = ("calls", "abstentions", "hits", "misses", "inconclusive", "open", "withheld",
+           "hit_rate", "hit_rate_low", "hit_rate_high", "brier", "log_score", "base_rate",
+           "base_rate_brier", "brier_skill", "ece")  # fmt: skip
+
+
+def _metrics(line: ScoreLine | None) -> dict[str, Any]:
+    if line is None:
+        line = ScoreLine(source="none")
+    values = line.model_dump(include=set(METRICS))
+    values["calibration"] = [b.model_dump() for b in line.calibration]
+    return {k: _round(v) for k, v in values.items()}
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 5)
+    if isinstance(value, list):
+        return [_round(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
+
+
+def _lines(result: BacktestResult) -> dict[tuple[str, str], ScoreLine]:
+    """Public lines by (source, regime), only the regime cut (and the overall line)."""
+    return {(x.source, x.regime): x for x in result.ledger.public.detailed() if x.is_overall()}
+
+
+def build_report(result: BacktestResult) -> dict[str, Any]:
+    """The report's figures as plain JSON-able data."""
+    lines = _lines(result)
+    sources = (SYNTHESIS, *result.minds)
+    regimes = sorted({r for _, r in lines if r != "all"})
+    calls = sum(1 for row in result.rows if row.direction is not None)
+    return {
+        "data_dir": str(result.data_dir),
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "cycles": result.cycles,
+        "seconds": round(result.seconds, 3),
+        "seconds_per_cycle": round(result.seconds / result.cycles, 6) if result.cycles else None,
+        "horizon_hours": result.horizon_hours,
+        "call_rate": round(calls / result.cycles, 4) if result.cycles else None,
+        "synthesis": _metrics(lines.get((SYNTHESIS, "all"))),
+        "minds": {m: _metrics(lines.get((m, "all"))) for m in result.minds},
+        "by_regime": {
+            s: {r: _metrics(lines[(s, r)]) for r in regimes if (s, r) in lines} for s in sources
+        },
+        "flags": dict(result.flags.most_common()),
+        "open_at_end": result.ledger.open_calls,
+    }
+
+
+def _rolling(settled: Sequence[Settled], source: str, window: int) -> Rolling:
+    rows = [s for s in settled if s.source == source and s.outcome != "inconclusive"]
+    when, hits, skills = [], [], []
+    hit_sum = 0
+    sq = base = 0.0
+    for i, s in enumerate(rows):
+        y = 1.0 if s.outcome == "hit" else 0.0
+        p, b = s.prediction.confidence, s.prediction.base_rate
+        hit_sum += int(y)
+        sq += (p - y) ** 2 if b is not None else 0.0
+        base += (b - y) ** 2 if b is not None else 0.0
+        if i >= window:
+            old = rows[i - window]
+            oy = 1.0 if old.outcome == "hit" else 0.0
+            hit_sum -= int(oy)
+            ob = old.prediction.base_rate
+            if ob is not None:
+                sq -= (old.prediction.confidence - oy) ** 2
+                base -= (ob - oy) ** 2
+        if i + 1 >= min(window, 50):
+            n = min(i + 1, window)
+            when.append(s.settled_at)
+            hits.append(hit_sum / n)
+            skills.append(1.0 - sq / base if base > 1e-12 else None)
+    return Rolling(source, when, hits, skills)
+
+
+def write_report(result: BacktestResult, out: Path) -> dict[str, Any]:
+    """Write report.json, report.md, reliability.png and rolling.png into out; returns the data."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = build_report(result)
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    sources = (SYNTHESIS, *result.minds)
+    lines = _lines(result)
+    settled = [s for s in result.ledger.settled if s.withheld_by is None]
+    curves = []
+    for source in sources:
+        line = lines.get((source, "all"))
+        pairs = [
+            (s.prediction.confidence, s.outcome == "hit")
+            for s in settled
+            if s.source == source and s.outcome != "inconclusive"
+        ]
+        curves.append(
+            Curve(
+                source,
+                line.calibration if line else (),
+                quantile_bins(pairs),
+                line.ece if line else None,
+                len(pairs),
+            )
+        )
+    reliability(curves, out / "reliability.png")
+    notes = {
+        s: f"(skill {_num(m['brier_skill'], '{:+.3f}')})"
+        for s, m in [(SYNTHESIS, data["synthesis"]), *data["minds"].items()]
+    }
+    rolling([_rolling(settled, s, ROLLING_WINDOW) for s in sources], ROLLING_WINDOW,
+            out / "rolling.png", notes)  # fmt: skip
+    (out / "report.md").write_text(markdown(data, result))
+    return data
+
+
+# --- the page a person reads ---------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, pattern: str = "{:.4f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _row(name: str, m: dict[str, Any]) -> str:
+    interval = (
+        f"{m['hit_rate_low']:.3f}–{m['hit_rate_high']:.3f}"
+        if m.get("hit_rate_low") is not None
+        else "-"
+    )
+    return (
+        f"| {name} | {m['calls']} | {m['abstentions']} | {m['hits']} | {m['misses']} | "
+        f"{m['inconclusive']} | {_pct(m['hit_rate'])} | {interval} | {_num(m['brier'])} | "
+        f"{_num(m['base_rate_brier'])} | {_num(m['brier_skill'], '{:+.4f}')} | "
+        f"{_num(m['ece'])} |"
+    )
+
+
+def verdict(name: str, m: dict[str, Any]) -> str:
+    """One plain sentence per source, from its numbers, whatever they are."""
+    settled = m["hits"] + m["misses"]
+    if settled == 0:
+        return f"- **{name}** made no settled call."
+    skill, low, high = m["brier_skill"], m["hit_rate_low"], m["hit_rate_high"]
+    if high is not None and high < 0.5:
+        side = "worse than a coin (the whole 95% interval is below 50%)"
+    elif low is not None and low > 0.5:
+        side = "better than a coin (the whole 95% interval is above 50%)"
+    else:
+        side = "not distinguishable from a coin (the 95% interval straddles 50%)"
+    if skill is None:
+        against = "no base rate was known for its calls"
+    elif skill > 0:
+        against = f"it beat always quoting the base rate (Brier skill {skill:+.4f})"
+    else:
+        against = f"it did not beat always quoting the base rate (Brier skill {skill:+.4f})"
+    return (
+        f"- **{name}**: {settled} settled calls, hit rate {_pct(m['hit_rate'])}, {side}; {against}."
+    )
+
+
+def markdown(data: dict[str, Any], result: BacktestResult) -> str:
+    header = ("| source | calls | abstained | hits | misses | inconcl. | hit rate | 95% interval "
+              "| Brier | base-rate Brier | Brier skill | ECE |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")  # fmt: skip
+    table = [header, _row("synthesis", data["synthesis"])]
+    table += [_row(m, v) for m, v in data["minds"].items()]
+    parts = [
+        f"# Backtest: {data['from']} to {data['to']}",
+        f"Replay directory `{data['data_dir']}`: **{data['cycles']} cycles** (one per trading day) "
+        f"in **{data['seconds']:.2f} s** ({(data['seconds_per_cycle'] or 0) * 1000:.2f} ms a "
+        f"cycle), through the fleet's own features, minds, synthesis and resolver judge, with "
+        f"an in-memory record each cycle reads point-in-time. The desk called on "
+        f"{_pct(data['call_rate'])} of the days and abstained on the rest.",
+        "## Record",
+        "\n".join(table),
+        "Hit rates count hits and misses only: abstentions and inconclusive calls never enter "
+        "them. Brier skill is 1 − Brier / (the Brier of always quoting the base rate, the "
+        "frequency of the called outcome in the history known when the call was made): above 0 "
+        "beats the base rate, below 0 loses to it. ECE is the expected calibration error over "
+        "ten confidence buckets.",
+        "## In plain words",
+        "\n".join(
+            verdict(s, data["synthesis"] if s == SYNTHESIS else data["minds"][s])
+            for s in (SYNTHESIS, *data["minds"])
+        ),
+        "## By regime",
+        _regimes(data),
+        "## What was missing",
+        _flags(data, result.cycles),
+        "## Figures",
+        "- `reliability.png`: stated probability against observed hit rate, per source.\n"
+        f"- `rolling.png`: hit rate and Brier skill over the last {ROLLING_WINDOW} settled "
+        "calls, through time.",
+    ]
+    if result.last_call is not None:
+        d = result.last_call
+        parts += [
+            "## The last call",
+            f"*{d.as_of:%Y-%m-%d}* — **{d.title}**\n\n"
+            + "\n".join(f"> {line}" if line else ">" for line in d.body_md.strip().splitlines()),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _regimes(data: dict[str, Any]) -> str:
+    rows = ["| source | regime | settled | hit rate | Brier skill |", "|---|---|---:|---:|---:|"]
+    for source, by in data["by_regime"].items():
+        for regime, m in by.items():
+            settled = m["hits"] + m["misses"]
+            if settled:
+                rows.append(
+                    f"| {source} | {regime} | {settled} | {_pct(m['hit_rate'])} | "
+                    f"{_num(m['brier_skill'], '{:+.4f}')} |"
+                )
+    return "\n".join(rows)
+
+
+def _flags(data: dict[str, Any], cycles: int) -> str:
+    flags = data["flags"]
+    if not flags:
+        return "Nothing was flagged missing or stale in any cycle."
+    rows = [f"- {name}: {count} of {cycles} cycles" for name, count in list(flags.items())[:12]]
+    more = len(flags) - 12
+    if more > 0:
+        rows.append(f"- and {more} more kinds of flag (all in report.json)")
+    return (
+        "Data-quality flags the cycles carried (each a fact the minds saw, never a crash):\n\n"
+        + "\n".join(rows)
+    )
