@@ -355,10 +355,20 @@ def _data_quality(context: CycleContext) -> str:
     return "\n".join(lines) or "No data-quality problems were flagged."
 
 
+# Only settled evidence goes to the model: open calls and abstentions say nothing about skill,
+# and leaving them out keeps a replay of the same market the same request (a cache hit).
+UNSETTLED_FIELDS = {"calls", "open", "abstentions"}
+
+
 def _record_lines(lines: Iterable[ScoreLine]) -> str:
     rows = [
-        _json(line.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+        _json(
+            line.model_dump(
+                mode="json", exclude=UNSETTLED_FIELDS, exclude_defaults=True, exclude_none=True
+            )
+        )
         for line in lines
+        if line.hits + line.misses + line.inconclusive > 0
     ]
     return "\n".join(rows) or "No settled calls yet."
 
@@ -427,7 +437,9 @@ def mind_messages(mind: str, context: CycleContext, rules: Sequence[Rule]) -> li
     snapshot = context.snapshot
     own = [line for line in context.record.lines if line.source == mind]
     parts = [
-        f"Cycle {context.cycle_number}, as_of {snapshot.as_of.isoformat()} ({snapshot.mode}).",
+        # No cycle number or key: the same market at the same as_of is the same question, so a
+        # replay of it is answered from the cache at no cost.
+        f"As of {snapshot.as_of.isoformat()} ({snapshot.mode}).",
         _block("features", _features(context)),
         _block("quotes", _quotes(context)),
         _block("data_quality", _data_quality(context)),
@@ -521,7 +533,7 @@ def write_messages(
             row["own_call"] = output.call.model_dump(mode="json")
         minds.append(_json(row))
     parts = [
-        f"Cycle {context.cycle_number}, as_of {context.snapshot.as_of.isoformat()}.",
+        f"As of {context.snapshot.as_of.isoformat()}.",
         _block("decision", _decision(deliberation)),
         _block("minds", "\n".join(minds) or "(no mind answered)"),
         _block("track_record", _record_lines(deliberation.record.lines)),
