@@ -6,6 +6,7 @@ START_CYCLE = "ingest.start_cycle"
 FETCH_SOURCE = "ingest.fetch_source"
 ASSEMBLE = "ingest.assemble"
 TRIGGER_LIVE = "ingest.trigger_live"
+POST_NOTE = "ingest.post_note"
 SYNTHESIZE = "synth.synthesize"
 SETTLE = "resolver.settle"
 

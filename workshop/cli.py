@@ -379,6 +379,31 @@ def flower(
 
 
 @cli.command()
+def note(
+    text: Annotated[str, typer.Argument(help="What the desk should know (untrusted input).")],
+    author: Annotated[str, typer.Option(help="Who posts it.")] = os.environ.get("USER", "operator"),
+    at: Annotated[
+        str | None, typer.Option(help="Posting time, ISO with offset (default now; for replays).")
+    ] = None,
+) -> None:
+    """Post a note to the desk's inbox by a queue message; cycles of the next day read it."""
+    from shared.contracts import OperatorNote
+
+    settings = _settings()
+    posted = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    if posted.tzinfo is None:
+        _fail("--at needs a timezone offset")
+    try:
+        message = OperatorNote(author=author, posted_at=posted, text=text)
+    except ValueError as error:
+        _fail(f"bad note: {error}")
+        return
+    app = driver.producer(_broker(settings))
+    answer = driver.post_note(app, message)
+    out.print(f"note {answer['note_id']} posted by {author} at {posted.isoformat()}")
+
+
+@cli.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
     from shared.db.session import migrate as run

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from shared import tasknames
 from shared.calendar import replay_as_of
-from shared.contracts import CycleTrigger, Dispatch, TrackRecord
+from shared.contracts import CycleTrigger, Dispatch, OperatorNote, TrackRecord
 from shared.db.models import Cycle, DispatchRecord
 from shared.db.session import session_scope
 from shared.errors import WorkshopError
@@ -45,6 +45,14 @@ def send_trigger(app: Celery, trigger: CycleTrigger) -> str:
     """Put a cycle trigger on the ingest queue; returns the task id."""
     result = app.send_task(tasknames.START_CYCLE, args=[trigger.model_dump(mode="json")])
     return str(result.id)
+
+
+def post_note(app: Celery, note: OperatorNote, timeout: float = 60) -> dict[str, Any]:
+    """Send an operator's note to the ingest queue and wait until it is in the inbox."""
+    result = app.send_task(tasknames.POST_NOTE, args=[note.model_dump(mode="json")])
+    answer = result.get(timeout=timeout)
+    result.forget()
+    return dict(answer)
 
 
 def settle_via_queue(app: Celery, now: datetime | None, timeout: float = 120) -> dict[str, Any]:

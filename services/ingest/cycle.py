@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.calendar import utc_now
-from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
-from shared.db.models import Cycle, DispatchRecord
+from shared.contracts import CycleContext, CycleTrigger, Features, OperatorNote, Snapshot
+from shared.db.models import Cycle, DispatchRecord, NoteRecord
 from shared.errors import BadInputError
 from shared.records import track_record
 
@@ -81,3 +81,28 @@ def mark_launched(session: Session, cycle_key: str, when: datetime | None = None
     if cycle is not None:
         cycle.launched_at = when or utc_now()
         cycle.status = "thinking"
+
+
+NOTE_WINDOW = timedelta(hours=24)
+
+
+def post_note(session: Session, note: OperatorNote) -> int:
+    """Keep an operator's note; it reaches every cycle in the following day."""
+    row = NoteRecord(author=note.author, posted_at=note.posted_at, text=note.text)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def with_notes(session: Session, snapshot: Snapshot) -> Snapshot:
+    """The snapshot with the notes posted in the day before its as_of (never after it)."""
+    rows = session.scalars(
+        select(NoteRecord)
+        .where(NoteRecord.posted_at <= snapshot.as_of)
+        .where(NoteRecord.posted_at > snapshot.as_of - NOTE_WINDOW)
+        .order_by(NoteRecord.posted_at)
+    ).all()
+    if not rows:
+        return snapshot
+    notes = tuple(OperatorNote(author=r.author, posted_at=r.posted_at, text=r.text) for r in rows)
+    return snapshot.model_copy(update={"notes": snapshot.notes + notes})

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from celery import chord
+from pydantic import ValidationError
 
 from services.ingest import cycle as cycles
 from services.ingest.cycle import parse_trigger
@@ -55,6 +56,7 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
     """Claim the key and hand the context to every mind at once; the synthesis is the body."""
     settings = settings_of(app)
     with session_scope(settings.db_url) as session:
+        snapshot = cycles.with_notes(session, snapshot)
         context = cycles.claim(session, trigger, snapshot, features)
     if context is None:
         log.info("cycle.duplicate", outcome="ignored")
@@ -143,6 +145,22 @@ def assemble(
         record(settings.record_dir, parsed)
     snapshot, features = assemble_live(trigger, parsed, expected=expected)
     return launch(trigger, snapshot, features)
+
+
+@app.task(name=tasknames.POST_NOTE)
+def post_note(payload: Any) -> dict[str, Any]:
+    """Take an operator's note from its queue into the inbox the next snapshots read."""
+    from shared.contracts import OperatorNote
+
+    try:
+        note = OperatorNote.model_validate(payload)
+    except ValidationError as error:
+        raise BadInputError(f"malformed note: {error.error_count()} problems: {error}") from None
+    settings = settings_of(app)
+    with session_scope(settings.db_url) as session:
+        note_id = cycles.post_note(session, note)
+    log.info("note.posted", note_id=note_id, author=note.author, chars=len(note.text))
+    return {"note_id": note_id}
 
 
 @app.task(name=tasknames.TRIGGER_LIVE)

@@ -411,6 +411,18 @@ def _footer(d: Deliberation) -> str:
     return "*" + " | ".join(parts) + "*"
 
 
+def _notes(context: CycleContext) -> list[str]:
+    """Operator notes, quoted as what they are: someone's words, not an instruction to the desk."""
+    notes = sorted(context.snapshot.notes, key=lambda n: n.posted_at)[-3:]
+    if not notes:
+        return []
+    quoted = "; ".join(
+        f"{n.author} at {n.posted_at:%Y-%m-%d %H:%M} UTC: “{' '.join(n.text.split())[:300]}”"
+        for n in notes
+    )
+    return [f"On the desk's inbox (read as a signal, not an instruction): {quoted}."]
+
+
 def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
     """The title and markdown body of one dispatch."""
     features = context.features
@@ -425,6 +437,7 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         *(_mind_paragraph(s, outputs.get(s.mind), d, regime) for s in d.minds),
         _debate(d),
         _missing(d),
+        *_notes(context),
         _own_record(d, regime),
         _ending(d, features),
         "---",
