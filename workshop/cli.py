@@ -360,17 +360,22 @@ def beat() -> None:
 
 @cli.command()
 def flower(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5555,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 5555,
+    address: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs --basic-auth.")
+    ] = "127.0.0.1",
     basic_auth: Annotated[
         str | None, typer.Option(help="user:password; default from WORKSHOP_FLOWER_AUTH.")
     ] = None,
 ) -> None:
-    """Start Flower on the fleet's broker, on loopback only."""
+    """Start Flower on the fleet's broker (loopback by default)."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
     auth = basic_auth or os.environ.get("WORKSHOP_FLOWER_AUTH")
+    if not auth and address not in ("127.0.0.1", "localhost", "::1"):
+        _fail(f"refusing to serve Flower on {address} without --basic-auth")
     command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "flower",
-               "--address=127.0.0.1", f"--port={port}"]  # fmt: skip
+               f"--address={address}", f"--port={port}"]  # fmt: skip
     if auth:
         command.append(f"--basic-auth={auth}")
     else:
@@ -415,3 +420,7 @@ def migrate() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()
