@@ -41,6 +41,20 @@ def producer(broker_url: str) -> Celery:
     return app
 
 
+def close_producer(app: Celery) -> None:
+    """Release every connection a producer opened: the result subscriber, the result client and
+    the broker pool (Celery's close() leaves the first two to the garbage collector)."""
+    backend = app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.stop()
+    client = getattr(backend, "client", None)
+    if client is not None:
+        client.close()
+        client.connection_pool.disconnect()
+    app.close()
+
+
 def send_trigger(app: Celery, trigger: CycleTrigger) -> str:
     """Put a cycle trigger on the ingest queue; returns the task id."""
     result = app.send_task(tasknames.START_CYCLE, args=[trigger.model_dump(mode="json")])
