@@ -392,6 +392,8 @@ class Dispatch(Contract):
         default=None, ge=0.0, le=1.0, description="The minds' pool before recalibration."
     )
     target: str | None = Field(default=None, description="What the probabilities are about.")
+    base_rate_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    recalibration: Recalibration | None = None
 
     @model_validator(mode="after")
     def _call_or_abstention(self) -> Self:
@@ -511,6 +513,17 @@ class CycleContext(Contract):
     record: TrackRecord = Field(default_factory=TrackRecord)
 
 
+class Recalibration(Contract):
+    """The recalibration the synthesis applied: fitted on n pooled forecasts settled by as_of."""
+
+    n: int = Field(ge=0)
+    ups: int = Field(ge=0)
+    a: float
+    b: float
+    ready: bool = Field(description="Enough settled forecasts (minimum) to trust it with a call.")
+    minimum: int = Field(ge=0)
+
+
 class Deliberation(Contract):
     """What the synthesis decided in code, before any prose; the brain writes words for it."""
 
@@ -518,12 +531,26 @@ class Deliberation(Contract):
     outputs: tuple[MindOutput, ...]
     debate: Debate
     conviction: float = Field(ge=0.0, le=1.0)
-    probability_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    probability_up: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Final p(up): recalibrated when it could be."
+    )
     prediction: Prediction | None = None
     abstention: str | None = None
     rules_applied: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     record: TrackRecord = Field(default_factory=TrackRecord)
+    raw_probability_up: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The skill-weighted pool of the minds."
+    )
+    base_rate_up: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="How often the target rose over the horizon."
+    )
+    recalibration: Recalibration | None = None
+    probability_stderr: float | None = Field(
+        default=None, ge=0.0, description="Standard error of the calibrated probability."
+    )
+    target: str | None = None
+    horizon_hours: int = 24
 
 
 class DispatchDraft(Contract):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.contracts import TrackRecord
-from shared.db.models import AbstentionRecord, PredictionRecord
+from shared.db.models import AbstentionRecord, ForecastRecord, PredictionRecord
 from shared.scoring import Abstained, CallOutcome, score_lines
 
 
@@ -45,3 +45,20 @@ def track_record(
         )
     abstentions = [Abstained(a.source, a.regime) for a in session.scalars(skipped)]
     return TrackRecord(as_of=as_of, lines=score_lines(calls, abstentions, detail=detail))
+
+
+def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, bool]]:
+    """(raw pooled p(up), went up) of every pooled forecast settled by as_of, oldest first.
+
+    What the synthesis' recalibration is fitted on: never a forecast settled after as_of.
+    """
+    query = (
+        select(ForecastRecord.raw_probability_up, ForecastRecord.went_up)
+        .where(
+            ForecastRecord.status == "settled",
+            ForecastRecord.settled_at <= as_of,
+            ForecastRecord.went_up.is_not(None),
+        )
+        .order_by(ForecastRecord.settled_at, ForecastRecord.id)
+    )
+    return [(float(p), bool(up)) for p, up in session.execute(query)]

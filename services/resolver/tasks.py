@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from services.resolver.forecasts import settle_forecasts
 from services.resolver.resolve import settle_matured
 from services.resolver.wiring import markets
 from shared import tasknames
@@ -28,6 +29,9 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
         report = settle_matured(
             session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
         )
+        forecasts = settle_forecasts(
+            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
+        )
     counts: dict[str, int] = {}
     for resolution in report.resolutions:
         counts[resolution.outcome] = counts.get(resolution.outcome, 0) + 1
@@ -37,6 +41,7 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
         now=moment.isoformat(),
         settled=len(report.resolutions),
         waiting=report.waiting,
+        forecasts=forecasts,
         errors=report.errors[:5],
         seconds=round(time.perf_counter() - started, 4),
         **counts,

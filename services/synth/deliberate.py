@@ -1,6 +1,7 @@
-"""The synthesis' decision in code: weigh minds by record, pool them, label the debate, decide.
+"""The synthesis' decision in code: weigh minds by skill, pool them, recalibrate the pool from its
+own settled history, label the debate, and call only with an edge over the base rate.
 
-Pure: no brain, no database; the same context and outputs give the same Deliberation.
+Pure: no brain, no database; the same context, outputs and calibrator give the same Deliberation.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from services.synth.calibrate import Calibrator
 from shared.calendar import maturity
 from shared.contracts import (
     CycleContext,
@@ -32,28 +34,42 @@ HOURS_PER_SESSION = 24
 BAND_SD = (0.3, 1.3)
 
 
+# A mind's Brier skill moves its weight by SKILL_GAIN x skill (0.025 of skill = double weight),
+# scaled by trust = n / (n + PRIOR_CALLS) so that thin evidence leaves it near equal weight.
+SKILL_GAIN = 40.0
+PRIOR_CALLS = 250
+# Without recalibration the raw pool must sit this far from a coin before the desk calls.
+MIN_EDGE = 0.03
+# Recalibrated, this much edge over the base rate must remain beyond one standard error of the
+# calibrated probability.
+MIN_REMAINING_EDGE = 0.005
+
+
 def _settled(line: ScoreLine | None) -> int:
     return 0 if line is None else line.hits + line.misses
 
 
 def skill(record: TrackRecord, mind: str, regime: str) -> tuple[float, int]:
-    """The mind's hit rate in the regime if it has settled calls there, else overall, and its n."""
+    """The mind's Brier skill in the regime if it has settled calls there, else overall, and n."""
     for key in (regime, "all"):
         line = record.line(mind, key)
         n = _settled(line)
-        if line is not None and n > 0:
-            return line.hits / n, n
-    return 0.5, 0
+        if line is not None and n > 0 and line.brier_skill is not None:
+            return line.brier_skill, n
+    return 0.0, 0
 
 
-def raw_weight(record: TrackRecord, mind: str, regime: str, prior_calls: int) -> float:
-    """Skill relative to a coin (1.0 = coin), shrunk toward 1.0 by n/(n+prior_calls).
+def raw_weight(
+    record: TrackRecord, mind: str, regime: str, prior_calls: int = PRIOR_CALLS
+) -> float:
+    """1.0 for a mind with no record; above for skill over the base rate, below (down to 0, never
+    negative) for a mind that loses to it; shrunk toward 1.0 by n / (n + prior_calls).
 
-    Thin evidence must not swing the desk: two lucky calls barely move a mind off equal weight.
+    A mind that keeps losing to the base rate in this regime stops being listened to.
     """
-    rate, n = skill(record, mind, regime)
+    value, n = skill(record, mind, regime)
     trust = n / (n + prior_calls) if n + prior_calls > 0 else 0.0
-    return trust * (2.0 * rate) + (1.0 - trust) * 1.0
+    return max(0.0, 1.0 + SKILL_GAIN * trust * value)
 
 
 def p_up(output: MindOutput, target: str | None) -> float:
@@ -99,12 +115,13 @@ def _band(features: Features, horizon_hours: int) -> tuple[float, float] | None:
     return (round(BAND_SD[0] * sd, 2), round(BAND_SD[1] * sd, 2))
 
 
-def _prediction(context: CycleContext, prob_up: float, horizon_hours: int) -> Prediction:
+def _prediction(
+    context: CycleContext, prob_up: float, direction: Direction, horizon_hours: int
+) -> Prediction:
     features = context.features
     target = features.broad
     assert target is not None  # checked by the caller before any call is made
     reference = features.last_close[target]
-    direction: Direction = "up" if prob_up > 0.5 else "down"
     made_at = context.snapshot.as_of
     # The reference is the last close, so the horizon runs from that close: a 24 h call on
     # Monday's close is judged on Tuesday's close, not Wednesday's.
@@ -117,7 +134,7 @@ def _prediction(context: CycleContext, prob_up: float, horizon_hours: int) -> Pr
         horizon_hours=horizon_hours,
         reference_price=reference,
         band_pct=_band(features, horizon_hours),
-        confidence=round(max(prob_up, 1.0 - prob_up), 4),
+        confidence=round(prob_up if direction == "up" else 1.0 - prob_up, 4),
         falsifier=(
             f"{target}'s first close at or after {matures_at:%Y-%m-%d %H:%M} UTC is "
             f"{wrong} {reference:.2f}"
@@ -129,15 +146,66 @@ def _prediction(context: CycleContext, prob_up: float, horizon_hours: int) -> Pr
     )
 
 
+def pool(
+    present: Sequence[MindOutput], record: TrackRecord, regime: str, target: str | None,
+    prior_calls: int = PRIOR_CALLS,
+) -> tuple[dict[str, float], float | None]:  # fmt: skip
+    """Skill weights (summing to 1) and the weighted p(up); a coin when every weight is zero."""
+    raw = {o.mind: raw_weight(record, o.mind, regime, prior_calls) for o in present}
+    total = sum(raw.values())
+    if not present:
+        return {}, None
+    if total <= 0:
+        return dict.fromkeys(raw, 0.0), 0.5
+    weights = {m: w / total for m, w in raw.items()}
+    return weights, round(sum(weights[o.mind] * p_up(o, target) for o in present), 4)
+
+
+def _decide(
+    prob: float, reference: float, stderr: float, min_edge: float, calibrated: bool
+) -> tuple[Direction | None, str]:
+    """The direction worth calling, or None with the reason.
+
+    The remaining edge is the distance from the reference (the base rate once recalibrated, a
+    coin before) less one standard error of the probability itself: an edge no bigger than the
+    calibration's own uncertainty is not an edge. It must reach min_edge, and the probability
+    must lean past a coin the same way, before a call is made.
+    """
+    edge = prob - reference
+    remaining = abs(edge) - stderr
+    if remaining >= min_edge and edge > 0 and prob > 0.5:
+        return "up", ""
+    if remaining >= min_edge and edge < 0 and prob < 0.5:
+        return "down", ""
+    if not calibrated:
+        return None, (
+            f"the pooled edge is {abs(edge):.3f} (p(up) {prob:.3f}), below the "
+            f"{min_edge:.3f} I need before calling a coin-flip market"
+        )
+    head = f"calibrated p(up) {prob:.3f} against a base rate of {reference:.3f}"
+    if remaining >= min_edge:
+        return None, f"{head}: an edge, but it does not lean past a coin the way it points"
+    return None, (
+        f"{head} is an edge of {edge:+.3f}, and my calibration is only good to ±{stderr:.3f}: "
+        f"{max(0.0, remaining):.3f} of edge remains, below the {min_edge:.3f} I need to call"
+    )
+
+
 def deliberate(
     context: CycleContext,
     outputs: Sequence[MindOutput],
     *,
     horizon_hours: int = 24,
-    min_edge: float = 0.03,
-    prior_calls: int = 20,
+    min_edge: float | None = None,
+    prior_calls: int = PRIOR_CALLS,
+    calibrator: Calibrator | None = None,
 ) -> Deliberation:
-    """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why."""
+    """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why.
+
+    With a calibrator (the fleet and the backtest always pass one) the pool is recalibrated and
+    must beat the target's base rate; until the calibrator rests on enough settled forecasts the
+    desk abstains. Without one (a bare call) the raw pool is judged against a coin.
+    """
     features = context.features
     regime = features.regime
     target = features.broad
@@ -145,19 +213,22 @@ def deliberate(
     unique = list({o.mind: o for o in reversed(outputs)}.values())[::-1]
     present = [o for o in unique if o.status == "ok"]
 
-    raw = {o.mind: raw_weight(context.record, o.mind, regime, prior_calls) for o in present}
-    total = sum(raw.values())
-    weights = {m: w / total for m, w in raw.items()} if total > 0 else {}
-
-    prob_up: float | None = None
-    if weights:
-        prob_up = round(sum(weights[o.mind] * p_up(o, target) for o in present), 4)
+    weights, raw_prob = pool(present, context.record, regime, target, prior_calls)
+    base_up = features.base_rate(target, horizon_hours, "up") if target else None
+    prob_up = raw_prob
+    if raw_prob is not None and calibrator is not None and calibrator.ready:
+        prob_up = round(calibrator.apply(raw_prob), 4)
+    calibrated = calibrator is not None and calibrator.ready
+    reference = base_up if (calibrated and base_up is not None) else 0.5
+    stderr = 0.0
+    if calibrated and calibrator is not None and raw_prob is not None:
+        stderr = round(calibrator.stderr(raw_prob), 4)
 
     debate = label_debate(present)
     conviction = 0.0
     if prob_up is not None:
-        edge_score = min(1.0, abs(prob_up - 0.5) / CONFIDENCE_EDGE)
-        side = "bullish" if prob_up > 0.5 else "bearish"
+        edge_score = min(1.0, abs(prob_up - reference) / CONFIDENCE_EDGE)
+        side = "bullish" if prob_up > reference else "bearish"
         agreement = sum(weights[o.mind] for o in present if o.stance == side)
         conviction = round(edge_score * (0.5 + 0.5 * agreement), 3)
 
@@ -168,13 +239,20 @@ def deliberate(
         abstention = f"no mind showed up to argue ({why})"
     elif target is None or features.last_close.get(target) is None:
         abstention = f"the broad index {target or '(none configured)'} has no price at as_of"
-    elif abs(prob_up - 0.5) < min_edge:
+    elif calibrator is not None and not calibrator.ready:
         abstention = (
-            f"the pooled edge is {abs(prob_up - 0.5):.3f} (p(up) {prob_up:.3f}), below "
-            f"the {min_edge:.3f} I need before calling a coin-flip market"
+            f"my pooled probabilities are not calibrated yet: {calibrator.n} of the "
+            f"{calibrator.minimum} settled forecasts I need before I trust them with a call"
         )
     else:
-        prediction = _prediction(context, prob_up, horizon_hours)
+        need = (
+            min_edge if min_edge is not None else (MIN_REMAINING_EDGE if calibrated else MIN_EDGE)
+        )
+        direction, why = _decide(prob_up, reference, stderr, need, calibrated)
+        if direction is None:
+            abstention = why
+        else:
+            prediction = _prediction(context, prob_up, direction, horizon_hours)
 
     minds = tuple(
         MindSummary(
@@ -193,6 +271,12 @@ def deliberate(
         debate=debate,
         conviction=conviction,
         probability_up=prob_up,
+        raw_probability_up=raw_prob,
+        base_rate_up=base_up,
+        recalibration=calibrator.describe() if calibrator is not None else None,
+        probability_stderr=stderr if calibrated else None,
+        target=target,
+        horizon_hours=horizon_hours,
         prediction=prediction,
         abstention=abstention,
         missing=_missing(context, unique),

@@ -15,6 +15,7 @@ from shared.db.models import (
     AbstentionRecord,
     Cycle,
     DispatchRecord,
+    ForecastRecord,
     MindRecord,
     PredictionRecord,
 )
@@ -49,6 +50,43 @@ def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | N
     )
 
 
+POOL = "pool"
+
+
+def pooled_forecast(
+    dispatch: Dispatch, context: CycleContext, horizon_hours: int
+) -> Prediction | None:
+    """The cycle's pooled p(up) as a forecast to settle, whether the desk called or abstained.
+
+    The recalibration learns from these: every cycle's raw pool against whether the target then
+    closed up. Carried as an 'up' Prediction whose confidence is the raw pool, so that the
+    resolver's own judge settles it (a hit means the target closed above the reference).
+    """
+    target, raw = dispatch.target, dispatch.raw_probability_up
+    if target is None or raw is None:
+        return None
+    features = context.features
+    quote = context.snapshot.quote(target)
+    reference = quote.price if quote else features.last_close.get(target)
+    if reference is None or reference <= 0:
+        return None
+    session = quote.session if quote else features.session
+    as_of = context.snapshot.as_of
+    return Prediction(
+        source=POOL,
+        target=target,
+        direction="up",
+        horizon_hours=horizon_hours,
+        reference_price=reference,
+        confidence=raw,
+        falsifier=f"{target} closes above {reference:.2f} or not",
+        made_at=as_of,
+        matures_at=maturity(as_of, session, horizon_hours),
+        regime=features.regime,
+        base_rate=dispatch.base_rate_up,
+    )
+
+
 def _prediction_row(cycle_key: str, prediction: Prediction) -> PredictionRecord:
     return PredictionRecord(
         cycle_key=cycle_key,
@@ -77,13 +115,36 @@ def is_published(session: Session, cycle_key: str) -> bool:
 
 
 def store_cycle(
-    session: Session, dispatch: Dispatch, outputs: Sequence[MindOutput], context: CycleContext
+    session: Session,
+    dispatch: Dispatch,
+    outputs: Sequence[MindOutput],
+    context: CycleContext,
+    *,
+    horizon_hours: int = 24,
 ) -> bool:
     """Write everything for the cycle; False (and nothing written) if it was already published."""
     key = dispatch.cycle_key
     if is_published(session, key):
         return False
     regime = dispatch.regime
+    forecast = pooled_forecast(dispatch, context, horizon_hours)
+    if forecast is not None:
+        session.add(
+            ForecastRecord(
+                cycle_key=key,
+                target=forecast.target,
+                horizon_hours=forecast.horizon_hours,
+                reference_price=forecast.reference_price,
+                made_at=forecast.made_at,
+                matures_at=forecast.matures_at,
+                regime=forecast.regime,
+                raw_probability_up=forecast.confidence,
+                probability_up=dispatch.probability_up,
+                base_rate_up=dispatch.base_rate_up,
+                status="open",
+                attempts=0,
+            )
+        )
     session.add(
         DispatchRecord(
             cycle_key=key,

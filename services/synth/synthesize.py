@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
 from shared.contracts import CycleContext, Dispatch, MindOutput
 from shared.ports import Brain
@@ -35,10 +36,11 @@ def synthesize(
     *,
     expected_minds: Sequence[str],
     horizon_hours: int = 24,
+    calibrator: Calibrator | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain."""
     everyone = with_absentees(outputs, expected_minds)
-    decision = deliberate(context, everyone, horizon_hours=horizon_hours)
+    decision = deliberate(context, everyone, horizon_hours=horizon_hours, calibrator=calibrator)
     draft = brain.write(decision, context)
     snapshot = context.snapshot
     return Dispatch(
@@ -57,6 +59,8 @@ def synthesize(
         missing=decision.missing,
         rules_applied=decision.rules_applied,
         probability_up=decision.probability_up,
-        raw_probability_up=decision.probability_up,
-        target=context.features.broad,
+        raw_probability_up=decision.raw_probability_up,
+        target=decision.target,
+        base_rate_up=decision.base_rate_up,
+        recalibration=decision.recalibration,
     )

@@ -9,6 +9,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from services.synth.calibrate import History, fit
 from services.synth.store import is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from shared import tasknames
@@ -18,7 +19,7 @@ from shared.contracts import CycleContext, Features, MindOutput, Snapshot
 from shared.db.models import Cycle
 from shared.db.session import session_scope
 from shared.errors import BadInputError
-from shared.records import track_record
+from shared.records import forecast_history, track_record
 
 log = structlog.get_logger("synth")
 
@@ -54,6 +55,8 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
                 features=Features.model_validate(cycle.features),
                 record=track_record(session, cycle.as_of),
             )
+            # The same recalibration the backtest fits, from the forecasts settled by as_of.
+            calibrator = fit(History.of(forecast_history(session, cycle.as_of)))
         outputs = _outputs(results, settings.minds)
         dispatch = compose(
             context,
@@ -61,9 +64,12 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             brain_for(settings),
             expected_minds=settings.minds,
             horizon_hours=settings.horizon_hours,
+            calibrator=calibrator,
         )
         with session_scope(settings.db_url) as session:
-            stored = store_cycle(session, dispatch, outputs, context)
+            stored = store_cycle(
+                session, dispatch, outputs, context, horizon_hours=settings.horizon_hours
+            )
         log.info(
             "synth.completed",
             outcome="published" if stored else "duplicate",

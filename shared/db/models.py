@@ -148,6 +148,32 @@ class PredictionRecord(Base):
     settle_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class ForecastRecord(Base):
+    """A cycle's pooled p(up), called or not, and whether the target then closed up.
+
+    The synthesis recalibrates its pool from these, so every cycle stores one, abstentions too.
+    """
+
+    __tablename__ = "forecasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), unique=True)
+    target: Mapped[str] = mapped_column(String(32))
+    horizon_hours: Mapped[int] = mapped_column(Integer)
+    reference_price: Mapped[float] = mapped_column(Float)
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    matures_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    regime: Mapped[str] = mapped_column(String(16))
+    raw_probability_up: Mapped[float] = mapped_column(Float)
+    probability_up: Mapped[float | None] = mapped_column(Float, nullable=True)
+    base_rate_up: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    went_up: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class AbstentionRecord(Base):
     """A source that declined to call in a cycle: counted and shown, never as a hit."""
 

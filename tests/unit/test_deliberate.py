@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import pytest
 
 from services.synth.deliberate import deliberate, raw_weight
 from shared.calendar import session_close
-from shared.contracts import DataFlag, Deliberation, MindOutput, TrackRecord
+from shared.contracts import DataFlag, Deliberation, MindOutput, Regime, ScoreLine, TrackRecord
 
 try:
     from tests.unit import factories as fx
@@ -51,13 +52,21 @@ def test_unknown_with_a_single_present_mind_or_all_neutral() -> None:
     assert deliberate(fx.context(), neutral).debate == "unknown"
 
 
-def test_a_strong_regime_record_outweighs_a_weak_one() -> None:
-    """60 calls at 70% in the regime outweigh 60 calls at 40%, and pull the pool its way."""
+def _skilled(
+    source: str, skill: float, n: int, regime: Regime | Literal["all"] = "all"
+) -> ScoreLine:
+    """A line of n settled calls with a given Brier skill over the base rate."""
+    hits = n // 2
+    return ScoreLine(
+        source=source, regime=regime, calls=n, hits=hits, misses=n - hits,
+        hit_rate=hits / n, brier=0.25 * (1 - skill), base_rate_brier=0.25, brier_skill=skill,
+    )  # fmt: skip
+
+
+def test_a_skilled_regime_record_outweighs_a_losing_one() -> None:
+    """600 calls beating the base rate in the regime outweigh 600 losing, and lead the pool."""
     record = TrackRecord(
-        lines=(
-            fx.line("macro", 42, 18, regime="chop"),
-            fx.line("contrarian", 24, 36, regime="chop"),
-        )
+        lines=(_skilled("macro", 0.02, 600, "chop"), _skilled("contrarian", -0.02, 600, "chop"))
     )
     outs = [
         fx.mind("macro", "bearish", 0.6, probability=0.59),
@@ -71,19 +80,35 @@ def test_a_strong_regime_record_outweighs_a_weak_one() -> None:
 
 
 def test_the_regime_line_is_preferred_over_the_overall_line() -> None:
-    """A mind good overall but poor in this regime is weighted by its regime record."""
-    record = TrackRecord(lines=(fx.line("macro", 70, 30), fx.line("macro", 12, 28, regime="chop")))
-    assert raw_weight(record, "macro", "chop", 20) < 1.0
-    assert raw_weight(record, "macro", "risk_on", 20) > 1.0
+    """A mind skilled overall but losing in this regime is weighted by its regime record."""
+    record = TrackRecord(
+        lines=(_skilled("macro", 0.02, 900), _skilled("macro", -0.01, 400, "chop"))
+    )
+    assert raw_weight(record, "macro", "chop") < 1.0
+    assert raw_weight(record, "macro", "risk_on") > 1.0
 
 
 def test_thin_evidence_is_shrunk_toward_equal_weight() -> None:
-    """Two lucky calls barely move a mind off equal weight; sixty good calls move it a lot."""
-    thin = TrackRecord(lines=(fx.line("macro", 2, 0, regime="chop"),))
-    thick = TrackRecord(lines=(fx.line("macro", 42, 18, regime="chop"),))
-    assert raw_weight(TrackRecord(), "macro", "chop", 20) == 1.0
-    assert raw_weight(thin, "macro", "chop", 20) == pytest.approx(1 + 2 / 22)
-    assert raw_weight(thick, "macro", "chop", 20) == pytest.approx(0.75 * 1.4 + 0.25)
+    """Ten lucky calls barely move a mind off equal weight; a thousand move it a lot; a mind that
+    clearly loses to the base rate gets no weight at all, never a negative one."""
+    thin = TrackRecord(lines=(_skilled("macro", 0.05, 10, "chop"),))
+    thick = TrackRecord(lines=(_skilled("macro", 0.05, 1000, "chop"),))
+    losing = TrackRecord(lines=(_skilled("macro", -0.1, 1000, "chop"),))
+    assert raw_weight(TrackRecord(), "macro", "chop") == 1.0
+    assert raw_weight(thin, "macro", "chop") == pytest.approx(1 + 40 * 0.05 * 10 / 260)
+    assert raw_weight(thick, "macro", "chop") == pytest.approx(1 + 40 * 0.05 * 1000 / 1250)
+    assert raw_weight(losing, "macro", "chop") == 0.0
+
+
+def test_every_mind_losing_to_the_base_rate_pools_to_a_coin() -> None:
+    """When every present mind has zero weight the pool is 0.5, not an error or a division."""
+    record = TrackRecord(
+        lines=(_skilled("macro", -0.1, 1000, "chop"), _skilled("flow", -0.1, 1000, "chop"))
+    )
+    outs = [fx.mind("macro", "bearish", 0.9), fx.mind("flow", "bearish", 0.9)]
+    d = deliberate(fx.context(record=record), outs)
+    assert d.raw_probability_up == 0.5
+    assert d.prediction is None
 
 
 def test_absent_and_abstained_minds_weigh_nothing() -> None:

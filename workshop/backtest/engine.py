@@ -13,7 +13,8 @@ from datetime import date
 from pathlib import Path
 
 from services.minds.think import think
-from services.synth.store import mind_prediction
+from services.synth.calibrate import Calibrator, fit
+from services.synth.store import mind_prediction, pooled_forecast
 from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
@@ -45,6 +46,8 @@ class CycleRow:
     target: str | None
     probability_up: float | None
     raw_probability_up: float | None
+    base_rate_up: float | None
+    calibrated_on: int
     direction: str | None
     confidence: float | None
     abstention: str | None
@@ -101,9 +104,12 @@ def run_backtest(
     ledger = result.ledger
     days = market.sessions(start, end)
     label = label_of(directory)
+    calibrator: Calibrator | None = None
     for number, day in enumerate(days, start=1):
         as_of = replay_as_of(day)
         ledger.settle(market, as_of)
+        # Refitted every cycle on what settled by as_of; the last fit only speeds convergence.
+        calibrator = fit(ledger.history, start=(calibrator.a, calibrator.b) if calibrator else None)
         trigger = CycleTrigger(
             cycle_key=f"backtest:{label}:{day.isoformat()}",
             as_of=as_of,
@@ -120,9 +126,18 @@ def run_backtest(
         )
         outputs = [think(brain, mind, context) for mind in minds]
         dispatch = synthesize(
-            context, outputs, brain, expected_minds=minds, horizon_hours=horizon_hours
+            context,
+            outputs,
+            brain,
+            expected_minds=minds,
+            horizon_hours=horizon_hours,
+            calibrator=calibrator,
         )
         _store(ledger, dispatch, outputs, context)
+        forecast = pooled_forecast(dispatch, context, horizon_hours)
+        if forecast is not None:
+            ready = dispatch.recalibration is not None and dispatch.recalibration.ready
+            ledger.forecast(forecast, dispatch.probability_up, ready)
         result.flags.update(f"{f.code}: {f.subject}" for f in snapshot.flags)
         result.rows.append(_row(day, dispatch, context))
         result.last_dispatch = dispatch
@@ -166,6 +181,8 @@ def _row(day: date, dispatch: Dispatch, context: CycleContext) -> CycleRow:
         target=dispatch.target,
         probability_up=dispatch.probability_up,
         raw_probability_up=dispatch.raw_probability_up,
+        base_rate_up=dispatch.base_rate_up,
+        calibrated_on=dispatch.recalibration.n if dispatch.recalibration else 0,
         direction=p.direction if p else None,
         confidence=p.confidence if p else None,
         abstention=dispatch.abstention,

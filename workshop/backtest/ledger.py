@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.resolver.settle import judge
+from services.synth.calibrate import History
 from shared.contracts import Outcome, Prediction, ScoreLine, TrackRecord
 from shared.ports import SettlementPrices
 from shared.scoring import (
@@ -32,6 +33,30 @@ class OpenCall:
     prediction: Prediction
     withheld_by: str | None = None
     attempts: int = 0
+
+
+@dataclass(slots=True)
+class OpenForecast:
+    """A cycle's pooled p(up) waiting to learn whether the target closed up."""
+
+    number: int
+    prediction: Prediction
+    final: float | None
+    calibrated: bool
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SettledForecast:
+    """A pooled forecast and what came: the rows of the desk's every-cycle score."""
+
+    made_at: datetime
+    settled_at: datetime
+    raw: float
+    final: float | None
+    base_rate_up: float | None
+    went_up: bool
+    calibrated: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +129,11 @@ class Ledger:
         self._heap: list[tuple[datetime, int, OpenCall]] = []
         self._waiting: list[OpenCall] = []
         self._numbers = 0
+        # The recalibration's history: pooled forecasts settled so far (so, by each as_of).
+        self.history = History()
+        self.forecasts: list[SettledForecast] = []
+        self._pending: list[tuple[datetime, int, OpenForecast]] = []
+        self._pending_waiting: list[OpenForecast] = []
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -117,6 +147,13 @@ class Ledger:
         for book in books:
             for key in keys_of(outcome):
                 book.touch(key).add(outcome)
+
+    def forecast(self, prediction: Prediction, final: float | None, calibrated: bool) -> None:
+        """A cycle's pooled forecast (an 'up' Prediction whose confidence is the raw pool) and
+        the desk's final p(up), recalibrated or not."""
+        self._numbers += 1
+        entry = OpenForecast(self._numbers, prediction, final, calibrated)
+        heapq.heappush(self._pending, (prediction.matures_at, entry.number, entry))
 
     def abstain(self, source: str, regime: str) -> None:
         for book in (self.public, self.evidence):
@@ -162,7 +199,46 @@ class Ledger:
             self._close(item)
             done.append(item)
         self.settled.extend(done)
+        self._settle_forecasts(market, now)
         return done
+
+    def _settle_forecasts(self, market: SettlementPrices, now: datetime) -> None:
+        due = self._pending_waiting
+        self._pending_waiting = []
+        while self._pending and self._pending[0][0] <= now:
+            due.append(heapq.heappop(self._pending)[2])
+        for entry in due:
+            p = entry.prediction
+            verdict = judge(
+                "up",
+                p.reference_price,
+                p.reference_price,
+                market.settlement_quote(p.target, p.matures_at, now),
+                matures_at=p.matures_at,
+                now=now,
+                attempts=entry.attempts,
+                max_attempts=self.max_attempts,
+            )
+            if verdict.outcome is None:
+                if "attempt" in verdict.reason:
+                    entry.attempts += 1
+                self._pending_waiting.append(entry)
+                continue
+            if verdict.outcome == "inconclusive":
+                continue
+            went_up = verdict.outcome == "hit"
+            self.history.add(p.confidence, went_up)
+            self.forecasts.append(
+                SettledForecast(
+                    p.made_at,
+                    now,
+                    p.confidence,
+                    entry.final,
+                    p.base_rate,
+                    went_up,
+                    entry.calibrated,
+                )
+            )
 
     def _close(self, item: Settled) -> None:
         outcome = outcome_of(item.prediction, item.outcome, item.withheld_by is not None)

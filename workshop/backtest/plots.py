@@ -29,6 +29,9 @@ class Curve:
     quantiles: Sequence[tuple[float, float, int]]  # (mean stated, observed, n)
     ece: float | None
     calls: int
+    stated: str = "stated probability the call comes true"
+    observed: str = "observed hit rate"
+    unit: str = "settled calls"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ def quantile_bins(
 ) -> list[tuple[float, float, int]]:
     """Equal-count bins of (stated probability, outcome): finer than fixed buckets where calls
     crowd into one narrow band, as a desk's 52-60% calls do."""
-    ordered = sorted(pairs)
+    # By probability only: sorting the (p, outcome) pairs would file ties by outcome, and bins
+    # cut through a tie would then look miscalibrated when they are not.
+    ordered = sorted(pairs, key=lambda pair: pair[0])
     # Fewer than ~100 calls a bin is noise dressed as a curve.
     bins = min(bins, len(ordered) // 100)
     if bins == 0:
@@ -67,8 +72,13 @@ def quantile_bins(
 
 def reliability(curves: Sequence[Curve], path: Path) -> None:
     """One panel per source: stated probability against observed frequency, with the diagonal."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 4.6), squeeze=False)
-    for ax, curve in zip(axes[0], curves, strict=True):
+    columns = min(3, len(curves))
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, 4.8 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(curves) :]:
+        ax.set_visible(False)
+    for ax, curve in zip(flat, curves, strict=False):
         colour = COLOURS.get(curve.source, "#555555")
         points = [(b.mean_confidence, b.hit_rate) for b in curve.buckets]
         points += [(m, o) for m, o, _ in curve.quantiles]
@@ -97,14 +107,14 @@ def reliability(curves: Sequence[Curve], path: Path) -> None:
                 xytext=(6, -12), fontsize=8,
             )  # fmt: skip
         ece = "-" if curve.ece is None else f"{curve.ece:.3f}"
-        ax.set_title(f"{curve.source}: {curve.calls} settled calls, ECE {ece}", fontsize=10)
+        ax.set_title(f"{curve.source}\n{curve.calls} {curve.unit}, ECE {ece}", fontsize=10)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_xlabel("stated probability the call comes true")
-        ax.set_ylabel("observed hit rate")
+        ax.set_xlabel(curve.stated)
+        ax.set_ylabel(curve.observed)
         ax.grid(alpha=0.3)
         if not curve.buckets:
-            ax.text(0.5, 0.5, "no settled calls", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, f"no {curve.unit}", transform=ax.transAxes, ha="center")
         ax.legend(loc="upper left", fontsize=7)
     fig.suptitle("Reliability: ten fixed buckets (dots, sized by calls) and equal-count bins")
     fig.tight_layout()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.contracts import SYNTHESIS, ScoreLine
+from shared.scoring import brier, brier_skill, calibration, ece, log_score
 from workshop.backtest.engine import BacktestResult
 from workshop.backtest.ledger import Settled
 from workshop.backtest.plots import Curve, Rolling, quantile_bins, reliability, rolling
@@ -42,6 +43,40 @@ def _lines(result: BacktestResult) -> dict[tuple[str, str], ScoreLine]:
     return {(x.source, x.regime): x for x in result.ledger.public.detailed() if x.is_overall()}
 
 
+def desk_pairs(result: BacktestResult) -> list[tuple[float, float, float, bool]]:
+    """(final p(up), raw pool, base rate of up, went up) of every settled cycle forecast that
+    was recalibrated (so after the calibrator's minimum) and had a base rate."""
+    return [
+        (f.final, f.raw, f.base_rate_up, f.went_up)
+        for f in result.ledger.forecasts
+        if f.final is not None and f.base_rate_up is not None and f.calibrated
+    ]
+
+
+def desk_metrics(result: BacktestResult) -> dict[str, Any]:
+    """The desk's p(up) on every cycle, called or not, scored against the base rate: the
+    evidence that recalibration works whether or not any call clears the edge."""
+    rows = desk_pairs(result)
+    final = [(p, up) for p, _, _, up in rows]
+    raw = [(r, up) for _, r, _, up in rows]
+    base = [(b, up) for _, _, b, up in rows]
+    buckets = calibration(final)
+    reference = brier(base)
+    values: dict[str, Any] = {
+        "n": len(rows),
+        "brier": brier(final),
+        "log_score": log_score(final),
+        "base_rate_brier": reference,
+        "brier_skill": brier_skill(brier(final), reference),
+        "raw_brier": brier(raw),
+        "raw_brier_skill": brier_skill(brier(raw), reference),
+        "ece": ece(buckets),
+        "raw_ece": ece(calibration(raw)),
+        "calibration": [b.model_dump() for b in buckets],
+    }
+    return {k: _round(v) for k, v in values.items()}
+
+
 def build_report(result: BacktestResult) -> dict[str, Any]:
     """The report's figures as plain JSON-able data."""
     lines = _lines(result)
@@ -59,6 +94,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "call_rate": round(calls / result.cycles, 4) if result.cycles else None,
         "synthesis": _metrics(lines.get((SYNTHESIS, "all"))),
         "minds": {m: _metrics(lines.get((m, "all"))) for m in result.minds},
+        "desk": desk_metrics(result),
         "by_regime": {
             s: {r: _metrics(lines[(s, r)]) for r in regimes if (s, r) in lines} for s in sources
         },
@@ -119,6 +155,21 @@ def write_report(result: BacktestResult, out: Path) -> dict[str, Any]:
                 len(pairs),
             )
         )
+    desk = [(p, up) for p, _, _, up in desk_pairs(result)]
+    desk_buckets = calibration(desk)
+    curves.insert(
+        0,
+        Curve(
+            "desk p(up), every cycle",
+            desk_buckets,
+            quantile_bins(desk),
+            ece(desk_buckets),
+            len(desk),
+            stated="recalibrated p(up), called or not",
+            observed="how often the target closed up",
+            unit="forecasts",
+        ),
+    )
     reliability(curves, out / "reliability.png")
     notes = {
         s: f"(skill {_num(m['brier_skill'], '{:+.3f}')})"
@@ -198,6 +249,8 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
         "frequency of the called outcome in the history known when the call was made): above 0 "
         "beats the base rate, below 0 loses to it. ECE is the expected calibration error over "
         "ten confidence buckets.",
+        "## The desk's probability on every cycle",
+        _desk(data["desk"]),
         "## In plain words",
         "\n".join(
             verdict(s, data["synthesis"] if s == SYNTHESIS else data["minds"][s])
@@ -246,4 +299,18 @@ def _flags(data: dict[str, Any], cycles: int) -> str:
     return (
         "Data-quality flags the cycles carried (each a fact the minds saw, never a crash):\n\n"
         + "\n".join(rows)
+    )
+
+
+def _desk(desk: dict[str, Any]) -> str:
+    if not desk["n"]:
+        return "No cycle's forecast was recalibrated and settled (too short a range)."
+    return (
+        f"Every cycle the synthesis pools the minds by skill and recalibrates the pool from its "
+        f"own settled history, called or not. Over the {desk['n']} recalibrated cycles: Brier "
+        f"{_num(desk['brier'])} against {_num(desk['base_rate_brier'])} for always quoting the "
+        f"base rate (skill {_num(desk['brier_skill'], '{:+.4f}')}; the raw pool's was "
+        f"{_num(desk['raw_brier_skill'], '{:+.4f}')}), ECE {_num(desk['ece'], '{:.3f}')} "
+        f"(raw pool {_num(desk['raw_ece'], '{:.3f}')}). A call is made only where the calibrated "
+        "probability beats the base rate by more than its own standard error."
     )
