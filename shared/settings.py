@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     chaos_fail_minds: Names = Field(
         default=(), description="Minds that fail on purpose, for fire drills of the absent path."
     )
+    chaos_mind_delay_s: float = Field(
+        default=0.0, ge=0, description="Seconds each mind waits first: drills of lost workers."
+    )
     cycle_every_s: int = Field(default=0, ge=0, description="Beat schedule for live cycles; 0 off.")
     resolve_every_s: int = Field(default=300, gt=0)
     resolver_max_attempts: int = Field(default=3, ge=1)

@@ -60,6 +60,8 @@ def _think(task: Any, mind: str, payload: dict[str, Any]) -> MindOutput:
         return MindOutput.absent(mind, f"unusable context: {error.error_count()} errors")
     structlog.contextvars.bind_contextvars(cycle_key=context.snapshot.cycle_key)
     try:
+        if settings.chaos_mind_delay_s:
+            time.sleep(settings.chaos_mind_delay_s)
         brain = brain_for(settings)
         return think(brain, mind, context, fail_on_purpose=settings.chaos_fail_minds)
     except SoftTimeLimitExceeded:
