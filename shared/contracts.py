@@ -357,6 +357,66 @@ class Prediction(Contract):
         return self.threshold if self.threshold is not None else self.reference_price
 
 
+RuleStatus = Literal["active", "retired"]
+
+
+class LearnedRule(Contract):
+    """A rule the desk taught itself from its record: calls in this category lose to a coin.
+
+    Created when the Wilson 95% upper bound of the category's hit rate falls below 0.5 over
+    enough settled calls; retired when new evidence (calls it stopped are still scored in the
+    shadow) lifts the bound back to 0.5 or above. "all" means the rule does not cut by that
+    dimension.
+    """
+
+    id: str = Field(description="Stable name: category and a serial, e.g. 'flow|risk_off#1'.")
+    source: str = Field(description="Whose calls it stops: a mind or 'synthesis'.")
+    regime: str = "all"
+    asset_class: str = "all"
+    horizon: str = "all"
+    topic: str = "all"
+    status: RuleStatus = "active"
+    settled: int = Field(ge=0, description="Settled calls in the evidence (withheld included).")
+    hits: int = Field(ge=0)
+    hit_rate: float = Field(ge=0.0, le=1.0)
+    low: float = Field(ge=0.0, le=1.0, description="Wilson 95% interval of the hit rate.")
+    high: float = Field(ge=0.0, le=1.0)
+    created_at: AwareDatetime
+    retired_at: AwareDatetime | None = None
+    stopped: int = Field(default=0, ge=0, description="Calls it has withheld so far.")
+
+    @property
+    def category(self) -> str:
+        cuts = [x for x in (self.regime, self.asset_class, self.horizon, self.topic) if x != "all"]
+        return f"{self.source} calls" + (f" in {' x '.join(cuts)}" if cuts else "")
+
+    def describe(self) -> str:
+        """e.g. "flow calls in risk_off: 0.451 over 805 (95% 0.417-0.486) — stop"."""
+        verdict = "stop" if self.status == "active" else "retired"
+        return (
+            f"{self.category}: {self.hit_rate:.3f} over {self.settled} "
+            f"(95% {self.low:.3f}-{self.high:.3f}) — {verdict}"
+        )
+
+    def forbids(self, prediction: Prediction) -> bool:
+        """Whether this (active) rule stops the call."""
+        return (
+            self.status == "active"
+            and prediction.source == self.source
+            and self.regime in ("all", prediction.regime)
+            and self.asset_class in ("all", prediction.asset_class)
+            and self.horizon in ("all", f"{prediction.horizon_hours}h")
+            and self.topic in ("all", prediction.topic)
+        )
+
+
+class WithheldCall(Contract):
+    """A call a learned rule stopped: never published, still scored in the rules' shadow record."""
+
+    rule: str
+    prediction: Prediction
+
+
 class MindSummary(Contract):
     """How a mind stood in the debate, as the dispatch reports it."""
 
@@ -385,6 +445,12 @@ class Dispatch(Contract):
     regime_score: float = Field(default=0.0, ge=0.0, le=1.0)
     missing: tuple[str, ...] = Field(default=(), description="What the desk could not see.")
     rules_applied: tuple[str, ...] = ()
+    withheld: tuple[WithheldCall, ...] = Field(
+        default=(), description="Calls learned rules stopped this cycle (the desk's or a mind's)."
+    )
+    rules: tuple[LearnedRule, ...] = Field(
+        default=(), description="The rule book as it stood after this cycle, retired included."
+    )
     probability_up: float | None = Field(
         default=None, ge=0.0, le=1.0, description="The desk's final p(target closes up)."
     )
@@ -546,6 +612,7 @@ class Deliberation(Contract):
         default=None, ge=0.0, le=1.0, description="How often the target rose over the horizon."
     )
     recalibration: Recalibration | None = None
+    withheld: tuple[WithheldCall, ...] = ()
     probability_stderr: float | None = Field(
         default=None, ge=0.0, description="Standard error of the calibrated probability."
     )

@@ -7,18 +7,23 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.contracts import TrackRecord
-from shared.db.models import AbstentionRecord, ForecastRecord, PredictionRecord
+from shared.contracts import Dispatch, TrackRecord
+from shared.db.models import AbstentionRecord, DispatchRecord, ForecastRecord, PredictionRecord
 from shared.scoring import Abstained, CallOutcome, score_lines
 
 
 def track_record(
-    session: Session, as_of: datetime | None = None, *, detail: bool = False
+    session: Session,
+    as_of: datetime | None = None,
+    *,
+    detail: bool = False,
+    include_withheld: bool = False,
 ) -> TrackRecord:
     """Every source's record as it stood at as_of (None: everything stored).
 
     detail adds each line's calibration buckets (the scoreboard's plots); a cycle's context leaves
-    them out to stay small on the wire.
+    them out to stay small on the wire. include_withheld counts the calls learned rules stopped
+    (the evidence rules are judged on); the scoreboard never does.
     """
     query = select(PredictionRecord)
     skipped = select(AbstentionRecord)
@@ -41,10 +46,24 @@ def track_record(
                 horizon_hours=row.horizon_hours,
                 topic=row.topic,
                 base_rate=row.base_rate,
+                withheld=row.withheld_by is not None,
             )
         )
     abstentions = [Abstained(a.source, a.regime) for a in session.scalars(skipped)]
-    return TrackRecord(as_of=as_of, lines=score_lines(calls, abstentions, detail=detail))
+    lines = score_lines(calls, abstentions, detail=detail, include_withheld=include_withheld)
+    return TrackRecord(as_of=as_of, lines=lines)
+
+
+def previous_dispatch(session: Session, as_of: datetime) -> Dispatch | None:
+    """The last dispatch published for a cycle before as_of: what the desk carried forward
+    (its rule book, its stories)."""
+    row = session.scalar(
+        select(DispatchRecord)
+        .where(DispatchRecord.as_of < as_of)
+        .order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
+        .limit(1)
+    )
+    return Dispatch.model_validate(row.payload) if row is not None else None
 
 
 def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, bool]]:

@@ -336,6 +336,47 @@ def _cut(line: ScoreLine) -> str:
 
 
 @cli.command()
+def rules(
+    report: Annotated[
+        Path | None, typer.Option(help="Read a backtest's rules (its --report folder).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The rules as JSON.")] = False,
+) -> None:
+    """List the learned rules with their evidence: the fleet's latest book, or a backtest's."""
+    from shared.contracts import LearnedRule
+
+    if report is not None:
+        path = report / "report.json" if report.is_dir() else report
+        if not path.is_file():
+            _fail(f"no backtest report at {path}")
+        found = json.loads(path.read_text()).get("rules")
+        if found is None:
+            _fail(f"{path} carries no rules (written before rules were learned)")
+        book = [LearnedRule.model_validate(r) for r in found or ()]
+        where = str(path)
+    else:
+        settings = _settings()
+        book = list(driver.rule_book(settings.db_url))
+        where = "the fleet's last dispatch"
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in book], indent=2) + "\n")
+        return
+    table = Table(
+        title=f"Learned rules ({where}); a stopped call is shadow-scored, never published"
+    )
+    for column in ("rule", "status", "settled", "hit rate", "95% interval", "created", "retired",
+                   "stopped"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("rule", "status") else "right")
+    for rule in book:
+        table.add_row(
+            rule.category, rule.status, str(rule.settled), f"{rule.hit_rate:.1%}",
+            f"{rule.low:.3f}-{rule.high:.3f}", f"{rule.created_at:%Y-%m-%d}",
+            f"{rule.retired_at:%Y-%m-%d}" if rule.retired_at else "-", str(rule.stopped),
+        )  # fmt: skip
+    out.print(table if book else "no rule learned yet")
+
+
+@cli.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues, e.g. ingest,synth.")],
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from shared import tasknames
 from shared.calendar import replay_as_of
-from shared.contracts import CycleTrigger, Dispatch, OperatorNote, TrackRecord
+from shared.contracts import CycleTrigger, Dispatch, LearnedRule, OperatorNote, TrackRecord
 from shared.db.models import Cycle, DispatchRecord
 from shared.db.session import session_scope
 from shared.errors import WorkshopError
@@ -104,6 +104,15 @@ def last_dispatch(db_url: str, *, cycle_key: str | None = None) -> Dispatch | No
 def cycle_count(db_url: str) -> int:
     with session_scope(db_url) as session:
         return len(session.scalars(select(Cycle.id)).all())
+
+
+def rule_book(db_url: str) -> tuple[LearnedRule, ...]:
+    """The learned rules as the last published dispatch carried them (retired ones included)."""
+    with session_scope(db_url) as session:
+        row = session.scalar(
+            select(DispatchRecord).order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
+        )
+        return Dispatch.model_validate(row.payload).rules if row is not None else ()
 
 
 def record(db_url: str) -> TrackRecord:

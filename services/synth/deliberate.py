@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
+from services.synth.calls import mind_prediction
+from services.synth.rules import forbidding
 from shared.calendar import maturity
 from shared.contracts import (
     CycleContext,
@@ -17,11 +19,13 @@ from shared.contracts import (
     Deliberation,
     Direction,
     Features,
+    LearnedRule,
     MindOutput,
     MindSummary,
     Prediction,
     ScoreLine,
     TrackRecord,
+    WithheldCall,
 )
 
 # A mind that states a stance without its own call is read as this much edge at full confidence;
@@ -199,12 +203,15 @@ def deliberate(
     min_edge: float | None = None,
     prior_calls: int = PRIOR_CALLS,
     calibrator: Calibrator | None = None,
+    rules: Sequence[LearnedRule] = (),
 ) -> Deliberation:
     """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why.
 
     With a calibrator (the fleet and the backtest always pass one) the pool is recalibrated and
     must beat the target's base rate; until the calibrator rests on enough settled forecasts the
-    desk abstains. Without one (a bare call) the raw pool is judged against a coin.
+    desk abstains. Without one (a bare call) the raw pool is judged against a coin. Active
+    learned rules are enforced last: a call one forbids (the desk's or a mind's) is not made; it
+    is withheld, named in rules_applied, and left for the shadow record.
     """
     features = context.features
     regime = features.regime
@@ -254,6 +261,22 @@ def deliberate(
         else:
             prediction = _prediction(context, prob_up, direction, horizon_hours)
 
+    withheld: list[WithheldCall] = []
+    applied: list[str] = []
+    if prediction is not None:
+        rule = forbidding(rules, prediction)
+        if rule is not None:
+            withheld.append(WithheldCall(rule=rule.id, prediction=prediction))
+            applied.append(f"{rule.describe()}: my {prediction.direction} call was not made")
+            abstention = f"my learned rule {rule.category} stopped the call ({rule.describe()})"
+            prediction = None
+    for output in present:
+        call = mind_prediction(output, context) if rules else None
+        rule = forbidding(rules, call) if call is not None else None
+        if call is not None and rule is not None:
+            withheld.append(WithheldCall(rule=rule.id, prediction=call))
+            applied.append(f"{rule.describe()}: {output.mind}'s {call.direction} call withheld")
+
     minds = tuple(
         MindSummary(
             mind=o.mind,
@@ -279,6 +302,8 @@ def deliberate(
         horizon_hours=horizon_hours,
         prediction=prediction,
         abstention=abstention,
+        rules_applied=tuple(applied),
+        withheld=tuple(withheld),
         missing=_missing(context, unique),
         record=context.record,
     )

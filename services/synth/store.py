@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.calendar import maturity
+from services.synth.calls import mind_prediction, pooled_forecast
 from shared.contracts import SYNTHESIS, CycleContext, Dispatch, MindOutput, Prediction
 from shared.db.models import (
     AbstentionRecord,
@@ -21,73 +21,9 @@ from shared.db.models import (
 )
 
 
-def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | None:
-    """A mind's own call as a scorable prediction on the same terms as the synthesis' calls."""
-    call = output.call
-    if output.status != "ok" or call is None:
-        return None
-    features = context.features
-    quote = context.snapshot.quote(call.target)
-    reference = quote.price if quote else features.last_close.get(call.target)
-    if reference is None or reference <= 0:
-        return None
-    session = quote.session if quote else features.session
-    as_of = context.snapshot.as_of
-    word = "above" if call.direction == "up" else "below"
-    return Prediction(
-        source=output.mind,
-        target=call.target,
-        direction=call.direction,
-        horizon_hours=call.horizon_hours,
-        reference_price=reference,
-        confidence=call.probability,
-        falsifier=f"{call.target} does not close {word} {reference:.2f} at maturity",
-        made_at=as_of,
-        matures_at=maturity(as_of, session, call.horizon_hours),
-        regime=features.regime,
-        topic=output.topics[0] if output.topics else "index",
-        base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
-    )
-
-
-POOL = "pool"
-
-
-def pooled_forecast(
-    dispatch: Dispatch, context: CycleContext, horizon_hours: int
-) -> Prediction | None:
-    """The cycle's pooled p(up) as a forecast to settle, whether the desk called or abstained.
-
-    The recalibration learns from these: every cycle's raw pool against whether the target then
-    closed up. Carried as an 'up' Prediction whose confidence is the raw pool, so that the
-    resolver's own judge settles it (a hit means the target closed above the reference).
-    """
-    target, raw = dispatch.target, dispatch.raw_probability_up
-    if target is None or raw is None:
-        return None
-    features = context.features
-    quote = context.snapshot.quote(target)
-    reference = quote.price if quote else features.last_close.get(target)
-    if reference is None or reference <= 0:
-        return None
-    session = quote.session if quote else features.session
-    as_of = context.snapshot.as_of
-    return Prediction(
-        source=POOL,
-        target=target,
-        direction="up",
-        horizon_hours=horizon_hours,
-        reference_price=reference,
-        confidence=raw,
-        falsifier=f"{target} closes above {reference:.2f} or not",
-        made_at=as_of,
-        matures_at=maturity(as_of, session, horizon_hours),
-        regime=features.regime,
-        base_rate=dispatch.base_rate_up,
-    )
-
-
-def _prediction_row(cycle_key: str, prediction: Prediction) -> PredictionRecord:
+def _prediction_row(
+    cycle_key: str, prediction: Prediction, withheld_by: str | None = None
+) -> PredictionRecord:
     return PredictionRecord(
         cycle_key=cycle_key,
         source=prediction.source,
@@ -106,6 +42,7 @@ def _prediction_row(cycle_key: str, prediction: Prediction) -> PredictionRecord:
         payload=prediction.model_dump(mode="json"),
         status="open",
         attempts=0,
+        withheld_by=withheld_by,
     )
 
 
@@ -160,6 +97,11 @@ def store_cycle(
             payload=dispatch.model_dump(mode="json"),
         )
     )
+    stopped = {w.prediction.source: w for w in dispatch.withheld}
+    # A call a learned rule stopped is an abstention on the scoreboard and a shadow row that
+    # keeps the rule's evidence growing (so the rule can be retired when it stops holding).
+    for item in stopped.values():
+        session.add(_prediction_row(key, item.prediction, withheld_by=item.rule))
     if dispatch.prediction is not None:
         session.add(_prediction_row(key, dispatch.prediction))
     else:
@@ -186,15 +128,18 @@ def store_cycle(
             )
         )
         prediction = mind_prediction(output, context)
-        if prediction is not None:
+        if prediction is not None and output.mind not in stopped:
             session.add(_prediction_row(key, prediction))
         else:
+            reason = output.reason or f"{output.stance}: no call"
+            if output.mind in stopped:
+                reason = f"call stopped by learned rule {stopped[output.mind].rule}"
             session.add(
                 AbstentionRecord(
                     cycle_key=key,
                     source=output.mind,
                     regime=regime,
-                    reason=output.reason or f"{output.stance}: no call",
+                    reason=reason,
                     made_at=dispatch.as_of,
                 )
             )

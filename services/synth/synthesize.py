@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
-from shared.contracts import CycleContext, Dispatch, MindOutput
+from services.synth.rules import active, count_stops
+from shared.contracts import CycleContext, Dispatch, LearnedRule, MindOutput
 from shared.ports import Brain
 
 NO_REPLY = "no reply"
@@ -37,10 +38,21 @@ def synthesize(
     expected_minds: Sequence[str],
     horizon_hours: int = 24,
     calibrator: Calibrator | None = None,
+    rules: Sequence[LearnedRule] = (),
 ) -> Dispatch:
-    """The cycle's Dispatch: the decision from deliberate, the words from the brain."""
+    """The cycle's Dispatch: the decision from deliberate, the words from the brain.
+
+    rules is the whole rule book (retired rules included, as history); the active ones are
+    enforced, and the dispatch carries the book on with this cycle's stops counted.
+    """
     everyone = with_absentees(outputs, expected_minds)
-    decision = deliberate(context, everyone, horizon_hours=horizon_hours, calibrator=calibrator)
+    decision = deliberate(
+        context,
+        everyone,
+        horizon_hours=horizon_hours,
+        calibrator=calibrator,
+        rules=active(rules),
+    )
     draft = brain.write(decision, context)
     snapshot = context.snapshot
     return Dispatch(
@@ -58,6 +70,8 @@ def synthesize(
         regime_score=context.features.regime_score,
         missing=decision.missing,
         rules_applied=decision.rules_applied,
+        withheld=decision.withheld,
+        rules=count_stops(rules, (w.rule for w in decision.withheld)),
         probability_up=decision.probability_up,
         raw_probability_up=decision.raw_probability_up,
         target=decision.target,

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.synth.calibrate import History, fit
+from services.synth.rules import update_rules
 from services.synth.store import is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from shared import tasknames
@@ -19,7 +20,7 @@ from shared.contracts import CycleContext, Features, MindOutput, Snapshot
 from shared.db.models import Cycle
 from shared.db.session import session_scope
 from shared.errors import BadInputError
-from shared.records import forecast_history, track_record
+from shared.records import forecast_history, previous_dispatch, track_record
 
 log = structlog.get_logger("synth")
 
@@ -57,6 +58,10 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             )
             # The same recalibration the backtest fits, from the forecasts settled by as_of.
             calibrator = fit(History.of(forecast_history(session, cycle.as_of)))
+            # The rule book carried forward from the last dispatch, judged on today's evidence.
+            before = previous_dispatch(session, cycle.as_of)
+            evidence = track_record(session, cycle.as_of, include_withheld=True)
+            rules = update_rules(before.rules if before else (), evidence, cycle.as_of)
         outputs = _outputs(results, settings.minds)
         dispatch = compose(
             context,
@@ -65,6 +70,7 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             expected_minds=settings.minds,
             horizon_hours=settings.horizon_hours,
             calibrator=calibrator,
+            rules=rules,
         )
         with session_scope(settings.db_url) as session:
             stored = store_cycle(

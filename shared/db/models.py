@@ -146,6 +146,9 @@ class PredictionRecord(Base):
     settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     realized_move_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     settle_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set when a learned rule stopped the call: never published or in the scoreboard, but
+    # settled like any call so the rule's evidence keeps growing.
+    withheld_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class ForecastRecord(Base):

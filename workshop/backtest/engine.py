@@ -14,11 +14,19 @@ from pathlib import Path
 
 from services.minds.think import think
 from services.synth.calibrate import Calibrator, fit
-from services.synth.store import mind_prediction, pooled_forecast
+from services.synth.calls import mind_prediction, pooled_forecast
+from services.synth.rules import update_rules
 from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
-from shared.contracts import SYNTHESIS, CycleContext, CycleTrigger, Dispatch, MindOutput
+from shared.contracts import (
+    SYNTHESIS,
+    CycleContext,
+    CycleTrigger,
+    Dispatch,
+    LearnedRule,
+    MindOutput,
+)
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from shared.ports import Brain
 from shared.settings import DEFAULT_MINDS
@@ -72,6 +80,7 @@ class BacktestResult:
     flags: Counter[str] = field(default_factory=Counter)
     last_dispatch: Dispatch | None = None
     last_call: Dispatch | None = None
+    rules: tuple[LearnedRule, ...] = ()
 
 
 def label_of(data_dir: Path) -> str:
@@ -105,11 +114,13 @@ def run_backtest(
     days = market.sessions(start, end)
     label = label_of(directory)
     calibrator: Calibrator | None = None
+    book: tuple[LearnedRule, ...] = ()
     for number, day in enumerate(days, start=1):
         as_of = replay_as_of(day)
         ledger.settle(market, as_of)
         # Refitted every cycle on what settled by as_of; the last fit only speeds convergence.
         calibrator = fit(ledger.history, start=(calibrator.a, calibrator.b) if calibrator else None)
+        book = update_rules(book, ledger.evidence_record(as_of), as_of)
         trigger = CycleTrigger(
             cycle_key=f"backtest:{label}:{day.isoformat()}",
             as_of=as_of,
@@ -132,7 +143,9 @@ def run_backtest(
             expected_minds=minds,
             horizon_hours=horizon_hours,
             calibrator=calibrator,
+            rules=book,
         )
+        book = dispatch.rules
         _store(ledger, dispatch, outputs, context)
         forecast = pooled_forecast(dispatch, context, horizon_hours)
         if forecast is not None:
@@ -149,6 +162,7 @@ def run_backtest(
     if days:
         ledger.settle(market, replay_as_of(days[-1]))
         result.start, result.end = days[0], days[-1]
+    result.rules = book
     result.cycles = len(days)
     result.seconds = time.perf_counter() - started
     return result
@@ -160,13 +174,16 @@ def _store(
     """What the synthesis task stores in the database, kept in the ledger instead."""
     regime = dispatch.regime
     key = dispatch.cycle_key
+    stopped = {w.prediction.source: w for w in dispatch.withheld}
+    for item in stopped.values():
+        ledger.call(key, item.prediction, withheld_by=item.rule)
     if dispatch.prediction is not None:
         ledger.call(key, dispatch.prediction)
     else:
         ledger.abstain(SYNTHESIS, regime)
     for output in outputs:
         prediction = mind_prediction(output, context)
-        if prediction is not None:
+        if prediction is not None and output.mind not in stopped:
             ledger.call(key, prediction)
         else:
             ledger.abstain(output.mind, regime)

@@ -98,6 +98,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "by_regime": {
             s: {r: _metrics(lines[(s, r)]) for r in regimes if (s, r) in lines} for s in sources
         },
+        "rules": [rule.model_dump(mode="json") for rule in result.rules],
         "flags": dict(result.flags.most_common()),
         "open_at_end": result.ledger.open_calls,
     }
@@ -256,6 +257,8 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
             verdict(s, data["synthesis"] if s == SYNTHESIS else data["minds"][s])
             for s in (SYNTHESIS, *data["minds"])
         ),
+        "## Learned rules",
+        _rules(data),
         "## By regime",
         _regimes(data),
         "## What was missing",
@@ -314,3 +317,29 @@ def _desk(desk: dict[str, Any]) -> str:
         f"(raw pool {_num(desk['raw_ece'], '{:.3f}')}). A call is made only where the calibrated "
         "probability beats the base rate by more than its own standard error."
     )
+
+
+def _rules(data: dict[str, Any]) -> str:
+    rules = data["rules"]
+    if not rules:
+        return (
+            "No rule was learned: no category of calls lost to a coin with its whole 95% "
+            "interval below 50% over 100 or more settled calls."
+        )
+    rows = [
+        "A rule is created when a category's Wilson 95% upper bound falls below 50% over at least "
+        "100 settled calls; the calls it stops are still settled in the shadow, and it is retired "
+        "when even the 80% interval reaches 50% again.",
+        "",
+        "| rule | status | created | retired | settled | hit rate | 95% interval | calls stopped |",
+        "|---|---|---|---|---:|---:|---|---:|",
+    ]
+    for r in rules:
+        cuts = [r[k] for k in ("regime", "asset_class", "horizon", "topic") if r[k] != "all"]
+        name = f"{r['source']} calls" + (f" in {' x '.join(cuts)}" if cuts else "")
+        rows.append(
+            f"| {name} | {r['status']} | {r['created_at'][:10]} | "
+            f"{(r['retired_at'] or '-')[:10]} | {r['settled']} | {r['hit_rate']:.1%} | "
+            f"{r['low']:.3f}–{r['high']:.3f} | {r['stopped']} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,73 @@
+"""The calls a cycle produces besides the synthesis' own: each mind's call and the pooled
+forecast, as Predictions the resolver's judge can settle. Pure."""
+
+from __future__ import annotations
+
+from shared.calendar import maturity
+from shared.contracts import CycleContext, Dispatch, MindOutput, Prediction
+
+
+def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | None:
+    """A mind's own call as a scorable prediction on the same terms as the synthesis' calls."""
+    call = output.call
+    if output.status != "ok" or call is None:
+        return None
+    features = context.features
+    quote = context.snapshot.quote(call.target)
+    reference = quote.price if quote else features.last_close.get(call.target)
+    if reference is None or reference <= 0:
+        return None
+    session = quote.session if quote else features.session
+    as_of = context.snapshot.as_of
+    word = "above" if call.direction == "up" else "below"
+    return Prediction(
+        source=output.mind,
+        target=call.target,
+        direction=call.direction,
+        horizon_hours=call.horizon_hours,
+        reference_price=reference,
+        confidence=call.probability,
+        falsifier=f"{call.target} does not close {word} {reference:.2f} at maturity",
+        made_at=as_of,
+        matures_at=maturity(as_of, session, call.horizon_hours),
+        regime=features.regime,
+        topic=output.topics[0] if output.topics else "index",
+        base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
+    )
+
+
+POOL = "pool"
+
+
+def pooled_forecast(
+    dispatch: Dispatch, context: CycleContext, horizon_hours: int
+) -> Prediction | None:
+    """The cycle's pooled p(up) as a forecast to settle, whether the desk called or abstained.
+
+    The recalibration learns from these: every cycle's raw pool against whether the target then
+    closed up. Carried as an 'up' Prediction whose confidence is the raw pool, so that the
+    resolver's own judge settles it (a hit means the target closed above the reference).
+    """
+    target, raw = dispatch.target, dispatch.raw_probability_up
+    if target is None or raw is None:
+        return None
+    features = context.features
+    quote = context.snapshot.quote(target)
+    reference = quote.price if quote else features.last_close.get(target)
+    if reference is None or reference <= 0:
+        return None
+    session = quote.session if quote else features.session
+    as_of = context.snapshot.as_of
+    return Prediction(
+        source=POOL,
+        target=target,
+        direction="up",
+        horizon_hours=horizon_hours,
+        reference_price=reference,
+        confidence=raw,
+        falsifier=f"{target} closes above {reference:.2f} or not",
+        made_at=as_of,
+        matures_at=maturity(as_of, session, horizon_hours),
+        regime=features.regime,
+        base_rate=dispatch.base_rate_up,
+    )
