@@ -342,6 +342,9 @@ class Prediction(Contract):
         le=1.0,
         description="How often this outcome happened in the history known at made_at.",
     )
+    basis: str = Field(
+        default="", max_length=600, description="What the call rested on, for its lesson."
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -417,6 +420,74 @@ class WithheldCall(Contract):
     prediction: Prediction
 
 
+StoryStatus = Literal["developing", "accelerating", "reversing", "resolved"]
+
+
+class Story(Contract):
+    """A narrative the desk detected in the features and follows from cycle to cycle."""
+
+    key: str = Field(description="Kind and subject, e.g. 'drawdown:^GSPC'.")
+    title: str
+    status: StoryStatus = "developing"
+    started: date = Field(description="Session it was first seen.")
+    last_seen: date
+    sessions: int = Field(default=1, ge=1, description="Sessions it has been followed.")
+    strength: float = Field(description="How strong it is now, in the detector's unit.")
+    peak: float
+    trail: tuple[float, ...] = Field(default=(), description="The last few strengths.")
+    quiet: int = Field(default=0, ge=0, description="Cycles in a row it could not be measured.")
+    detail: str = Field(default="", description="The numbers behind it, in a sentence.")
+
+
+class Fingerprint(Contract):
+    """A cycle's tape in a few numbers, to find past cycles that looked like it."""
+
+    r1: float | None = None
+    r5: float | None = None
+    r20: float | None = None
+    vol: float | None = Field(default=None, description="VIX, else realised vol x 1.2.")
+    slope: float | None = None
+    r5_cell: int | None = None
+    vol_cell: int | None = None
+
+
+class Lesson(Contract):
+    """What a settled call taught: what it rested on, what happened, what would have changed it."""
+
+    cycle_key: str
+    source: str
+    target: str
+    regime: str
+    made_at: AwareDatetime
+    settled_at: AwareDatetime
+    outcome: Outcome
+    move_pct: float | None = None
+    rested_on: str
+    happened: str
+    would_change: str
+    fingerprint: Fingerprint = Field(default_factory=Fingerprint)
+
+    @property
+    def text(self) -> str:
+        return (
+            f"Rested on: {self.rested_on} What happened: {self.happened} "
+            f"What would have changed it: {self.would_change}"
+        )
+
+
+class Memory(Contract):
+    """A past lesson a cycle recalled: same target, same regime, a tape that looked alike."""
+
+    cycle_key: str
+    source: str
+    made_at: AwareDatetime
+    settled_at: AwareDatetime
+    regime: str
+    outcome: Outcome
+    distance: float = Field(ge=0.0, description="How far its fingerprint was from today's.")
+    text: str
+
+
 class MindSummary(Contract):
     """How a mind stood in the debate, as the dispatch reports it."""
 
@@ -450,6 +521,10 @@ class Dispatch(Contract):
     )
     rules: tuple[LearnedRule, ...] = Field(
         default=(), description="The rule book as it stood after this cycle, retired included."
+    )
+    stories: tuple[Story, ...] = Field(default=(), description="Narratives being followed.")
+    recalled: tuple[Memory, ...] = Field(
+        default=(), description="Past lessons this cycle recalled, none newer than as_of."
     )
     probability_up: float | None = Field(
         default=None, ge=0.0, le=1.0, description="The desk's final p(target closes up)."
@@ -613,6 +688,8 @@ class Deliberation(Contract):
     )
     recalibration: Recalibration | None = None
     withheld: tuple[WithheldCall, ...] = ()
+    stories: tuple[Story, ...] = ()
+    recalled: tuple[Memory, ...] = ()
     probability_stderr: float | None = Field(
         default=None, ge=0.0, description="Standard error of the calibrated probability."
     )

@@ -7,8 +7,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.contracts import Dispatch, TrackRecord
-from shared.db.models import AbstentionRecord, DispatchRecord, ForecastRecord, PredictionRecord
+from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
+from shared.db.models import (
+    AbstentionRecord,
+    DispatchRecord,
+    ForecastRecord,
+    LessonRecord,
+    PredictionRecord,
+)
+from shared.memory import near_cells
 from shared.scoring import Abstained, CallOutcome, score_lines
 
 
@@ -81,3 +88,22 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
         .order_by(ForecastRecord.settled_at, ForecastRecord.id)
     )
     return [(float(p), bool(up)) for p, up in session.execute(query)]
+
+
+def lessons_near(
+    session: Session, target: str, regime: str, tape: Fingerprint, as_of: datetime
+) -> list[Lesson]:
+    """Lessons a cycle may recall: same target and regime, a tape in today's grid cell or a
+    neighbouring one, settled by as_of (shared.memory.recall_from ranks them)."""
+    cells = near_cells(tape)
+    query = select(LessonRecord.payload).where(
+        LessonRecord.target == target,
+        LessonRecord.regime == regime,
+        LessonRecord.settled_at <= as_of,
+        LessonRecord.made_at < as_of,
+    )
+    r5 = {c[0] for c in cells}
+    vol = {c[1] for c in cells}
+    if None not in r5 and None not in vol:
+        query = query.where(LessonRecord.r5_cell.in_(r5), LessonRecord.vol_cell.in_(vol))
+    return [Lesson.model_validate(payload) for payload in session.scalars(query)]

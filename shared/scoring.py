@@ -236,9 +236,7 @@ class Tally:
             "ece": _ece_of_cells(self.cells),
             "calibration": _buckets(self.cells, BUCKETS) if detail else (),
         }
-        # Every value is computed here from counts and sums, so validation would only cost time
-        # (the backtest builds thousands of these a second).
-        return ScoreLine.model_construct(**values)
+        return ScoreLine.model_validate(values)
 
 
 # --- lines ---------------------------------------------------------------------------------------

@@ -19,15 +19,15 @@ from shared.errors import BadInputError
 
 def settle_forecasts(
     session: Session, market_for: MarketFor, now: datetime, *, max_attempts: int
-) -> int:
-    """Judge every open forecast matured by now; returns how many settled (inconclusive too)."""
+) -> list[ForecastRecord]:
+    """Judge every open forecast matured by now; returns those settled (inconclusive too)."""
     rows = session.execute(
         select(ForecastRecord, Cycle.mode, Cycle.data_dir)
         .join(Cycle, Cycle.cycle_key == ForecastRecord.cycle_key)
         .where(ForecastRecord.status == "open", ForecastRecord.matures_at <= now)
         .order_by(ForecastRecord.matures_at, ForecastRecord.id)
     ).all()
-    settled = 0
+    settled: list[ForecastRecord] = []
     for row, mode, data_dir in rows:
         try:
             market = market_for(mode, data_dir)
@@ -51,5 +51,5 @@ def settle_forecasts(
         row.went_up = None if verdict.outcome == "inconclusive" else verdict.outcome == "hit"
         row.settled_at = now
         row.settle_price = verdict.settle_price
-        settled += 1
+        settled.append(row)
     return settled

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 from services.resolver.forecasts import settle_forecasts
+from services.resolver.lessons import record_lessons
 from services.resolver.resolve import settle_matured
 from services.resolver.wiring import markets
 from shared import tasknames
@@ -32,6 +33,7 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
         forecasts = settle_forecasts(
             session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
         )
+        lessons = record_lessons(session, report.resolutions, forecasts)
     counts: dict[str, int] = {}
     for resolution in report.resolutions:
         counts[resolution.outcome] = counts.get(resolution.outcome, 0) + 1
@@ -41,7 +43,8 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
         now=moment.isoformat(),
         settled=len(report.resolutions),
         waiting=report.waiting,
-        forecasts=forecasts,
+        forecasts=len(forecasts),
+        lessons=lessons,
         errors=report.errors[:5],
         seconds=round(time.perf_counter() - started, 4),
         **counts,

@@ -3,8 +3,18 @@ forecast, as Predictions the resolver's judge can settle. Pure."""
 
 from __future__ import annotations
 
+import re
+
 from shared.calendar import maturity
 from shared.contracts import CycleContext, Dispatch, MindOutput, Prediction
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+BASIS_MAX = 600
+
+
+def first_sentence(text: str) -> str:
+    """A mind's argument leads with its strongest evidence: the lesson's 'rested on'."""
+    return _SENTENCE.split(text.strip(), maxsplit=1)[0][:BASIS_MAX] if text.strip() else ""
 
 
 def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | None:
@@ -33,6 +43,7 @@ def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | N
         regime=features.regime,
         topic=output.topics[0] if output.topics else "index",
         base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
+        basis=first_sentence(output.argument),
     )
 
 
@@ -66,6 +77,11 @@ def pooled_forecast(
         reference_price=reference,
         confidence=raw,
         falsifier=f"{target} closes above {reference:.2f} or not",
+        basis=", ".join(
+            f"{m.mind} {m.stance} (weight {m.weight:.2f})"
+            for m in dispatch.minds
+            if m.status == "ok"
+        )[:BASIS_MAX],
         made_at=as_of,
         matures_at=maturity(as_of, session, horizon_hours),
         regime=features.regime,

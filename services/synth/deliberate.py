@@ -20,10 +20,12 @@ from shared.contracts import (
     Direction,
     Features,
     LearnedRule,
+    Memory,
     MindOutput,
     MindSummary,
     Prediction,
     ScoreLine,
+    Story,
     TrackRecord,
     WithheldCall,
 )
@@ -120,7 +122,7 @@ def _band(features: Features, horizon_hours: int) -> tuple[float, float] | None:
 
 
 def _prediction(
-    context: CycleContext, prob_up: float, direction: Direction, horizon_hours: int
+    context: CycleContext, prob_up: float, direction: Direction, horizon_hours: int, basis: str
 ) -> Prediction:
     features = context.features
     target = features.broad
@@ -147,6 +149,7 @@ def _prediction(
         matures_at=matures_at,
         regime=features.regime,
         base_rate=features.base_rate(target, horizon_hours, direction),
+        basis=basis[:600],
     )
 
 
@@ -204,6 +207,8 @@ def deliberate(
     prior_calls: int = PRIOR_CALLS,
     calibrator: Calibrator | None = None,
     rules: Sequence[LearnedRule] = (),
+    stories: Sequence[Story] = (),
+    recalled: Sequence[Memory] = (),
 ) -> Deliberation:
     """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why.
 
@@ -259,7 +264,14 @@ def deliberate(
         if direction is None:
             abstention = why
         else:
-            prediction = _prediction(context, prob_up, direction, horizon_hours)
+            weighed = ", ".join(
+                f"{o.mind} {o.stance} (weight {weights[o.mind]:.2f})" for o in present
+            )
+            basis = (
+                f"the minds pooled by skill to p(up) {raw_prob:.3f} ({weighed}), recalibrated "
+                f"to {prob_up:.3f} against a base rate of {reference:.3f}."
+            )
+            prediction = _prediction(context, prob_up, direction, horizon_hours, basis)
 
     withheld: list[WithheldCall] = []
     applied: list[str] = []
@@ -304,6 +316,8 @@ def deliberate(
         abstention=abstention,
         rules_applied=tuple(applied),
         withheld=tuple(withheld),
+        stories=tuple(stories),
+        recalled=tuple(recalled),
         missing=_missing(context, unique),
         record=context.record,
     )

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
 from services.synth.rules import active, count_stops
-from shared.contracts import CycleContext, Dispatch, LearnedRule, MindOutput
+from services.synth.stories import follow
+from shared.contracts import CycleContext, Dispatch, LearnedRule, Memory, MindOutput, Story
 from shared.ports import Brain
 
 NO_REPLY = "no reply"
@@ -39,11 +40,14 @@ def synthesize(
     horizon_hours: int = 24,
     calibrator: Calibrator | None = None,
     rules: Sequence[LearnedRule] = (),
+    stories: Sequence[Story] = (),
+    recalled: Sequence[Memory] = (),
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
     rules is the whole rule book (retired rules included, as history); the active ones are
-    enforced, and the dispatch carries the book on with this cycle's stops counted.
+    enforced, and the dispatch carries the book on with this cycle's stops counted. stories
+    are the last cycle's, followed on here; recalled are the past lessons the caller found.
     """
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
@@ -52,6 +56,8 @@ def synthesize(
         horizon_hours=horizon_hours,
         calibrator=calibrator,
         rules=active(rules),
+        stories=follow(stories, context.features),
+        recalled=recalled,
     )
     draft = brain.write(decision, context)
     snapshot = context.snapshot
@@ -72,6 +78,8 @@ def synthesize(
         rules_applied=decision.rules_applied,
         withheld=decision.withheld,
         rules=count_stops(rules, (w.rule for w in decision.withheld)),
+        stories=decision.stories,
+        recalled=decision.recalled,
         probability_up=decision.probability_up,
         raw_probability_up=decision.raw_probability_up,
         target=decision.target,

@@ -20,7 +20,8 @@ from shared.contracts import CycleContext, Features, MindOutput, Snapshot
 from shared.db.models import Cycle
 from shared.db.session import session_scope
 from shared.errors import BadInputError
-from shared.records import forecast_history, previous_dispatch, track_record
+from shared.memory import fingerprint, recall_from
+from shared.records import forecast_history, lessons_near, previous_dispatch, track_record
 
 log = structlog.get_logger("synth")
 
@@ -62,6 +63,20 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             before = previous_dispatch(session, cycle.as_of)
             evidence = track_record(session, cycle.as_of, include_withheld=True)
             rules = update_rules(before.rules if before else (), evidence, cycle.as_of)
+            stories = before.stories if before else ()
+            # What earlier cycles on a tape like this one taught, none settled after as_of.
+            features, tape = context.features, fingerprint(context.features)
+            recalled = (
+                recall_from(
+                    lessons_near(session, features.broad, features.regime, tape, cycle.as_of),
+                    features.broad,
+                    features.regime,
+                    tape,
+                    cycle.as_of,
+                )
+                if features.broad
+                else ()
+            )
         outputs = _outputs(results, settings.minds)
         dispatch = compose(
             context,
@@ -71,6 +86,8 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             horizon_hours=settings.horizon_hours,
             calibrator=calibrator,
             rules=rules,
+            stories=stories,
+            recalled=recalled,
         )
         with session_scope(settings.db_url) as session:
             stored = store_cycle(

@@ -423,6 +423,44 @@ def _notes(context: CycleContext) -> list[str]:
     return [f"On the desk's inbox (read as a signal, not an instruction): {quoted}."]
 
 
+def _stories(d: Deliberation) -> list[str]:
+    """The narratives being followed, with their status; resolved ones said once, then dropped."""
+    open_ = [s for s in d.stories if s.status != "resolved"]
+    done = [s for s in d.stories if s.status == "resolved"]
+    if not open_ and not done:
+        return []
+    parts = [
+        f"{s.title}, {s.status} ({s.detail}; followed {s.sessions} session"
+        f"{'s' if s.sessions != 1 else ''} since {s.started:%Y-%m-%d})"
+        for s in open_
+    ]
+    text = "Stories I'm following: " + "; ".join(parts) + "." if parts else ""
+    if done:
+        text += (
+            (" " if text else "")
+            + "Resolved: "
+            + "; ".join(f"{s.title} ({s.detail})" for s in done)
+            + "."
+        )
+    return [text]
+
+
+def _rules_applied(d: Deliberation) -> list[str]:
+    if not d.rules_applied:
+        return []
+    return ["My learned rules stepped in: " + "; ".join(d.rules_applied) + "."]
+
+
+def _recalled(d: Deliberation) -> list[str]:
+    if not d.recalled:
+        return []
+    lines = [
+        f"- {m.made_at:%Y-%m-%d}, {m.source} in {m.regime} ({m.outcome}): {m.text}"
+        for m in d.recalled
+    ]
+    return ["What I remember from tapes like this one:\n\n" + "\n".join(lines)]
+
+
 def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
     """The title and markdown body of one dispatch."""
     features = context.features
@@ -438,6 +476,9 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         _debate(d),
         _missing(d),
         *_notes(context),
+        *_stories(d),
+        *_rules_applied(d),
+        *_recalled(d),
         _own_record(d, regime),
         _ending(d, features),
         "---",

@@ -177,6 +177,28 @@ class ForecastRecord(Base):
     settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class LessonRecord(Base):
+    """What a settled call (or pooled forecast) taught, kept for later cycles to recall.
+
+    The grid cell of the tape it was made on is a column, so a cycle can fetch its neighbours.
+    """
+
+    __tablename__ = "lessons"
+    __table_args__ = (UniqueConstraint("cycle_key", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(32))
+    regime: Mapped[str] = mapped_column(String(16))
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    settled_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    r5_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vol_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class AbstentionRecord(Base):
     """A source that declined to call in a cycle: counted and shown, never as a hit."""
 

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from services.minds.think import think
@@ -26,8 +26,11 @@ from shared.contracts import (
     Dispatch,
     LearnedRule,
     MindOutput,
+    ScoreLine,
+    Story,
 )
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
+from shared.memory import fingerprint
 from shared.ports import Brain
 from shared.settings import DEFAULT_MINDS
 from workshop.backtest.ledger import Ledger, Settled
@@ -62,6 +65,8 @@ class CycleRow:
     rules_applied: tuple[str, ...]
     minds: tuple[MindRow, ...]
     flags: int
+    recalled: tuple[tuple[str, datetime, datetime], ...] = ()  # cycle key, made, settled
+    stories: tuple[tuple[str, str], ...] = ()  # key, status
 
 
 @dataclass
@@ -81,6 +86,7 @@ class BacktestResult:
     last_dispatch: Dispatch | None = None
     last_call: Dispatch | None = None
     rules: tuple[LearnedRule, ...] = ()
+    board: tuple[ScoreLine, ...] | None = None  # the full scoreboard, scored once when asked
 
 
 def label_of(data_dir: Path) -> str:
@@ -115,6 +121,7 @@ def run_backtest(
     label = label_of(directory)
     calibrator: Calibrator | None = None
     book: tuple[LearnedRule, ...] = ()
+    stories: tuple[Story, ...] = ()
     for number, day in enumerate(days, start=1):
         as_of = replay_as_of(day)
         ledger.settle(market, as_of)
@@ -136,6 +143,13 @@ def run_backtest(
             record=ledger.record(as_of),
         )
         outputs = [think(brain, mind, context) for mind in minds]
+        tape = fingerprint(features)
+        ledger.tapes[trigger.cycle_key] = tape
+        recalled = (
+            ledger.lessons.recall(features.broad, features.regime, tape, as_of)
+            if features.broad
+            else ()
+        )
         dispatch = synthesize(
             context,
             outputs,
@@ -144,13 +158,15 @@ def run_backtest(
             horizon_hours=horizon_hours,
             calibrator=calibrator,
             rules=book,
+            stories=stories,
+            recalled=recalled,
         )
-        book = dispatch.rules
+        book, stories = dispatch.rules, dispatch.stories
         _store(ledger, dispatch, outputs, context)
         forecast = pooled_forecast(dispatch, context, horizon_hours)
         if forecast is not None:
             ready = dispatch.recalibration is not None and dispatch.recalibration.ready
-            ledger.forecast(forecast, dispatch.probability_up, ready)
+            ledger.forecast(dispatch.cycle_key, forecast, dispatch.probability_up, ready)
         result.flags.update(f"{f.code}: {f.subject}" for f in snapshot.flags)
         result.rows.append(_row(day, dispatch, context))
         result.last_dispatch = dispatch
@@ -208,6 +224,8 @@ def _row(day: date, dispatch: Dispatch, context: CycleContext) -> CycleRow:
             MindRow(s.mind, s.status, s.stance, s.confidence, None) for s in dispatch.minds
         ),
         flags=len(context.snapshot.flags),
+        recalled=tuple((m.cycle_key, m.made_at, m.settled_at) for m in dispatch.recalled),
+        stories=tuple((s.key, s.status) for s in dispatch.stories),
     )
 
 

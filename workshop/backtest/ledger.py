@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.resolver.settle import judge
 from services.synth.calibrate import History
-from shared.contracts import Outcome, Prediction, ScoreLine, TrackRecord
+from shared.contracts import Fingerprint, Outcome, Prediction, ScoreLine, TrackRecord
+from shared.memory import LessonIndex, write_lesson
 from shared.ports import SettlementPrices
 from shared.scoring import (
+    ALL,
     Abstained,
     CallOutcome,
     Key,
@@ -21,6 +24,7 @@ from shared.scoring import (
     keys_of,
     line_of,
     order,
+    score_lines,
 )
 
 
@@ -40,6 +44,7 @@ class OpenForecast:
     """A cycle's pooled p(up) waiting to learn whether the target closed up."""
 
     number: int
+    cycle_key: str
     prediction: Prediction
     final: float | None
     calibrated: bool
@@ -92,15 +97,33 @@ def outcome_of(prediction: Prediction, status: str, withheld: bool = False) -> C
     )
 
 
+def overall_or_regime(key: Key) -> bool:
+    return key[2:] == (ALL, ALL, ALL)
+
+
+def rule_category(key: Key) -> bool:
+    """The cuts learned rules are about: overall, regime, asset class x horizon, topic."""
+    _, regime, asset_class, horizon, topic = key
+    return (asset_class == ALL) == (horizon == ALL) and ALL in (regime, topic)
+
+
 @dataclass
 class Book:
-    """Tallies per line key with a cache of the lines, rebuilt only for keys that changed."""
+    """Tallies per line key with a cache of the lines, rebuilt only for keys that changed.
 
+    `keeps` picks the cuts a cycle reads (the synthesis weighs minds by their overall and regime
+    lines; rules look at a few more): the full scoreboard is scored once, at the end, from the
+    settled calls.
+    """
+
+    keeps: Callable[[Key], bool] = overall_or_regime
     tallies: dict[Key, Tally] = field(default_factory=lambda: defaultdict(Tally))
     lines: dict[Key, ScoreLine] = field(default_factory=dict)
     dirty: set[Key] = field(default_factory=set)
 
-    def touch(self, key: Key) -> Tally:
+    def touch(self, key: Key) -> Tally | None:
+        if not self.keeps(key):
+            return None
         self.dirty.add(key)
         return self.tallies[key]
 
@@ -123,17 +146,22 @@ class Ledger:
 
     def __init__(self, *, max_attempts: int = 3) -> None:
         self.max_attempts = max_attempts
-        self.public = Book()
-        self.evidence = Book()
+        self.public = Book(overall_or_regime)
+        self.evidence = Book(rule_category)
         self.settled: list[Settled] = []
         self._heap: list[tuple[datetime, int, OpenCall]] = []
         self._waiting: list[OpenCall] = []
         self._numbers = 0
+        self._abstained: list[Abstained] = []
         # The recalibration's history: pooled forecasts settled so far (so, by each as_of).
         self.history = History()
         self.forecasts: list[SettledForecast] = []
         self._pending: list[tuple[datetime, int, OpenForecast]] = []
         self._pending_waiting: list[OpenForecast] = []
+        # Lessons, written as calls settle (the resolver's job in the fleet), from the tape each
+        # call was made on.
+        self.lessons = LessonIndex()
+        self.tapes: dict[str, Fingerprint] = {}
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -146,19 +174,26 @@ class Ledger:
         books = (self.evidence,) if withheld_by else (self.public, self.evidence)
         for book in books:
             for key in keys_of(outcome):
-                book.touch(key).add(outcome)
+                tally = book.touch(key)
+                if tally is not None:
+                    tally.add(outcome)
 
-    def forecast(self, prediction: Prediction, final: float | None, calibrated: bool) -> None:
+    def forecast(
+        self, cycle_key: str, prediction: Prediction, final: float | None, calibrated: bool
+    ) -> None:
         """A cycle's pooled forecast (an 'up' Prediction whose confidence is the raw pool) and
         the desk's final p(up), recalibrated or not."""
         self._numbers += 1
-        entry = OpenForecast(self._numbers, prediction, final, calibrated)
+        entry = OpenForecast(self._numbers, cycle_key, prediction, final, calibrated)
         heapq.heappush(self._pending, (prediction.matures_at, entry.number, entry))
 
     def abstain(self, source: str, regime: str) -> None:
+        self._abstained.append(Abstained(source, regime))
         for book in (self.public, self.evidence):
             for key in abstention_keys(Abstained(source, regime)):
-                book.touch(key).abstentions += 1
+                tally = book.touch(key)
+                if tally is not None:
+                    tally.abstentions += 1
 
     def settle(self, market: SettlementPrices, now: datetime) -> list[Settled]:
         """Judge every call matured by now, as the resolver does; returns what settled."""
@@ -198,6 +233,7 @@ class Ledger:
             )
             self._close(item)
             done.append(item)
+            self._learn(entry.cycle_key, p, verdict.outcome, verdict.settle_price, now)
         self.settled.extend(done)
         self._settle_forecasts(market, now)
         return done
@@ -224,6 +260,7 @@ class Ledger:
                     entry.attempts += 1
                 self._pending_waiting.append(entry)
                 continue
+            self._learn(entry.cycle_key, p, verdict.outcome, verdict.settle_price, now)
             if verdict.outcome == "inconclusive":
                 continue
             went_up = verdict.outcome == "hit"
@@ -240,13 +277,26 @@ class Ledger:
                 )
             )
 
+    def _learn(
+        self,
+        cycle_key: str,
+        prediction: Prediction,
+        outcome: Outcome,
+        price: float | None,
+        now: datetime,
+    ) -> None:
+        tape = self.tapes.get(cycle_key, Fingerprint())
+        self.lessons.add(write_lesson(cycle_key, prediction, outcome, price, now, tape))
+
     def _close(self, item: Settled) -> None:
         outcome = outcome_of(item.prediction, item.outcome, item.withheld_by is not None)
         p = item.prediction
         books = (self.evidence,) if item.withheld_by else (self.public, self.evidence)
         for book in books:
             for key in keys_of(outcome):
-                book.touch(key).closed(item.outcome, p.confidence, p.base_rate)
+                tally = book.touch(key)
+                if tally is not None:
+                    tally.closed(item.outcome, p.confidence, p.base_rate)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -257,6 +307,17 @@ class Ledger:
     def record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard as it stands: every call settled so far was settled by as_of."""
         return TrackRecord(as_of=as_of, lines=self.public.record())
+
+    def scoreboard(self) -> tuple[ScoreLine, ...]:
+        """Every cut of the public record (regime, asset class, horizon, topic), with the
+        calibration buckets: scored once from the settled and open calls, as the database is."""
+        calls = [outcome_of(s.prediction, s.outcome) for s in self.settled if not s.withheld_by]
+        calls += [
+            outcome_of(entry.prediction, "open")
+            for entry in [*(e for _, _, e in self._heap), *self._waiting]
+            if not entry.withheld_by
+        ]
+        return score_lines(calls, self._abstained)
 
     def evidence_record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard with withheld calls counted: what learned rules are judged on."""

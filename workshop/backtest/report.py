@@ -40,7 +40,18 @@ def _round(value: Any) -> Any:
 
 def _lines(result: BacktestResult) -> dict[tuple[str, str], ScoreLine]:
     """Public lines by (source, regime), only the regime cut (and the overall line)."""
-    return {(x.source, x.regime): x for x in result.ledger.public.detailed() if x.is_overall()}
+    return {(x.source, x.regime): x for x in _board(result) if x.is_overall()}
+
+
+def _board(result: BacktestResult) -> tuple[ScoreLine, ...]:
+    if result.board is None:
+        result.board = result.ledger.scoreboard()
+    return result.board
+
+
+def _cut(line: ScoreLine) -> str:
+    parts = [x for x in (line.asset_class, line.horizon, line.topic) if x != "all"]
+    return " x ".join(parts)
 
 
 def desk_pairs(result: BacktestResult) -> list[tuple[float, float, float, bool]]:
@@ -95,6 +106,14 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "synthesis": _metrics(lines.get((SYNTHESIS, "all"))),
         "minds": {m: _metrics(lines.get((m, "all"))) for m in result.minds},
         "desk": desk_metrics(result),
+        "by_category": {
+            s: {
+                _cut(x): _metrics(x)
+                for x in _board(result)
+                if x.source == s and x.regime == "all" and not x.is_overall()
+            }
+            for s in sources
+        },
         "by_regime": {
             s: {r: _metrics(lines[(s, r)]) for r in regimes if (s, r) in lines} for s in sources
         },
