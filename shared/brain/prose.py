@@ -49,7 +49,12 @@ def _settled(line: ScoreLine | None) -> int:
 
 def _record_phrase(line: ScoreLine) -> str:
     n = _settled(line)
-    return f"{line.hits} of {n}, {line.hits / n:.0%}"
+    skill = (
+        f", Brier skill {line.brier_skill:+.3f} against the base rate"
+        if line.brier_skill is not None
+        else ""
+    )
+    return f"{line.hits} of {n}, {line.hits / n:.0%}{skill}"
 
 
 def _best_line(
@@ -301,10 +306,13 @@ def _debate(d: Deliberation) -> str:
     bulls = [mind_label(s.mind) for s in present if s.stance == "bullish"]
     bears = [mind_label(s.mind) for s in present if s.stance == "bearish"]
     pooled = f"p(up) {d.probability_up:.3f}" if d.probability_up is not None else "no pool"
+    raw = d.raw_probability_up
+    if raw is not None and d.probability_up is not None and raw != d.probability_up:
+        pooled = f"p(up) {raw:.3f}, recalibrated to {d.probability_up:.3f}"
     if d.debate == "divergent":
         return (
             f"That is a split: {' and '.join(bulls)} bullish against {' and '.join(bears)} "
-            f"bearish. Weighted by record, the pool comes to {pooled}; disagreement this "
+            f"bearish. Weighted by skill, the pool comes to {pooled}; disagreement this "
             f"plain keeps my conviction at {d.conviction:.0%}."
         )
     if d.debate in ("aligned_bullish", "aligned_bearish"):

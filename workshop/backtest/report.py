@@ -118,6 +118,12 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
             s: {r: _metrics(lines[(s, r)]) for r in regimes if (s, r) in lines} for s in sources
         },
         "rules": [rule.model_dump(mode="json") for rule in result.rules],
+        "stories": story_summary(result),
+        "memory": {
+            "lessons": result.ledger.lessons.count,
+            "cycles_recalling": sum(1 for row in result.rows if row.recalled),
+            "recalled": sum(len(row.recalled) for row in result.rows),
+        },
         "flags": dict(result.flags.most_common()),
         "open_at_end": result.ledger.open_calls,
     }
@@ -278,6 +284,8 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
         ),
         "## Learned rules",
         _rules(data),
+        "## Stories and memory",
+        _stories(data),
         "## By regime",
         _regimes(data),
         "## What was missing",
@@ -287,10 +295,11 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
         f"- `rolling.png`: hit rate and Brier skill over the last {ROLLING_WINDOW} settled "
         "calls, through time.",
     ]
-    if result.last_call is not None:
-        d = result.last_call
+    shown = result.last_call or result.last_dispatch
+    if shown is not None:
+        d = shown
         parts += [
-            "## The last call",
+            "## The last call" if result.last_call is not None else "## The last dispatch",
             f"*{d.as_of:%Y-%m-%d}* — **{d.title}**\n\n"
             + "\n".join(f"> {line}" if line else ">" for line in d.body_md.strip().splitlines()),
         ]
@@ -362,3 +371,57 @@ def _rules(data: dict[str, Any]) -> str:
             f"{r['low']:.3f}–{r['high']:.3f} | {r['stopped']} |"
         )
     return "\n".join(rows)
+
+
+def story_summary(result: BacktestResult) -> dict[str, Any]:
+    """How many stories were followed, by kind, how long, and the longest ones."""
+    runs: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    statuses: dict[str, int] = {}
+    for row in result.rows:
+        for key, status in row.stories:
+            statuses[status] = statuses.get(status, 0) + 1
+            run = open_.get(key)
+            if run is None:
+                run = open_[key] = {"key": key, "start": row.day.isoformat(), "sessions": 0,
+                                    "statuses": []}  # fmt: skip
+                runs.append(run)
+            run["sessions"] += 1
+            run["end"] = row.day.isoformat()
+            if not run["statuses"] or run["statuses"][-1] != status:
+                run["statuses"].append(status)
+            if status == "resolved":
+                del open_[key]
+    kinds: dict[str, int] = {}
+    for run in runs:
+        kind = run["key"].split(":", 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    longest = sorted(runs, key=lambda r: -r["sessions"])[:6]
+    return {"followed": len(runs), "by_kind": kinds, "status_cycles": statuses,
+            "longest": longest}  # fmt: skip
+
+
+def _stories(data: dict[str, Any]) -> str:
+    stories, memory = data["stories"], data["memory"]
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(stories["by_kind"].items()))
+    lines = [
+        f"{stories['followed']} stories were detected and followed ({kinds or 'none'}). "
+        f"Each cycle's dispatch names the open ones with their status; cycles spent per status: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stories["status_cycles"].items()))
+        + ".",
+        "",
+        "| story | from | to | sessions | path |",
+        "|---|---|---|---:|---|",
+    ]
+    for run in stories["longest"]:
+        lines.append(
+            f"| {run['key']} | {run['start']} | {run['end']} | {run['sessions']} | "
+            f"{' → '.join(run['statuses'][:8])}{' …' if len(run['statuses']) > 8 else ''} |"
+        )
+    lines += [
+        "",
+        f"{memory['lessons']} lessons were written as calls and pooled forecasts settled; "
+        f"{memory['cycles_recalling']} cycles recalled {memory['recalled']} of them (same target, "
+        "same regime, a tape in a neighbouring grid cell, never one settled after the cycle).",
+    ]
+    return "\n".join(lines)
