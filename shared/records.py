@@ -73,13 +73,16 @@ def previous_dispatch(session: Session, as_of: datetime) -> Dispatch | None:
     return Dispatch.model_validate(row.payload) if row is not None else None
 
 
-def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, bool]]:
-    """(raw pooled p(up), went up) of every pooled forecast settled by as_of, oldest first.
+def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, bool, float | None]]:
+    """(raw pooled p(up), went up, base rate of up then) of every pooled forecast settled by
+    as_of, oldest first.
 
     What the synthesis' recalibration is fitted on: never a forecast settled after as_of.
     """
     query = (
-        select(ForecastRecord.raw_probability_up, ForecastRecord.went_up)
+        select(
+            ForecastRecord.raw_probability_up, ForecastRecord.went_up, ForecastRecord.base_rate_up
+        )
         .where(
             ForecastRecord.status == "settled",
             ForecastRecord.settled_at <= as_of,
@@ -87,7 +90,7 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
         )
         .order_by(ForecastRecord.settled_at, ForecastRecord.id)
     )
-    return [(float(p), bool(up)) for p, up in session.execute(query)]
+    return [(float(p), bool(up), base) for p, up, base in session.execute(query)]
 
 
 def lessons_near(

@@ -1,13 +1,20 @@
 """Recalibrating the synthesis' pooled probability from its own settled history.
 
-Logistic (Platt) recalibration, p = sigmoid(a + b * logit(pooled)), fitted by Newton's method on
-every pooled forecast settled by as_of (abstentions included: each cycle's pool is a forecast of
-whether the target closes up). A light ridge pulls (a, b) toward (the history's up-rate, 0): with
-thin or signal-free history the calibrated probability is the base rate, never a confident guess.
+Logistic (Platt) recalibration anchored on the base rate:
 
-The history is kept as a histogram of the pooled probability (bins of 0.002), the statistic the
-fit needs: the fleet builds it from the database, the backtest updates it as forecasts settle,
-and both fit the same thing.
+    p(up) = sigmoid(logit(base rate) + a + b * logit(pooled))
+
+fitted by Newton's method on every pooled forecast settled by as_of (abstentions included: each
+cycle's pool is a forecast of whether the target closes up), each against the base rate known
+when it was made. b is what the pool's lean has been worth; a is how far the desk's own history
+strayed from the base rate. A ridge holds a near 0 (the base rate rests on the whole price
+history, the desk's own on a few hundred cycles: a lucky or unlucky year must not pass for an
+edge) and b lightly toward 0: with thin or signal-free history the calibrated probability is the
+base rate, never a confident guess.
+
+The history is kept as a histogram of the pooled probability (bins of 0.002, each with its mean
+base-rate logit), the statistic the fit needs: the fleet builds it from the database, the
+backtest updates it as forecasts settle, and both fit the same thing.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from shared.contracts import Recalibration
 BIN = 0.002
 # Settled forecasts needed before the calibrated probability is trusted with a call.
 MIN_FORECASTS = 100
-# Ridge strengths on (a, b); b's is in units of logit(pooled), whose spread is ~0.1.
-RIDGE_A = 0.1
+# Ridge strengths on (a, b). RIDGE_A = 250 is the curvature of ~1,000 forecasts at p = 0.5: the
+# desk's history must be long before it may disagree with the base rate on its own. b is in
+# units of logit(pooled), whose spread is ~0.1.
+RIDGE_A = 250.0
 RIDGE_B = 1.0
 _TOLERANCE = 1e-10
 _MAX_STEPS = 50
@@ -42,27 +51,34 @@ def sigmoid(x: float) -> float:
 
 @dataclass
 class History:
-    """Settled pooled forecasts as bins of the pooled probability (with the bin's logit)."""
+    """Settled pooled forecasts in bins of the pooled probability.
 
-    bins: dict[int, list[float]] = field(default_factory=dict)  # bin -> [logit, count, ups]
+    bin -> [logit of the bin, count, ups, sum of the base-rate logits]; within a bin the base
+    rate barely moves (it is a frequency over thousands of sessions), so its mean stands in.
+    """
+
+    bins: dict[int, list[float]] = field(default_factory=dict)
     n: int = 0
     ups: int = 0
 
-    def add(self, pooled: float, went_up: bool) -> None:
+    def add(self, pooled: float, went_up: bool, base_rate: float | None = None) -> None:
         index = round(pooled / BIN)
         cell = self.bins.get(index)
         if cell is None:
-            cell = self.bins[index] = [logit(index * BIN), 0, 0]
+            cell = self.bins[index] = [logit(index * BIN), 0, 0, 0.0]
         cell[1] += 1
         cell[2] += int(went_up)
+        # Without a known base rate the forecast is anchored on a coin.
+        cell[3] += logit(base_rate) if base_rate is not None else 0.0
         self.n += 1
         self.ups += int(went_up)
 
     @classmethod
-    def of(cls, pairs: Iterable[tuple[float, bool]]) -> History:
+    def of(cls, rows: Iterable[tuple[float, bool, float | None]]) -> History:
+        """From (pooled, went up, base rate of up) rows."""
         history = cls()
-        for pooled, went_up in pairs:
-            history.add(pooled, went_up)
+        for pooled, went_up, base_rate in rows:
+            history.add(pooled, went_up, base_rate)
         return history
 
 
@@ -87,13 +103,15 @@ class Calibrator:
     def ready(self) -> bool:
         return self.n >= self.minimum
 
-    def apply(self, pooled: float) -> float:
-        return sigmoid(self.a + self.b * logit(pooled))
+    def apply(self, pooled: float, base_rate: float | None) -> float:
+        """The calibrated p(up) for a pool, today's base rate of up as the anchor."""
+        anchor = logit(base_rate) if base_rate is not None else 0.0
+        return sigmoid(anchor + self.a + self.b * logit(pooled))
 
-    def stderr(self, pooled: float) -> float:
+    def stderr(self, pooled: float, base_rate: float | None) -> float:
         """Standard error of the calibrated probability at this pool (delta method)."""
         x = logit(pooled)
-        p = self.apply(pooled)
+        p = self.apply(pooled, base_rate)
         variance = self.vaa + 2 * x * self.vab + x * x * self.vbb
         return p * (1 - p) * math.sqrt(max(0.0, variance))
 
@@ -109,16 +127,15 @@ def fit(
 ) -> Calibrator:
     """The ridge-penalised maximum-likelihood (a, b); start only speeds convergence (the problem
     is strictly convex, so every start reaches the same optimum)."""
-    prior_a = logit((history.ups + 1) / (history.n + 2))
-    a, b = start if start is not None else (prior_a, 0.0)
-    cells = list(history.bins.values())
+    a, b = start if start is not None else (0.0, 0.0)
+    cells = [(x, n, k, offset / n) for x, n, k, offset in history.bins.values()]
     haa = hab = hbb = 0.0
     for _ in range(_MAX_STEPS):
-        ga = -RIDGE_A * (a - prior_a)
+        ga = -RIDGE_A * a
         gb = -RIDGE_B * b
         haa, hab, hbb = RIDGE_A, 0.0, RIDGE_B
-        for x, n, k in cells:
-            p = sigmoid(a + b * x)
+        for x, n, k, anchor in cells:
+            p = sigmoid(anchor + a + b * x)
             residual = k - n * p
             weight = n * p * (1.0 - p)
             ga += residual

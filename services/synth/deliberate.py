@@ -229,12 +229,12 @@ def deliberate(
     base_up = features.base_rate(target, horizon_hours, "up") if target else None
     prob_up = raw_prob
     if raw_prob is not None and calibrator is not None and calibrator.ready:
-        prob_up = round(calibrator.apply(raw_prob), 4)
+        prob_up = round(calibrator.apply(raw_prob, base_up), 4)
     calibrated = calibrator is not None and calibrator.ready
     reference = base_up if (calibrated and base_up is not None) else 0.5
     stderr = 0.0
     if calibrated and calibrator is not None and raw_prob is not None:
-        stderr = round(calibrator.stderr(raw_prob), 4)
+        stderr = round(calibrator.stderr(raw_prob, base_up), 4)
 
     debate = label_debate(present)
     conviction = 0.0

@@ -25,31 +25,42 @@ except ImportError:  # pytest started on single files puts only tests/unit on sy
     import factories as fx  # type: ignore[import-not-found, no-redef]
 
 
-def _predictive(n: int = 4000, slope: float = 4.0) -> History:
-    """Pools spread over 0.42-0.58 whose outcomes follow sigmoid(slope * logit(pool)) exactly:
-    in each bin the share of ups is that probability (deterministic, no sampling noise)."""
+def _predictive(n: int = 4000, slope: float = 4.0, base: float = 0.53) -> History:
+    """Pools spread over 0.42-0.58 whose outcomes follow sigmoid(logit(base) + slope *
+    logit(pool)) exactly: in each bin the share of ups is that probability (no sampling noise)."""
     history = History()
     pools = [0.42 + 0.16 * i / 19 for i in range(20)]
     for pool in pools:
         per = n // len(pools)
-        ups = round(per * sigmoid(slope * logit(pool)))
+        ups = round(per * sigmoid(logit(base) + slope * logit(pool)))
         for k in range(per):
-            history.add(pool, k < ups)
+            history.add(pool, k < ups, base)
     return history
 
 
 def test_fit_recovers_a_predictive_pool_and_shrinks_a_useless_one() -> None:
-    """A pool whose outcomes follow slope 4 is fitted near 4; one with 54% ups whatever the pool
-    is fitted to a flat 54%, the base rate."""
+    """A pool whose outcomes follow slope 4 around a 53% base rate is fitted near 4; one with
+    54% ups whatever the pool (and a 54% base rate) is fitted flat, to the base rate."""
     sharp = fit(_predictive())
     assert sharp.b == pytest.approx(4.0, abs=0.3)
-    assert sharp.apply(0.55) > 0.58
+    assert abs(sharp.a) < 0.02
+    assert sharp.apply(0.55, 0.53) > 0.60
     flat = History()
     for i in range(2000):
-        flat.add(0.45 + 0.1 * (i % 11) / 10, i % 50 < 27)  # 54% up at every pool value
+        flat.add(0.45 + 0.1 * (i % 11) / 10, i % 50 < 27, 0.54)  # 54% up at every pool value
     useless = fit(flat)
     assert abs(useless.b) < 0.2
-    assert useless.apply(0.58) == pytest.approx(0.54, abs=0.01)
+    assert useless.apply(0.58, 0.54) == pytest.approx(0.54, abs=0.01)
+
+
+def test_a_short_unlucky_history_does_not_pass_for_an_edge() -> None:
+    """170 forecasts of which 48% rose, against a 53.5% base rate, move the calibrated
+    probability only a little from the base rate: a bad year is not a signal."""
+    history = History()
+    for i in range(170):
+        history.add(0.5, i % 25 < 12, 0.535)  # 48% up
+    calibrator = fit(history)
+    assert calibrator.apply(0.5, 0.535) == pytest.approx(0.535, abs=0.01)
 
 
 def test_warm_and_cold_fits_agree() -> None:
@@ -77,7 +88,7 @@ def test_a_ready_predictive_calibrator_makes_the_call_a_thin_one_abstains() -> N
     assert ready.raw_probability_up is not None
     assert ready.probability_up > ready.raw_probability_up  # slope 4 sharpens the pool
     assert ready.base_rate_up == 0.53
-    thin = History.of([(0.6, True)] * 40)
+    thin = History.of([(0.6, True, 0.53)] * 40)
     early = deliberate(_bullish_context(), outs, calibrator=fit(thin))
     assert early.prediction is None
     assert early.abstention is not None
@@ -88,7 +99,7 @@ def test_an_edge_inside_the_calibration_error_is_no_edge() -> None:
     """A calibrated edge smaller than its own standard error is an abstention quoting both."""
     flat = History()
     for i in range(400):
-        flat.add(0.45 + 0.1 * (i % 11) / 10, i % 100 < 55)
+        flat.add(0.45 + 0.1 * (i % 11) / 10, i % 100 < 55, 0.53)
     calibrator = fit(flat)
     outs = [fx.mind("macro", "bullish", 0.9), fx.mind("flow", "bullish", 0.9)]
     d = deliberate(_bullish_context(), outs, calibrator=calibrator)
@@ -122,7 +133,7 @@ def test_the_fleet_fits_only_forecasts_settled_by_as_of(tmp_path: Path) -> None:
                     cycle_key=key, target="^GSPC", horizon_hours=24,
                     reference_price=close.price, made_at=as_of,
                     matures_at=maturity(as_of, day, 24), regime="chop",
-                    raw_probability_up=0.52, status="open", attempts=0,
+                    raw_probability_up=0.52, base_rate_up=0.53, status="open", attempts=0,
                 )
             )  # fmt: skip
     for day in days[1:]:
@@ -131,10 +142,13 @@ def test_the_fleet_fits_only_forecasts_settled_by_as_of(tmp_path: Path) -> None:
     with session_scope(url) as session:
         assert forecast_history(session, replay_as_of(days[0])) == []
         # ^GSPC fell on 2016-03-08 (2001.76 -> 1979.26) and rose on 2016-03-09.
-        assert forecast_history(session, replay_as_of(days[1])) == [(0.52, False)]
-        assert forecast_history(session, replay_as_of(days[2])) == [(0.52, False), (0.52, True)]
+        assert forecast_history(session, replay_as_of(days[1])) == [(0.52, False, 0.53)]
+        assert forecast_history(session, replay_as_of(days[2])) == [
+            (0.52, False, 0.53),
+            (0.52, True, 0.53),
+        ]
         assert forecast_history(session, replay_as_of(days[2]) - timedelta(hours=1)) == [
-            (0.52, False)
+            (0.52, False, 0.53)
         ]
 
 

@@ -264,7 +264,7 @@ class Ledger:
             if verdict.outcome == "inconclusive":
                 continue
             went_up = verdict.outcome == "hit"
-            self.history.add(p.confidence, went_up)
+            self.history.add(p.confidence, went_up, p.base_rate)
             self.forecasts.append(
                 SettledForecast(
                     p.made_at,

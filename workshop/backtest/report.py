@@ -64,6 +64,18 @@ def desk_pairs(result: BacktestResult) -> list[tuple[float, float, float, bool]]
     ]
 
 
+def skill_evidence(rows: Sequence[tuple[float, float, bool]]) -> dict[str, Any]:
+    """How sure the Brier skill is: the mean per-call Brier gain over the base rate, its
+    standard error and their ratio, from (stated, base rate, came true) rows."""
+    gains = [(b - y) ** 2 - (p - y) ** 2 for p, b, y in rows]
+    if len(gains) < 2:
+        return {"gain": None, "gain_stderr": None, "gain_t": None}
+    mean = sum(gains) / len(gains)
+    var = sum((g - mean) ** 2 for g in gains) / (len(gains) - 1)
+    se = (var / len(gains)) ** 0.5
+    return {"gain": mean, "gain_stderr": se, "gain_t": mean / se if se > 0 else None}
+
+
 def desk_metrics(result: BacktestResult) -> dict[str, Any]:
     """The desk's p(up) on every cycle, called or not, scored against the base rate: the
     evidence that recalibration works whether or not any call clears the edge."""
@@ -84,8 +96,20 @@ def desk_metrics(result: BacktestResult) -> dict[str, Any]:
         "ece": ece(buckets),
         "raw_ece": ece(calibration(raw)),
         "calibration": [b.model_dump() for b in buckets],
+        **skill_evidence([(p, b, up) for p, _, b, up in rows]),
     }
     return {k: _round(v) for k, v in values.items()}
+
+
+def _calls(result: BacktestResult, source: str) -> list[tuple[float, float, bool]]:
+    return [
+        (s.prediction.confidence, s.prediction.base_rate, s.outcome == "hit")
+        for s in result.ledger.settled
+        if s.source == source
+        and not s.withheld_by
+        and s.outcome != "inconclusive"
+        and s.prediction.base_rate is not None
+    ]
 
 
 def build_report(result: BacktestResult) -> dict[str, Any]:
@@ -103,7 +127,10 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "seconds_per_cycle": round(result.seconds / result.cycles, 6) if result.cycles else None,
         "horizon_hours": result.horizon_hours,
         "call_rate": round(calls / result.cycles, 4) if result.cycles else None,
-        "synthesis": _metrics(lines.get((SYNTHESIS, "all"))),
+        "synthesis": {
+            **_metrics(lines.get((SYNTHESIS, "all"))),
+            **{k: _round(v) for k, v in skill_evidence(_calls(result, SYNTHESIS)).items()},
+        },
         "minds": {m: _metrics(lines.get((m, "all"))) for m in result.minds},
         "desk": desk_metrics(result),
         "by_category": {
@@ -250,9 +277,16 @@ def verdict(name: str, m: dict[str, Any]) -> str:
         against = f"it beat always quoting the base rate (Brier skill {skill:+.4f})"
     else:
         against = f"it did not beat always quoting the base rate (Brier skill {skill:+.4f})"
-    return (
-        f"- **{name}**: {settled} settled calls, hit rate {_pct(m['hit_rate'])}, {side}; {against}."
-    )
+    sure = ""
+    if m.get("gain_t") is not None:
+        t = m["gain_t"]
+        sure = f" The skill is {abs(t):.1f} standard errors from zero" + (
+            ", not distinguishable from luck." if abs(t) < 2 else "."
+        )
+    rate = _pct(m["hit_rate"])
+    if m.get("base_rate") is not None:
+        rate += f" (the called outcomes' base rate: {_pct(m['base_rate'])})"
+    return f"- **{name}**: {settled} settled calls, hit rate {rate}, {side}; {against}.{sure}"
 
 
 def markdown(data: dict[str, Any], result: BacktestResult) -> str:
@@ -343,7 +377,8 @@ def _desk(desk: dict[str, Any]) -> str:
         f"base rate (skill {_num(desk['brier_skill'], '{:+.4f}')}; the raw pool's was "
         f"{_num(desk['raw_brier_skill'], '{:+.4f}')}), ECE {_num(desk['ece'], '{:.3f}')} "
         f"(raw pool {_num(desk['raw_ece'], '{:.3f}')}). A call is made only where the calibrated "
-        "probability beats the base rate by more than its own standard error."
+        "probability beats the base rate by more than its own standard error. That skill is "
+        f"{abs(desk['gain_t'] or 0):.1f} standard errors from zero."
     )
 
 
