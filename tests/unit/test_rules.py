@@ -75,9 +75,9 @@ def test_a_cut_holding_all_of_a_sources_calls_is_not_a_second_rule() -> None:
 
 
 def test_a_rule_is_retired_when_its_evidence_no_longer_holds_and_not_before() -> None:
-    """Shadow-scored calls lift 38/100 to 70/150 (80% top 0.519): retired. A lift to 45/110
-    (95% top 0.503 but 80% top 0.470) keeps it active, so a rule on the boundary does not
-    flicker; worse evidence later earns the category a new rule."""
+    """Shadow-scored calls lifting 38/100 to 70/150 (80% top 0.519) retire the rule, a lift to
+    45/110 (95% top 0.503, 80% top 0.470) keeps it active so that it does not flicker, and worse
+    evidence later earns the category a new rule."""
     book = update_rules((), _evidence(_line("flow", 38, 100, regime="risk_off")), EARLY)
     marginal = update_rules(book, _evidence(_line("flow", 45, 110, regime="risk_off")), LATER)
     assert marginal[0].status == "active"
