@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from shared.calendar import replay_as_of
+from shared.db.models import AbstentionRecord, Cycle, PredictionRecord
+from shared.db.session import migrate, session_scope
 from shared.market import sample_data_dir
+from shared.records import track_record
 from workshop.backtest import run_backtest, write_report
 from workshop.backtest.engine import BacktestResult
 from workshop.cli import cli
@@ -159,3 +163,56 @@ def test_a_directory_with_only_the_nasdaq_and_a_few_macro_series(tmp_path: Path)
     data = write_report(result, tmp_path / "out")
     assert data["synthesis"]["abstentions"] == 125
     assert (tmp_path / "out" / "reliability.png").exists()
+
+
+def test_the_backtest_record_equals_the_fleets_record_of_the_same_calls(tmp_path: Path) -> None:
+    """The ledger's in-memory scoreboard and the database's track record, fed the same settled
+    calls, give the same overall and regime lines the synthesis weighs minds by."""
+    result = run_backtest(None, date(2015, 1, 2), date(2015, 6, 30))
+    ledger = result.ledger
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    migrate(url)
+    keys = {s.cycle_key for s in ledger.settled} | {r.cycle_key for r in result.rows}
+    with session_scope(url) as session:
+        session.add_all(
+            Cycle(cycle_key=k, as_of=replay_as_of(date.fromisoformat(k[-10:])), mode="replay")
+            for k in keys
+        )
+        session.flush()
+        for s in ledger.settled:
+            p = s.prediction
+            session.add(
+                PredictionRecord(
+                    cycle_key=s.cycle_key, source=p.source, target=p.target,
+                    direction=p.direction, horizon_hours=p.horizon_hours,
+                    reference_price=p.reference_price, confidence=p.confidence,
+                    made_at=p.made_at, matures_at=p.matures_at, regime=p.regime, topic=p.topic,
+                    asset_class=p.asset_class, base_rate=p.base_rate, payload={},
+                    status=s.outcome, settled_at=s.settled_at, withheld_by=s.withheld_by,
+                )
+            )  # fmt: skip
+        session.add_all(
+            AbstentionRecord(
+                cycle_key=row.cycle_key, source="synthesis", regime=row.regime, reason="-",
+                made_at=replay_as_of(row.day),
+            )
+            for row in result.rows
+            if row.direction is None
+        )  # fmt: skip
+    end = replay_as_of(result.rows[-1].day)
+    memory = {(x.source, x.regime): x for x in ledger.record(end).lines}
+    with session_scope(url) as session:
+        stored = track_record(session, end)
+    for line in stored.lines:
+        if not line.is_overall():
+            continue
+        twin = memory[(line.source, line.regime)]
+        assert (line.calls - line.open, line.hits, line.misses) == (
+            twin.calls - twin.open,
+            twin.hits,
+            twin.misses,
+        )
+        assert line.brier == pytest.approx(twin.brier)
+        assert line.brier_skill == pytest.approx(twin.brier_skill)
+        if line.source == "synthesis":
+            assert line.abstentions == twin.abstentions
