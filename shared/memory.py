@@ -74,17 +74,21 @@ def write_lesson(
     rested = p.basis or f"{p.source}'s {p.direction} call at {p.confidence:.0%}."
     base = f" against a base rate of {p.base_rate:.0%}" if p.base_rate is not None else ""
     if p.source == "pool":
-        called = "I leaned" if abs(p.confidence - 0.5) >= 0.02 else "I had no lean,"
-        rested = f"{called} p(up) {p.confidence:.3f}{base}. {p.basis}".strip()
+        called = "The minds' pool leaned" if abs(p.confidence - 0.5) >= 0.02 else "No lean:"
+        basis = f" ({p.basis})" if p.basis else ""
+        rested = f"{called} p(up) {p.confidence:.3f}{base}{basis}."
     if outcome == "inconclusive" or settle_price is None or move is None:
         happened = f"No settling price for {p.target} could be found; inconclusive."
         change = "A price for the target after maturity."
     else:
         way = "rose" if move > 0 else "fell" if move < 0 else "was unchanged"
         verdict = "a hit" if outcome == "hit" else "a miss"
+        judged = (
+            "" if p.source == "pool" else f": {verdict} for a call {_side(p.direction)} {line:.2f}"
+        )
         happened = (
-            f"{p.target} {way} {abs(move):.2f}% to {settle_price:.2f} by "
-            f"{settled_at:%Y-%m-%d}: {verdict} for a call {_side(p.direction)} {line:.2f}."
+            f"{p.target} {way} {abs(move):.2f}% to {settle_price:.2f} by {settled_at:%Y-%m-%d}"
+            f"{judged}."
         )
         needed = (line / settle_price - 1.0) * 100.0
         if p.source == "pool":

@@ -309,6 +309,11 @@ def _debate(d: Deliberation) -> str:
     raw = d.raw_probability_up
     if raw is not None and d.probability_up is not None and raw != d.probability_up:
         pooled = f"p(up) {raw:.3f}, recalibrated to {d.probability_up:.3f}"
+        if (raw - 0.5) * (d.probability_up - 0.5) < 0:
+            pooled += (
+                " (the minds' leans this way have lost often enough that my record turns the "
+                "pool around)"
+            )
     if d.debate == "divergent":
         return (
             f"That is a split: {' and '.join(bulls)} bullish against {' and '.join(bears)} "
