@@ -157,6 +157,10 @@ class _Cycle:
     vector: tuple[float | None, ...]
     made_at: datetime
     lessons: list[Lesson]
+    newest_first: float = 0.0  # -timestamp of made_at: the tie-break, computed once
+
+    def __post_init__(self) -> None:
+        self.newest_first = -self.made_at.timestamp()
 
 
 def _memory(d: float, lesson: Lesson) -> Memory:
@@ -177,7 +181,7 @@ def _rank(
 ) -> tuple[Memory, ...]:
     here = _vector(tape)
     scored = [
-        (_distance(here, cycle.vector), -cycle.made_at.timestamp(), id(cycle), cycle)
+        (_distance(here, cycle.vector), cycle.newest_first, cycle.lessons[0].cycle_key, cycle)
         for cycle in cycles
         if cycle.made_at < as_of
     ]
