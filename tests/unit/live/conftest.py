@@ -28,3 +28,13 @@ def fake() -> Iterator[FakeServer]:
 def _yfinance_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """yfinance caches time zones in a SQLite file under the user's cache folder: use a temp one."""
     yf.set_tz_cache_location(str(tmp_path_factory.mktemp("yfinance")))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_yfinance_session() -> Iterator[None]:
+    """yfinance keeps one cookie and crumb per process; each test's fake must mint its own."""
+    from yfinance.data import SingletonMeta, YfData
+
+    SingletonMeta._instances.pop(YfData, None)
+    yield
+    SingletonMeta._instances.pop(YfData, None)
