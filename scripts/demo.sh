@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export WORKSHOP_HOME="${WORKSHOP_HOME:-$PWD/.workshop/demo}"
-FROM="${FROM:-2015-08-03}"
+FROM="${FROM:-2015-06-01}"
 TO="${TO:-2015-09-15}"
 workshop down >/dev/null 2>&1 || true
 workshop up
