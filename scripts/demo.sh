@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
-export WORKSHOP_HOME="${WORKSHOP_HOME:-$PWD/.workshop/demo}"
+# The demo's own scratch space, started afresh each run so the replay really runs again (a
+# cycle key that exists is, by design, never run twice). Set WORKSHOP_HOME to keep a history.
+if [ -z "${WORKSHOP_HOME:-}" ]; then
+  export WORKSHOP_HOME="$PWD/.workshop/demo"
+  if [ -f "$WORKSHOP_HOME/stack.json" ]; then .venv/bin/workshop down >/dev/null 2>&1 || true; fi
+  rm -rf "$WORKSHOP_HOME"
+fi
 FROM="${FROM:-2015-06-01}"
 TO="${TO:-2015-09-15}"
 workshop down >/dev/null 2>&1 || true

@@ -39,7 +39,7 @@ def test_cycle_publishes_one_dispatch_naming_the_minds(fleet: Fleet) -> None:
     """A trigger on the queue yields one stored dispatch that names all three minds."""
     trigger = CycleTrigger(cycle_key=_key("one"), as_of=replay_as_of(date(2016, 3, 1)))
     driver.send_trigger(fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=60)
+    dispatch = driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=120)
     assert [m.mind for m in dispatch.minds] == ["macro", "flow", "contrarian"]
     assert all(m.status == "ok" for m in dispatch.minds)
     for name in ("Macro", "Flow", "Contrarian"):
@@ -64,8 +64,8 @@ def test_same_trigger_twice_makes_one_cycle(fleet: Fleet) -> None:
     trigger = CycleTrigger(cycle_key=_key("twice"), as_of=replay_as_of(date(2016, 3, 2)))
     first = fleet.app.send_task("ingest.start_cycle", args=[trigger.model_dump(mode="json")])
     second = fleet.app.send_task("ingest.start_cycle", args=[trigger.model_dump(mode="json")])
-    answers = {first.get(timeout=60)["status"], second.get(timeout=60)["status"]}
-    driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=60)
+    answers = {first.get(timeout=120)["status"], second.get(timeout=120)["status"]}
+    driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=120)
     # The second delivery must see the first's claim, whichever worker process ran it.
     assert "duplicate" in answers
     assert _count(fleet.db_url, Cycle, trigger.cycle_key) == 1
@@ -80,7 +80,7 @@ def test_malformed_trigger_is_rejected_and_leaves_no_cycle(fleet: Fleet) -> None
         "ingest.start_cycle", args=[{"cycle_key": key, "as_of": "2016-03-01T17:30:00"}]
     )
     with pytest.raises(Exception, match="malformed cycle trigger") as caught:
-        result.get(timeout=60)
+        result.get(timeout=120)
     assert "cycle_key" in str(caught.value)
     assert "as_of" in str(caught.value)
     assert _count(fleet.db_url, Cycle, key) == 0
@@ -99,7 +99,7 @@ def test_bad_replay_directory_is_refused_naming_file_and_line(fleet: Fleet, tmp_
     )
     result = fleet.app.send_task("ingest.start_cycle", args=[trigger.model_dump(mode="json")])
     with pytest.raises(Exception, match=r"prices\.csv:6") as caught:
-        result.get(timeout=60)
+        result.get(timeout=120)
     assert "close" in str(caught.value)
     assert _count(fleet.db_url, Cycle, trigger.cycle_key) == 0
 
@@ -144,7 +144,7 @@ def test_failed_mind_is_marked_absent_and_the_cycle_completes(drill_fleet: Fleet
     """A mind that raises is absent with its reason in the dispatch; the others still count."""
     trigger = CycleTrigger(cycle_key=_key("drill"), as_of=replay_as_of(date(2016, 3, 3)))
     driver.send_trigger(drill_fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(drill_fleet.db_url, trigger.cycle_key, timeout=60)
+    dispatch = driver.wait_for_dispatch(drill_fleet.db_url, trigger.cycle_key, timeout=120)
     flow = next(m for m in dispatch.minds if m.mind == "flow")
     assert flow.status == "absent"
     assert flow.reason is not None
@@ -165,7 +165,7 @@ def test_operator_note_reaches_the_next_cycle_as_untrusted_input(fleet: Fleet) -
     assert answer["note_id"] >= 1
     trigger = CycleTrigger(cycle_key=_key("note"), as_of=as_of)
     driver.send_trigger(fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=60)
+    dispatch = driver.wait_for_dispatch(fleet.db_url, trigger.cycle_key, timeout=120)
     assert "watch the jobs report" in dispatch.body_md
     assert "not an instruction" in dispatch.body_md
     with session_scope(fleet.db_url) as session:
@@ -175,5 +175,5 @@ def test_operator_note_reaches_the_next_cycle_as_untrusted_input(fleet: Fleet) -
     # A note from after as_of never reaches an earlier cycle.
     early = CycleTrigger(cycle_key=_key("note-early"), as_of=replay_as_of(date(2016, 3, 2)))
     driver.send_trigger(fleet.app, early)
-    earlier = driver.wait_for_dispatch(fleet.db_url, early.cycle_key, timeout=60)
+    earlier = driver.wait_for_dispatch(fleet.db_url, early.cycle_key, timeout=120)
     assert "watch the jobs report" not in earlier.body_md
