@@ -63,11 +63,16 @@ def _parse_day(text: str, name: str) -> date:
 @cli.command()
 def up(
     beat: Annotated[bool, typer.Option(help="Also start Celery beat (periodic settling).")] = True,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Record what live cycles fetch into this replay directory."),
+    ] = None,
 ) -> None:
     """Start the embedded stack: Redis on loopback, a worker per service, and beat."""
     settings = _settings()
+    extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else None
     try:
-        state = stack.up(settings, beat=beat)
+        state = stack.up(settings, beat=beat, extra_env=extra)
     except WorkshopError as error:
         _fail(str(error))
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from shared.calendar import NEW_YORK
 from shared.contracts import CycleTrigger, Snapshot
 from shared.db.models import Cycle
 from shared.db.session import session_scope
+from shared.market.replay import load_replay
 from tests.fakes.edgar import Submission, form4_xml, install_edgar
 from tests.fakes.http import FakeServer, Reply, serve
 from tests.fakes.rss import Entry, rss
@@ -61,8 +63,14 @@ def feeds() -> Iterator[FakeServer]:
 
 
 @pytest.fixture(scope="module")
+def record_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the live workers record what they fetched, in the replay format."""
+    return tmp_path_factory.mktemp("recorded")
+
+
+@pytest.fixture(scope="module")
 def live_fleet(
-    tmp_path_factory: pytest.TempPathFactory, redis_port: int, feeds: FakeServer
+    tmp_path_factory: pytest.TempPathFactory, redis_port: int, feeds: FakeServer, record_dir: Path
 ) -> Iterator[Fleet]:
     """Workers whose live sources point at the loopback fakes."""
     cache = tmp_path_factory.mktemp("xdg-cache")
@@ -76,11 +84,14 @@ def live_fleet(
         "WORKSHOP_SEC_BASE_URL": feeds.base_url,
         "WORKSHOP_SOURCE_TIMEOUT_S": "15",
         "XDG_CACHE_HOME": str(cache),
+        "WORKSHOP_RECORD_DIR": str(record_dir),
     }
     yield from start_fleet(tmp_path_factory, redis_port, env)
 
 
-def test_live_cycle_names_the_dead_feed(live_fleet: Fleet, feeds: FakeServer) -> None:
+def test_live_cycle_names_the_dead_feed(
+    live_fleet: Fleet, feeds: FakeServer, record_dir: Path
+) -> None:
     """With FRED down, the live cycle still publishes, and its dispatch names the macro feed."""
     trigger = CycleTrigger(cycle_key=f"live-{uuid.uuid4().hex[:8]}", as_of=NOW, mode="live")
     driver.send_trigger(live_fleet.app, trigger)
@@ -109,3 +120,7 @@ def test_live_cycle_names_the_dead_feed(live_fleet: Fleet, feeds: FakeServer) ->
         assert dispatch.prediction.target == "SPY"
         assert dispatch.prediction.horizon_hours == 24
     assert feeds.hits("/v8/finance/chart/SPY")
+    # What the live cycle fetched was recorded as a replay directory the replay source accepts.
+    recorded = load_replay(record_dir)
+    assert "SPY" in set(recorded.prices["symbol"].to_list())
+    assert recorded.news.height == 1
