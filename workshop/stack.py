@@ -214,7 +214,6 @@ def up(
     for name, (queues, concurrency) in worker_groups(settings).items():
         process = spawn(worker_command(name, queues, concurrency), logs / f"{name}.log", env)
         state.workers[name] = process.pid
-    write_state(settings, state)
     if beat:
         command = [
             sys.executable, "-m", "celery", "-A", CELERY_APP, "beat",

@@ -44,7 +44,7 @@ def settle_forecasts(
             max_attempts=max_attempts,
         )
         if verdict.outcome is None:
-            if "attempt" in verdict.reason:
+            if verdict.spent_attempt:
                 row.attempts += 1
             continue
         row.status = "inconclusive" if verdict.outcome == "inconclusive" else "settled"

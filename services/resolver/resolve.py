@@ -55,7 +55,7 @@ def settle_matured(
             max_attempts=max_attempts,
         )
         if verdict.outcome is None:
-            if "attempt" in verdict.reason:
+            if verdict.spent_attempt:
                 row.attempts += 1
             report.waiting += 1
             continue

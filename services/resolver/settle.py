@@ -18,6 +18,8 @@ class Judgement:
     settle_price: float | None
     realized_move_pct: float | None
     reason: str
+    # A pass past the grace period that still found no price: one of the call's attempts.
+    spent_attempt: bool = False
 
 
 def judge(
@@ -45,7 +47,9 @@ def judge(
                 None,
                 f"no price after maturity in {attempts + 1} attempts",
             )
-        return Judgement(None, None, None, f"no price yet (attempt {attempts + 1})")
+        return Judgement(
+            None, None, None, f"no price yet (attempt {attempts + 1})", spent_attempt=True
+        )
     move = (quote.price / reference_price - 1.0) * 100.0
     beyond = quote.price > line if direction == "up" else quote.price < line
     verb = "closed" if beyond else "did not close"

@@ -44,10 +44,12 @@ def test_judge_waits_through_grace_then_counts_attempts() -> None:
     early = judge("up", 100.0, 100.0, None, matures_at=due, now=due, attempts=0, max_attempts=3)
     assert early.outcome is None
     assert "waiting" in early.reason
+    assert not early.spent_attempt
     late = due + GRACE + timedelta(hours=1)
     retry = judge("up", 100.0, 100.0, None, matures_at=due, now=late, attempts=0, max_attempts=3)
     assert retry.outcome is None
     assert "attempt 1" in retry.reason
+    assert retry.spent_attempt
     final = judge("up", 100.0, 100.0, None, matures_at=due, now=late, attempts=2, max_attempts=3)
     assert final.outcome == "inconclusive"
 
