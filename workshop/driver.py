@@ -48,6 +48,11 @@ def close_producer(app: Celery) -> None:
     consumer = getattr(backend, "result_consumer", None)
     if consumer is not None:
         consumer.stop()
+        # A result object collected later unsubscribes in its __del__, reconnecting to a broker
+        # that may be gone; with nothing left subscribed there is nothing for it to do.
+        subscribed = getattr(consumer, "subscribed_to", None)
+        if subscribed is not None:
+            subscribed.clear()
     client = getattr(backend, "client", None)
     if client is not None:
         client.close()
