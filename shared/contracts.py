@@ -176,11 +176,30 @@ class Snapshot(Contract):
 
 
 class SymbolReturns(Contract):
-    """Simple returns in percent over 1, 5 and 20 sessions; None where the history is too short."""
+    """Simple returns in percent over 1, 5 and 20 of the symbol's own sessions; None where the
+    history is too short or a window would span a gap in the data."""
 
     r1: float | None = None
     r5: float | None = None
     r20: float | None = None
+    vol20: float | None = Field(
+        default=None, description="Realised volatility over 20 sessions, annualised %."
+    )
+    session: date | None = Field(
+        default=None,
+        description="The symbol's last bar: behind Features.session if it did not trade.",
+    )
+
+
+class SeriesLevel(Contract):
+    """A daily macro series (a Treasury yield, oil) as the features see it, in its own units."""
+
+    value: float
+    d1: float | None = Field(default=None, description="Change over 1 observation.")
+    d5: float | None = None
+    d20: float | None = None
+    sd20: float | None = Field(default=None, description="Sd of daily changes over 20.")
+    observed: date
 
 
 class Breadth(Contract):
@@ -253,6 +272,9 @@ class Features(Contract):
     base_rates: dict[str, BaseRate] = Field(
         default_factory=dict,
         description="Keyed 'SYMBOL|sessions' (see base_rate_key): point-in-time outcome rates.",
+    )
+    levels: dict[str, SeriesLevel] = Field(
+        default_factory=dict, description="Daily macro series by FRED id (DGS10, DCOILWTICO...)."
     )
 
     def base_rate(self, symbol: str, horizon_hours: int, direction: Direction) -> float | None:

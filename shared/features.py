@@ -15,11 +15,23 @@ from typing import Any
 import polars as pl
 
 from shared.calendar import END_OF_DAY_KNOWN, NEW_YORK, new_york_date
-from shared.contracts import BaseRate, Breadth, Features, Regime, SymbolReturns
+from shared.contracts import BaseRate, Breadth, Features, Regime, SeriesLevel, SymbolReturns
+from shared.sanity import GAP_DAYS, screen_macro, screen_prices
 
-BROAD_CANDIDATES = ("SPY", "^GSPC")
-TECH_CANDIDATES = ("QQQ", "^IXIC")
-SMALL_CANDIDATES = ("IWM", "^RUT")
+# The broad index is the first of these the data has, per session (documented in the README): the
+# S&P 500, else the Dow, else the Nasdaq, else the total market, else the Russell 2000. A fund and
+# its index stand together; the fund comes first because a live desk trades it.
+BROAD_CANDIDATES = (
+    "SPY", "^GSPC", "IVV", "VOO",  # S&P 500
+    "DIA", "^DJI",  # Dow Jones Industrial Average
+    "QQQ", "^IXIC", "^NDX",  # Nasdaq
+    "VTI", "^W5000",  # total market
+    "IWM", "^RUT",  # Russell 2000
+)  # fmt: skip
+TECH_CANDIDATES = ("QQQ", "^IXIC", "^NDX", "XLK")
+SMALL_CANDIDATES = ("IWM", "^RUT", "IJR", "^SP600")
+# A symbol without a bar on a session of the union calendar shows its last bar up to this old.
+CARRY_DAYS = 10
 MEGAS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA")
 VIX = "^VIX"
 
@@ -99,37 +111,25 @@ def _base(symbol: str, sessions: int, side: str) -> str:
     return f"base|{symbol}|{sessions}|{side}"
 
 
-def base_rate_columns(symbol: str, sessions: int) -> list[pl.Expr]:
-    """How often the close rose / fell over `sessions`, counting every outcome known at each row.
-
-    Row t knows the outcome of each pair (u - sessions, u) with u <= t, so an expanding count up
-    to and including row t is point-in-time: the call made at t's close is scored against it.
-    """
-    close = pl.col(_close(symbol))
-    change = close - close.shift(sessions)
-    known = change.is_not_null().cast(pl.Int64).cum_sum()
-    ups = (change > 0).fill_null(False).cast(pl.Int64).cum_sum()
-    downs = (change < 0).fill_null(False).cast(pl.Int64).cum_sum()
-    enough = known >= BASE_RATE_MIN
-    return [
-        pl.when(enough).then(ups / known).alias(_base(symbol, sessions, "up")),
-        pl.when(enough).then(downs / known).alias(_base(symbol, sessions, "down")),
-        pl.when(enough).then(known).alias(_base(symbol, sessions, "n")),
-    ]
-
-
-def _pick(candidates: Sequence[str], column: str) -> pl.Expr:
-    """Per row, `column` of the first candidate that has a bar that session (else null).
+def _pick(candidates: Sequence[str], column: str, exclude: str | None = None) -> pl.Expr:
+    """Per row, `column` of the first candidate that traded that session, else of the first with a
+    recent bar carried (a weekend row of a coin-and-stock replay), else null.
 
     Roles are chosen per row, not over the whole file, so that a symbol appearing later in the
-    data cannot change what an earlier session looks like.
+    data cannot change what an earlier session looks like, and a broad index that stops part-way
+    hands over to the next one in the preference list. `exclude` names a column holding a symbol
+    the role must not take (the tech leg is never the broad index itself).
     """
     if not candidates:
         return pl.lit(None, dtype=pl.String if column == "symbol" else pl.Float64)
     expr: Any = pl
-    for symbol in candidates:
-        value = pl.lit(symbol) if column == "symbol" else pl.col(f"{column}|{symbol}")
-        expr = expr.when(pl.col(_close(symbol)).is_not_null()).then(value)
+    for test in ("on", "carried"):
+        for symbol in candidates:
+            value = pl.lit(symbol) if column == "symbol" else pl.col(f"{column}|{symbol}")
+            cond = pl.col(f"on|{symbol}") if test == "on" else pl.col(_close(symbol)).is_not_null()
+            if exclude is not None:
+                cond = cond & (pl.col(exclude).fill_null("") != symbol)
+            expr = expr.when(cond).then(value)
     result: pl.Expr = expr.otherwise(None)
     return result
 
@@ -169,80 +169,174 @@ def _join_known(
     return grid.join_asof(right, on="known_at", strategy="backward", tolerance=max_age)
 
 
-def compute_features(prices: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
-    """One row per session of the broad index (any symbol's sessions if none), backward-looking.
+def _per_symbol(prices: pl.DataFrame) -> pl.DataFrame:
+    """Each symbol's own bars with its returns, volatility and base rates, one row per bar.
 
-    Columns: session, known_at (end_of_day_known(session), UTC), close|SYM and r1|/r5|/r20|SYM per
-    symbol, broad/tech/small (the symbol standing for each role that row), the scalar feature
-    columns of the Features contract, the breadth columns, breadth_label, regime, regime_score.
+    Windows count the symbol's own sessions (a coin trading at weekends, a stock closed on a
+    holiday each keep their own calendar) and never span a gap: a bar more than GAP_DAYS after
+    the previous one starts a new segment, so the first returns after it are unknown.
     """
+    close = pl.col("close")
+    seg = ["symbol", "segment"]
+    bars = (
+        prices.sort("symbol", "date")
+        .with_columns(
+            ((pl.col("date") - pl.col("date").shift(1)).dt.total_days() > GAP_DAYS)
+            .fill_null(False)
+            .over("symbol")
+            .alias("gap")
+        )
+        .with_columns(pl.col("gap").cast(pl.Int32).cum_sum().over("symbol").alias("segment"))
+    )
+    changes = [(close - close.shift(n)).over(seg).alias(f"change{n}") for n in BASE_RATE_SESSIONS]
+    bars = bars.with_columns(
+        *(
+            ((close / close.shift(n) - 1.0) * 100.0).over(seg).alias(f"r{n}")
+            for n in RETURN_WINDOWS
+        ),
+        (
+            (close / close.shift(1)).log().rolling_std(VOL_WINDOW, min_samples=VOL_WINDOW)
+            * math.sqrt(TRADING_DAYS)
+            * 100.0
+        )
+        .over(seg)
+        .alias("rv"),
+        (pl.col("volume") / pl.col("volume").rolling_mean(VOL_WINDOW, min_samples=VOL_WINDOW))
+        .over(seg)
+        .alias("volratio"),
+        (close - close.shift(5)).over(seg).alias("d5"),
+        *changes,
+    )
+    rates: list[pl.Expr] = []
+    for n in BASE_RATE_SESSIONS:
+        change = pl.col(f"change{n}")
+        known = change.is_not_null().cast(pl.Int64).cum_sum().over("symbol")
+        ups = (change > 0).fill_null(False).cast(pl.Int64).cum_sum().over("symbol")
+        downs = (change < 0).fill_null(False).cast(pl.Int64).cum_sum().over("symbol")
+        enough = known >= BASE_RATE_MIN
+        rates += [
+            pl.when(enough).then(ups / known).alias(f"base{n}up"),
+            pl.when(enough).then(downs / known).alias(f"base{n}down"),
+            pl.when(enough).then(known).alias(f"base{n}n"),
+        ]
+    return bars.with_columns(rates)
+
+
+_METRICS = ("close", "volume", "r1", "r5", "r20", "rv", "volratio", "d5")
+
+
+def _carried(grid: pl.DataFrame, bars: pl.DataFrame, symbols: Sequence[str]) -> pl.DataFrame:
+    """Each symbol's last bar at or before every session of the grid, up to CARRY_DAYS old.
+
+    `at|SYM` is the date of the bar carried (equal to the session when the symbol traded that
+    day); `on|SYM` says it did.
+    """
+    frame = grid
+    for symbol in symbols:
+        part = bars.filter(pl.col("symbol") == symbol).select(
+            pl.col("date").alias(f"at|{symbol}"),
+            *(pl.col(m).alias(f"{m}|{symbol}") for m in _METRICS),
+            *(
+                pl.col(f"base{n}{side}").alias(_base(symbol, n, side))
+                for n in BASE_RATE_SESSIONS
+                for side in ("up", "down", "n")
+            ),
+        )
+        frame = frame.join_asof(
+            part,
+            left_on="session",
+            right_on=f"at|{symbol}",
+            strategy="backward",
+            tolerance=timedelta(days=CARRY_DAYS),
+        ).with_columns(
+            (pl.col(f"at|{symbol}") == pl.col("session")).fill_null(False).alias(f"on|{symbol}")
+        )
+    return frame
+
+
+def _daily_series(frame: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
+    """Level, 1/5/20-observation changes and change sd of every daily macro series (yields, oil),
+    joined by the moment each value became known."""
+    if macro.is_empty():
+        return frame
+    daily = (
+        macro.group_by("series")
+        .agg(((pl.col("released") == pl.col("date")).mean() >= 0.5).alias("daily"))
+        .filter(pl.col("daily"))["series"]
+        .sort()
+        .to_list()
+    )
+    for name in daily:
+        value = pl.col("value")
+        obs = (
+            macro.filter(pl.col("series") == name)
+            .sort("date")
+            .select(
+                "known_at",
+                value.alias(f"lvl|{name}"),
+                *((value - value.shift(n)).alias(f"ld{n}|{name}") for n in RETURN_WINDOWS),
+                (value - value.shift(1))
+                .rolling_std(VOL_WINDOW, min_samples=VOL_WINDOW)
+                .alias(f"lsd|{name}"),
+                pl.col("date").alias(f"lat|{name}"),
+            )
+            .sort("known_at")
+            .unique("known_at", keep="last", maintain_order=True)
+        )
+        frame = frame.join_asof(obs, on="known_at", strategy="backward", tolerance=DAILY_MAX_AGE)
+    return frame
+
+
+def compute_features(
+    prices: pl.DataFrame, macro: pl.DataFrame, *, screened: bool = False
+) -> pl.DataFrame:
+    """One row per session of any symbol present (the union calendar), backward-looking.
+
+    prices and macro are first screened by shared.sanity (unless `screened` says the caller did):
+    an implausible value never reaches a feature. Columns: session, known_at
+    (end_of_day_known(session), UTC); per symbol close|, volume|, r1|/r5|/r20|, rv| (20-session
+    realised vol), volratio|, d5| and base-rate columns of its last bar up to CARRY_DAYS old, at|
+    (that bar's date) and on| (it traded this session); lvl|/ld1|/ld5|/ld20|/lsd|/lat| per daily
+    macro series; broad/tech/small (the symbol standing for each role that row), the scalar
+    feature columns of the Features contract, the breadth columns, breadth_label, regime,
+    regime_score.
+    """
+    if not screened:
+        prices, _ = screen_prices(prices)
+        macro, _ = screen_macro(macro)
     symbols = sorted(prices["symbol"].unique().to_list())
     broad = [s for s in BROAD_CANDIDATES if s in symbols]
     tech = [s for s in TECH_CANDIDATES if s in symbols]
     small = [s for s in SMALL_CANDIDATES if s in symbols]
     megas = [s for s in MEGAS if s in symbols]
 
-    grid_source = prices.filter(pl.col("symbol").is_in(broad)) if broad else prices
     grid = (
-        grid_source.select(pl.col("date").alias("session"))
+        prices.select(pl.col("date").alias("session"))
         .unique()
         .sort("session")
         .with_columns(new_york_instant(pl.col("session"), END_OF_DAY_KNOWN).alias("known_at"))
     )
-
-    # Closes pivoted onto the session grid: returns over n sessions of the grid are null when
-    # either end has no bar, rather than silently spanning a gap in one symbol's history.
-    closes = prices.pivot(on="symbol", index="date", values="close")
-    closes = closes.rename({s: _close(s) for s in symbols})
-    frame = grid.join(closes, left_on="session", right_on="date", how="left")
-    if broad:
-        volumes = prices.filter(pl.col("symbol").is_in(broad)).pivot(
-            on="symbol", index="date", values="volume"
-        )
-        volumes = volumes.rename({s: f"volume|{s}" for s in broad})
-        frame = frame.join(volumes, left_on="session", right_on="date", how="left")
-
-    per_symbol: list[pl.Expr] = []
-    for symbol in symbols:
-        close = pl.col(_close(symbol))
-        per_symbol += [
-            ((close / close.shift(n) - 1.0) * 100.0).alias(_ret(n, symbol)) for n in RETURN_WINDOWS
-        ]
-    for symbol in broad:
-        close, volume = pl.col(_close(symbol)), pl.col(f"volume|{symbol}")
-        per_symbol.append(
-            (
-                (close / close.shift(1)).log().rolling_std(VOL_WINDOW, min_samples=VOL_WINDOW)
-                * math.sqrt(TRADING_DAYS)
-                * 100.0
-            ).alias(f"rv|{symbol}")
-        )
-        # Today's volume against the mean of the 20 sessions ending today.
-        per_symbol.append(
-            (volume / volume.rolling_mean(VOL_WINDOW, min_samples=VOL_WINDOW)).alias(
-                f"volratio|{symbol}"
-            )
-        )
-    per_symbol += [e for s in symbols for n in BASE_RATE_SESSIONS for e in base_rate_columns(s, n)]
-    frame = frame.with_columns(per_symbol)
+    frame = _carried(grid, _per_symbol(prices), symbols)
 
     vix_close = pl.col(_close(VIX)) if VIX in symbols else pl.lit(None, dtype=pl.Float64)
+    vix_d5 = pl.col(f"d5|{VIX}") if VIX in symbols else pl.lit(None, dtype=pl.Float64)
+    frame = frame.with_columns(_pick(broad, "symbol").alias("broad"))
     frame = frame.with_columns(
-        _pick(broad, "symbol").alias("broad"),
-        _pick(tech, "symbol").alias("tech"),
-        _pick(small, "symbol").alias("small"),
+        _pick(tech, "symbol", exclude="broad").alias("tech"),
+        _pick(small, "symbol", exclude="broad").alias("small"),
         _pick(broad, "r1").alias("broad_r1"),
         _pick(broad, "r5").alias("broad_r5"),
         _pick(broad, "r20").alias("broad_r20"),
-        _pick(tech, "r1").alias("tech_r1"),
-        _pick(small, "r1").alias("small_r1"),
+        _pick(tech, "r1", exclude="broad").alias("tech_r1"),
+        _pick(small, "r1", exclude="broad").alias("small_r1"),
         _pick(broad, "rv").alias("realized_vol_20d"),
         _pick(broad, "volratio").alias("volume_ratio_20d"),
         vix_close.alias("vix"),
-        (vix_close - vix_close.shift(5)).alias("vix_change_5d"),
+        vix_d5.alias("vix_change_5d"),
     )
 
-    mega_r1 = [pl.col(_ret(1, m)) for m in megas]
+    # Breadth compares moves of the same session: a mega-cap that did not trade is not counted.
+    mega_r1 = [pl.when(pl.col(f"on|{m}")).then(pl.col(_ret(1, m))) for m in megas]
     if mega_r1:
         frame = frame.with_columns(
             pl.mean_horizontal(mega_r1).alias("mega_mean_r1"),
@@ -263,6 +357,7 @@ def compute_features(prices: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
     )
 
     frame = _with_macro(frame, macro)
+    frame = _daily_series(frame, macro)
     return _with_labels(frame)
 
 
@@ -417,14 +512,31 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
         rets = [row[_ret(n, symbol)] for n in RETURN_WINDOWS]
         if close is not None:
             last_close[symbol] = float(close)
-        if close is not None or any(r is not None for r in rets):
-            returns[symbol] = SymbolReturns(r1=rets[0], r5=rets[1], r20=rets[2])
+            returns[symbol] = SymbolReturns(
+                r1=rets[0],
+                r5=rets[1],
+                r20=rets[2],
+                vol20=_opt(row.get(f"rv|{symbol}")),
+                session=row.get(f"at|{symbol}"),
+            )
         for n in BASE_RATE_SESSIONS:
             up = row.get(_base(symbol, n, "up"))
             if up is not None:
                 base_rates[f"{symbol}|{n}"] = BaseRate(
                     up=up, down=row[_base(symbol, n, "down")], n=row[_base(symbol, n, "n")]
                 )
+    levels = {
+        key[len("lvl|") :]: SeriesLevel(
+            value=float(value),
+            d1=_opt(row.get(f"ld1|{key[4:]}")),
+            d5=_opt(row.get(f"ld5|{key[4:]}")),
+            d20=_opt(row.get(f"ld20|{key[4:]}")),
+            sd20=_opt(row.get(f"lsd|{key[4:]}")),
+            observed=row[f"lat|{key[4:]}"],
+        )
+        for key, value in row.items()
+        if key.startswith("lvl|") and value is not None
+    }
     breadth = Breadth(
         broad_r1=_opt(row["broad_r1"]),
         tech_r1=_opt(row["tech_r1"]),
@@ -457,6 +569,7 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
         regime_score=float(row["regime_score"]),
         unknown=tuple(unknown),
         base_rates=base_rates,
+        levels=levels,
         **scalars,
     )
 

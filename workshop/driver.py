@@ -161,7 +161,7 @@ def replay(
     """
     market = replay_market(str(data_dir) if data_dir else None)
     label = replay_label(data_dir)
-    for day in market.sessions(start, end):
+    for day in market.require_sessions(start, end):
         as_of = replay_as_of(day)
         answer = settle_via_queue(app, as_of, timeout)
         trigger = CycleTrigger(

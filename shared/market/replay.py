@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from shared.calendar import END_OF_DAY_KNOWN, MONTHLY_RELEASE, SESSION_CLOSE
+from shared.calendar import END_OF_DAY_KNOWN, MONTHLY_RELEASE, NEW_YORK, SESSION_CLOSE
 from shared.contracts import (
     CycleTrigger,
     DataFlag,
@@ -30,7 +31,7 @@ from shared.contracts import (
     Quote,
     Snapshot,
 )
-from shared.errors import ReplayFormatError
+from shared.errors import BadInputError, ReplayFormatError
 from shared.features import (
     BROAD_CANDIDATES,
     DAILY_MAX_AGE,
@@ -42,6 +43,7 @@ from shared.features import (
     features_from_row,
     new_york_instant,
 )
+from shared.sanity import GAP_DAYS, Finding, screen_macro, screen_prices
 
 PRICES_FILE, MACRO_FILE, NEWS_FILE = "prices.csv", "macro.csv", "news.csv"
 PRICES_HEADER = ("date", "symbol", "open", "high", "low", "close", "volume")
@@ -55,6 +57,10 @@ STALE_SESSIONS = 5
 # Daily bars older than this are stale even when the data has no newer session at all (an as_of
 # after the end of the recording).
 STALE_BAR_AGE = timedelta(days=10)
+# A sanity finding (a value set aside, a gap) is flagged in the cycles this long after it became
+# known: a daily bar's for ten days, a monthly release's until the next one is overdue.
+FINDING_WINDOW_DAILY = timedelta(days=10)
+FINDING_WINDOW_MONTHLY = timedelta(days=70)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -332,6 +338,10 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _US
 
 
+def _micros_delta(span: timedelta) -> int:
+    return span // _US
+
+
 def _instant(micros: int) -> datetime:
     return _EPOCH + micros * _US
 
@@ -354,6 +364,7 @@ class _Bars:
     close: list[float]
     volume: list[float | None]
     known_at: list[datetime]
+    gap_before: list[bool]
 
 
 @dataclass(frozen=True)
@@ -379,11 +390,19 @@ class ReplayMarket:
 
     def __init__(self, data: ReplayData) -> None:
         self.data = data
-        self._bars = self._index_bars(data.prices)
-        self._series = self._index_macro(data.macro)
-        symbols = set(self._bars)
-        calendar_symbols = [s for s in BROAD_CANDIDATES if s in symbols] or sorted(symbols)
-        days = sorted({d for s in calendar_symbols for d in self._bars[s].dates})
+        # Values no market could have printed are set aside once, here: quotes, features and
+        # settlement all read the screened frames; the findings become flags in later cycles.
+        self._prices, price_findings = screen_prices(data.prices)
+        self._macro_frame, macro_findings = screen_macro(data.macro)
+        self.findings: tuple[Finding, ...] = tuple(
+            sorted(price_findings + macro_findings, key=lambda f: (f.known_at, f.subject))
+        )
+        self._finding_known = [_micros(f.known_at) for f in self.findings]
+        self._bars = self._index_bars(self._prices)
+        self._series = self._index_macro(self._macro_frame)
+        # The calendar is the union of every symbol's sessions: no symbol's absence (the S&P
+        # missing, or stopping part-way) truncates a replay.
+        days = sorted({d for bars in self._bars.values() for d in bars.dates})
         self._sessions = days
         self._session_known = _micros_list(
             pl.Series(days, dtype=pl.Date)
@@ -411,6 +430,7 @@ class ReplayMarket:
         bars: dict[str, _Bars] = {}
         for (symbol,), part in ordered.partition_by("symbol", as_dict=True).items():
             dates = part["date"].to_list()
+            gaps = [False] + [(b - a).days > GAP_DAYS for a, b in itertools.pairwise(dates)]
             bars[str(symbol)] = _Bars(
                 dates=dates,
                 known=part["known_us"].to_list(),
@@ -418,6 +438,7 @@ class ReplayMarket:
                 close=part["close"].to_list(),
                 volume=part["volume"].to_list(),
                 known_at=part["known_at"].to_list(),
+                gap_before=gaps,
             )
         return bars
 
@@ -449,6 +470,9 @@ class ReplayMarket:
         macro_flags: list[DataFlag] = []
         news_flags: list[DataFlag] = []
         quotes = self._quotes(as_of, now, price_flags)
+        price_flags += self._broad_flags(now)
+        price_flags += self._range_flags(as_of, now)
+        price_flags += self._finding_flags(now)
         macro = self._macro(as_of, now, macro_flags)
         news, news_health = self._news(as_of, now, news_flags)
         health = (
@@ -489,7 +513,7 @@ class ReplayMarket:
                     )
                 )
                 continue
-            prev = bars.close[i - 1] if i > 0 else None
+            prev = bars.close[i - 1] if i > 0 and not bars.gap_before[i] else None
             close = bars.close[i]
             quotes.append(
                 Quote(
@@ -521,6 +545,104 @@ class ReplayMarket:
                 )
             )
         return quotes
+
+    def _broad_flags(self, now: int) -> list[DataFlag]:
+        """Says so when the broad index in use is not the first of the preference list the data
+        has had: the S&P stopped (or missed the session), and the Dow or the Nasdaq stands in."""
+        known_sessions = bisect_right(self._session_known, now)
+        if not known_sessions:
+            return []
+        session = self._sessions[known_sessions - 1]
+        last: dict[str, date] = {}
+        for symbol in BROAD_CANDIDATES:
+            bars = self._bars.get(symbol)
+            i = bisect_right(bars.known, now) - 1 if bars else -1
+            if bars is not None and i >= 0:
+                last[symbol] = bars.dates[i]
+        seen = [s for s in BROAD_CANDIDATES if s in last]
+        trading = [s for s in seen if last[s] == session]
+        if not trading or trading[0] == seen[0]:
+            return []
+        return [
+            DataFlag(
+                code="broad_fallback",
+                subject="broad_index",
+                detail=f"{seen[0]} has no bar since {last[seen[0]].isoformat()}; {trading[0]} "
+                f"stands for the broad index (preference: {', '.join(BROAD_CANDIDATES)})",
+            )
+        ]
+
+    def _range_flags(self, as_of: datetime, now: int) -> list[DataFlag]:
+        """Loud flags for an as_of outside the data or on a day that is not one of its sessions:
+        the features then describe an earlier session, never 'the session' of that day."""
+        if not self._sessions:
+            return []
+        first, last = self._sessions[0], self._sessions[-1]
+        span = f"this replay holds sessions from {first.isoformat()} to {last.isoformat()}"
+        day = as_of.astimezone(NEW_YORK).date()
+        if day < first:
+            return [
+                DataFlag(
+                    code="out_of_range",
+                    subject="as_of",
+                    detail=f"as_of {as_of.isoformat()} is before the data: {span}",
+                )
+            ]
+        if day > last + timedelta(days=STALE_BAR_AGE.days):
+            return [
+                DataFlag(
+                    code="out_of_range",
+                    subject="as_of",
+                    detail=f"as_of {as_of.isoformat()} is after the data: {span}; the latest "
+                    f"session is {last.isoformat()}",
+                )
+            ]
+        index = bisect_left(self._sessions, day)
+        if (index >= len(self._sessions) or self._sessions[index] != day) and day <= last:
+            previous = self._sessions[index - 1] if index > 0 else None
+            return [
+                DataFlag(
+                    code="no_session",
+                    subject="as_of",
+                    detail=f"{day.isoformat()} is not a session of this data (weekend, holiday "
+                    f"or missing); the latest session is "
+                    f"{previous.isoformat() if previous else 'none'}",
+                )
+            ]
+        return []
+
+    def _finding_flags(self, now: int) -> list[DataFlag]:
+        """Sanity findings that became known recently: values set aside, gaps, new levels."""
+        hi = bisect_right(self._finding_known, now)
+        lo = bisect_right(self._finding_known, now - _micros_delta(FINDING_WINDOW_MONTHLY))
+        daily_from = now - _micros_delta(FINDING_WINDOW_DAILY)
+        flags = []
+        for finding, known in zip(self.findings[lo:hi], self._finding_known[lo:hi], strict=True):
+            series = self._series.get(finding.subject)
+            monthly = series is not None and not series.daily
+            if monthly or known > daily_from:
+                flags.append(
+                    DataFlag(code=finding.code, subject=finding.subject, detail=finding.detail)
+                )
+        return flags
+
+    def require_sessions(self, start: date, end: date) -> list[date]:
+        """sessions(start, end), refusing a range with none with an error naming the data's.
+
+        Raises: BadInputError.
+        """
+        days = self.sessions(start, end)
+        if not days:
+            span = (
+                f"{self._sessions[0].isoformat()} to {self._sessions[-1].isoformat()}"
+                if self._sessions
+                else "no session at all"
+            )
+            raise BadInputError(
+                f"no session between {start.isoformat()} and {end.isoformat()} in "
+                f"{self.data.directory}: its data runs from {span}"
+            )
+        return days
 
     def _macro(self, as_of: datetime, now: int, flags: list[DataFlag]) -> list[MacroValue]:
         values: list[MacroValue] = []
@@ -617,7 +739,7 @@ class ReplayMarket:
         """The features over the whole history, computed once on first use."""
         with self._lock:
             if self._frame is None:
-                frame = compute_features(self.data.prices, self.data.macro)
+                frame = compute_features(self._prices, self._macro_frame, screened=True)
                 self._frame_known = _micros_list(frame["known_at"])
                 self._frame = frame
             return self._frame
@@ -643,7 +765,7 @@ class ReplayMarket:
         i = bisect_left(bars.closes_at, _micros(matures_at))
         if i >= len(bars.dates) or bars.known[i] > _micros(now):
             return None
-        prev = bars.close[i - 1] if i > 0 else None
+        prev = bars.close[i - 1] if i > 0 and not bars.gap_before[i] else None
         close = bars.close[i]
         return Quote(
             symbol=symbol,
@@ -656,7 +778,7 @@ class ReplayMarket:
         )
 
     def sessions(self, start: date, end: date) -> list[date]:
-        """Trading days of the broad index (any symbol without one) from start to end inclusive."""
+        """Sessions of any symbol of the data (the union calendar) from start to end inclusive."""
         days = self._sessions
         return days[bisect_left(days, start) : bisect_right(days, end)]
 

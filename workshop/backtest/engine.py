@@ -108,7 +108,8 @@ def run_backtest(
 
     Before each cycle the ledger settles what matured by its as_of, exactly as the resolver
     does before a fleet cycle; the cycle then sees only that record. Raises ReplayFormatError
-    (a BadInputError) if the directory is not a valid replay.
+    (a BadInputError) if the directory is not a valid replay, and BadInputError naming the
+    data's range if no session of it falls between start and end.
     """
     started = time.perf_counter()
     directory = Path(data_dir) if data_dir is not None else sample_data_dir()
@@ -117,7 +118,7 @@ def run_backtest(
     minds = tuple(minds)
     result = BacktestResult(directory, start, end, minds, horizon_hours)
     ledger = result.ledger
-    days = market.sessions(start, end)
+    days = market.require_sessions(start, end)
     label = label_of(directory)
     calibrator: Calibrator | None = None
     book: tuple[LearnedRule, ...] = ()
