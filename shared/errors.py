@@ -8,7 +8,14 @@ class WorkshopError(Exception):
 
 
 class TransientError(WorkshopError):
-    """Worth retrying with backoff: rate limits, timeouts, 5xx, a broker hiccup."""
+    """Worth retrying with backoff: rate limits, timeouts, 5xx, a broker hiccup.
+
+    retry_after is the wait in seconds the other side asked for (an HTTP retry-after), if any.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BadInputError(WorkshopError):

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from shared.brain.cache import load_reply, request_key, store_reply
-from shared.brain.spending import Caps, Prices, over_budget, record_spend, spent_on_day
+from shared.brain.models import MODELS, Prices
+from shared.brain.spending import (
+    Caps,
+    over_budget,
+    record_spend,
+    release,
+    reserve,
+    settle,
+    spent_in_cycle,
+    spent_on_day,
+)
 from shared.contracts import TokenUsage
 from shared.db.session import alembic_config, engine_for, migrate
 
@@ -85,15 +97,72 @@ def test_spend_is_summed_per_utc_day_and_checked_against_caps(tmp_path: Path) ->
 
 
 def test_prices_are_per_million_tokens_of_each_kind() -> None:
-    """A million of each kind of token costs the sum of the four prices."""
-    prices = Prices(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+    """A million of each kind of token costs the sum of the five prices."""
+    prices = Prices(input=2.0, output=10.0, cache_read=0.1, cache_write_5m=2.5, cache_write_1h=4.0)
     million = 1_000_000
     assert (
         prices.dollars(
             input_tokens=million,
             output_tokens=million,
             cache_read_tokens=million,
-            cache_write_tokens=million,
+            cache_write_5m_tokens=million,
+            cache_write_1h_tokens=million,
         )
-        == 22.05
+        == 18.6
     )
+
+
+def test_the_price_table_has_the_published_prices_of_the_default_models() -> None:
+    """Haiku 5.5 and Sonnet 5.5 carry their list prices; Haiku's long prompts their own row."""
+    haiku, sonnet = MODELS["claude-haiku-5-5"], MODELS["claude-sonnet-5-5"]
+    assert (haiku.prices.input, haiku.prices.output, haiku.prices.cache_read) == (0.1, 0.5, 0.01)
+    assert (haiku.prices.cache_write_5m, haiku.prices.cache_write_1h) == (0.125, 0.2)
+    assert haiku.prices_for(100_001).input == 0.5
+    assert haiku.prices_for(100_000).input == 0.1
+    assert (sonnet.prices.input, sonnet.prices.output, sonnet.prices.cache_write_1h) == (2, 10, 4)
+
+
+def _reserve(url: str, cycle: str, dollars: float, caps: Caps) -> int | str:
+    return reserve(
+        url,
+        cycle_key=cycle,
+        purpose="macro",
+        model="claude-haiku-5-5",
+        request_key="k",
+        at=datetime(2026, 4, 4, 1, 0, tzinfo=UTC),
+        caps=caps,
+        upcoming=dollars,
+    )
+
+
+def test_reservations_count_until_settled_or_released(tmp_path: Path) -> None:
+    """A reservation counts against the cap; settling replaces it by the real cost, releasing
+    drops it; a refused reservation books nothing."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    migrate(url)
+    caps = Caps(per_cycle=0.10, per_day=1.0)
+    first = _reserve(url, "c", 0.06, caps)
+    assert isinstance(first, int)
+    refused = _reserve(url, "c", 0.06, caps)
+    assert isinstance(refused, str)
+    assert refused.startswith("budget: cycle c")
+    assert spent_in_cycle(url, "c") == 0.06
+    settle(url, first, TokenUsage(input_tokens=10, dollars=0.01))
+    assert spent_in_cycle(url, "c") == 0.01
+    second = _reserve(url, "c", 0.06, caps)
+    assert isinstance(second, int)
+    release(url, second)
+    assert spent_in_cycle(url, "c") == 0.01
+
+
+def test_parallel_reservations_never_overshoot_the_cap(tmp_path: Path) -> None:
+    """Eight minds reserving at once against a cap that fits three: exactly three get through,
+    and the booked total stays under the cap (the overshoot race of a check-then-spend)."""
+    url = f"sqlite:///{tmp_path}/p.db"
+    migrate(url)
+    caps = Caps(per_cycle=1.0, per_day=10.0)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: _reserve(url, "race", 0.3, caps), range(8)))
+    granted = [r for r in results if isinstance(r, int)]
+    assert len(granted) == 3
+    assert spent_in_cycle(url, "race") == pytest.approx(0.9)
