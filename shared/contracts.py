@@ -674,6 +674,11 @@ class CycleContext(Contract):
     snapshot: Snapshot
     features: Features
     record: TrackRecord = Field(default_factory=TrackRecord)
+    # What the desk learned, for the minds' and the synthesis' prompts (the decision itself is
+    # made in code from the synthesis' own copies).
+    rules: tuple[LearnedRule, ...] = Field(default=(), description="The rule book carried in.")
+    stories: tuple[Story, ...] = Field(default=(), description="Stories followed last cycle.")
+    recalled: tuple[Memory, ...] = Field(default=(), description="Lessons of a tape like this.")
 
 
 class Recalibration(Contract):

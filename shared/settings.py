@@ -107,25 +107,32 @@ class Settings(BaseSettings):
         ),
     )
     anthropic_base_url: str | None = None
-    anthropic_model: str = Field(
-        default="claude-sonnet-5-5", description="Model of every mind and of the synthesis."
+    # Models by id; their prices live in shared/brain/models.py (one table for the ledger).
+    # Minds on the cheapest current model that does the job, the published words on Sonnet.
+    anthropic_mind_model: str = Field(
+        default="claude-haiku-5-5", description="Model of every mind (per-mind overrides below)."
     )
     anthropic_mind_models: dict[str, str] = Field(
         default_factory=dict, description='Per-mind override, JSON: {"macro": "<model id>"}.'
     )
-    anthropic_synthesis_model: str | None = Field(
-        default=None, description="Model of the synthesis' words; default anthropic_model."
+    anthropic_synthesis_model: str = Field(
+        default="claude-sonnet-5-5", description="Model of the synthesis' words."
     )
-    anthropic_max_tokens: int = Field(default=1200, gt=0, description="Reply cap of a mind.")
-    anthropic_synthesis_max_tokens: int = Field(default=2500, gt=0)
+    # Effort sets how much the model thinks (thinking is adaptive on both default models). The
+    # minds reason from the data; the synthesis puts a decision made in code into words.
+    anthropic_mind_effort: Literal["low", "medium", "high", "xhigh", "max"] = "medium"
+    anthropic_synthesis_effort: Literal["low", "medium", "high", "xhigh", "max"] = "low"
+    # Thinking counts toward max_tokens on the current models: room for it and the JSON reply.
+    anthropic_max_tokens: int = Field(default=4000, gt=0, description="Reply cap of a mind.")
+    anthropic_synthesis_max_tokens: int = Field(default=6000, gt=0)
     # Two calls (a reply and its one repair) must fit inside the mind's Celery time limit.
     anthropic_timeout_s: float = Field(default=25.0, gt=0, description="SDK timeout per call.")
-    anthropic_cycle_cap_usd: float = Field(default=0.50, ge=0, description="Spend cap per cycle.")
-    anthropic_day_cap_usd: float = Field(default=10.0, ge=0, description="Spend cap per UTC day.")
-    anthropic_price_input_per_mtok: float = Field(default=3.0, ge=0)
-    anthropic_price_output_per_mtok: float = Field(default=15.0, ge=0)
-    anthropic_price_cache_read_per_mtok: float = Field(default=0.30, ge=0)
-    anthropic_price_cache_write_per_mtok: float = Field(default=3.75, ge=0)
+    # Sized from the measured cost of a cycle (bench/claude_cost.py, README "The Claude desk"):
+    # $0.019 a warm cycle, $0.028 a cold one. The cycle cap leaves room for the reservations of a
+    # repair (the most a synthesis call could cost is ~$0.10); the day cap for a cycle every ten
+    # minutes around the clock ($2.72) with room for cold caches, repairs and retries.
+    anthropic_cycle_cap_usd: float = Field(default=0.25, ge=0, description="Spend cap per cycle.")
+    anthropic_day_cap_usd: float = Field(default=4.0, ge=0, description="Spend cap per UTC day.")
 
     @field_validator(
         "minds", "chaos_fail_minds", "watchlist", "fred_series", "news_feeds", mode="before"

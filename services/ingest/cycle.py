@@ -11,10 +11,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.calendar import utc_now
-from shared.contracts import CycleContext, CycleTrigger, Features, OperatorNote, Snapshot
+from shared.contracts import (
+    CycleContext,
+    CycleTrigger,
+    Features,
+    Memory,
+    OperatorNote,
+    Snapshot,
+)
 from shared.db.models import Cycle, DispatchRecord, NoteRecord
 from shared.errors import BadInputError
-from shared.records import track_record
+from shared.memory import fingerprint, recall_from
+from shared.records import lessons_near, previous_dispatch, track_record
 
 
 def parse_trigger(payload: Any) -> CycleTrigger:
@@ -73,7 +81,23 @@ def claim(
     cycle.snapshot = snapshot.model_dump(mode="json")
     cycle.features = features.model_dump(mode="json")
     record = track_record(session, trigger.as_of)
-    return CycleContext(cycle_number=cycle.id, snapshot=snapshot, features=features, record=record)
+    # What the desk learned, for the minds' prompts: the rules in force and the stories as the
+    # last dispatch left them, and the lessons of tapes like this one (none settled after as_of).
+    before = previous_dispatch(session, trigger.as_of)
+    recalled: tuple[Memory, ...] = ()
+    if features.broad:
+        tape = fingerprint(features)
+        near = lessons_near(session, features.broad, features.regime, tape, trigger.as_of)
+        recalled = recall_from(near, features.broad, features.regime, tape, trigger.as_of)
+    return CycleContext(
+        cycle_number=cycle.id,
+        snapshot=snapshot,
+        features=features,
+        record=record,
+        rules=tuple(r for r in before.rules if r.status == "active") if before else (),
+        stories=before.stories if before else (),
+        recalled=recalled,
+    )
 
 
 def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:

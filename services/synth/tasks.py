@@ -15,11 +15,13 @@ from services.synth.store import is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
+from shared.brain.fallback import UnavailableModelWriter
+from shared.brain.retry import retry_countdown
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, Features, MindOutput, Snapshot
 from shared.db.models import Cycle
 from shared.db.session import session_scope
-from shared.errors import BadInputError
+from shared.errors import BadInputError, TransientError
 from shared.memory import fingerprint, recall_from
 from shared.records import forecast_history, lessons_near, previous_dispatch, track_record
 
@@ -37,7 +39,10 @@ def _outputs(results: list[Any], expected: tuple[str, ...]) -> list[MindOutput]:
     return outputs
 
 
-@app.task(name=tasknames.SYNTHESIZE, bind=True, max_retries=3)
+MAX_MODEL_RETRIES = 3
+
+
+@app.task(name=tasknames.SYNTHESIZE, bind=True, max_retries=MAX_MODEL_RETRIES)
 def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
     """Weigh whoever showed up, write the dispatch, store it once for the cycle key."""
     started = time.perf_counter()
@@ -78,17 +83,34 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
                 else ()
             )
         outputs = _outputs(results, settings.minds)
-        dispatch = compose(
-            context,
-            outputs,
-            brain_for(settings),
-            expected_minds=settings.minds,
-            horizon_hours=settings.horizon_hours,
-            calibrator=calibrator,
-            rules=rules,
-            stories=stories,
-            recalled=recalled,
-        )
+        # The prompts see what the desk learned: the rule book, the stories, the lessons.
+        context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
+
+        def dispatch_with(brain: Any) -> Any:
+            return compose(
+                context,
+                outputs,
+                brain,
+                expected_minds=settings.minds,
+                horizon_hours=settings.horizon_hours,
+                calibrator=calibrator,
+                rules=rules,
+                stories=stories,
+                recalled=recalled,
+            )
+
+        try:
+            dispatch = dispatch_with(brain_for(settings))
+        except TransientError as error:
+            # The model is rate-limited, overloaded or unreachable: retry with Celery's backoff
+            # and jitter (never sooner than its retry-after); when the retries are spent, the
+            # cycle still publishes, in the deterministic writer's words, saying so.
+            if self.request.retries < MAX_MODEL_RETRIES:
+                wait = retry_countdown(self.request.retries, error)
+                log.warning("synth.model_retry", error=str(error), countdown=round(wait, 2))
+                raise self.retry(exc=error, countdown=wait) from None
+            log.warning("synth.model_unavailable", error=str(error))
+            dispatch = dispatch_with(UnavailableModelWriter(str(error)))
         with session_scope(settings.db_url) as session:
             stored = store_cycle(
                 session, dispatch, outputs, context, horizon_hours=settings.horizon_hours

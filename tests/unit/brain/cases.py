@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from shared.brain.anthropic import AnthropicBrain
 from shared.brain.prompting import Rule
-from shared.brain.spending import Prices
 from shared.contracts import (
+    BaseRate,
     CycleContext,
     DataFlag,
     Deliberation,
     Features,
+    Filing,
     MindOutput,
     MindSummary,
     NewsItem,
@@ -20,6 +21,7 @@ from shared.contracts import (
     Quote,
     ScoreLine,
     Snapshot,
+    SymbolReturns,
     TrackRecord,
 )
 
@@ -28,7 +30,8 @@ BrainMaker = Callable[..., AnthropicBrain]
 API_KEY = "sk-ant-test-DO-NOT-LEAK-5f3c9a7e1b"
 AS_OF = datetime(2026, 4, 3, 21, 30, tzinfo=UTC)
 NOW = datetime(2026, 4, 3, 21, 31, tzinfo=UTC)
-PRICES = Prices(input=3.0, output=15.0, cache_read=0.30, cache_write=3.75)
+MIND_MODEL = "claude-haiku-5-5"
+SYNTHESIS_MODEL = "claude-sonnet-5-5"
 CRYPTO_RULE = Rule(
     name="crypto_short_horizon",
     asset_class="crypto",
@@ -148,3 +151,121 @@ def good_view(**overrides: object) -> dict[str, object]:
     }
     view.update(overrides)
     return view
+
+
+# --- a live-like cycle: what the desk reads on a real day, at real sizes ------------------------
+
+LIVE_SYMBOLS = (
+    "^GSPC", "SPY", "QQQ", "IWM", "DIA", "^VIX", "^TNX", "AAPL", "MSFT", "NVDA",
+    "AMZN", "GOOGL", "META", "TSLA", "BTC-USD", "MSTR", "CL=F",
+)  # fmt: skip
+
+
+def live_like_context(as_of: datetime = AS_OF, cycle_key: str = "live-1") -> CycleContext:
+    """A cycle the size of a live one: 17 symbols, 30 headlines, 20 filings, a record, rules,
+    stories and lessons (the issue's measured live cycle had 9-12k input tokens per mind)."""
+    quotes = tuple(
+        Quote(
+            symbol=s,
+            price=round(100 + 37.3 * i, 2),
+            prev_close=round(100 + 37.1 * i, 2),
+            change_pct=round(0.37 * ((i % 5) - 2), 2),
+            volume=1_000_000.0 * (i + 1),
+            session=as_of.date(),
+            observed_at=as_of - timedelta(minutes=20),
+        )
+        for i, s in enumerate(LIVE_SYMBOLS)
+    )
+    news = tuple(
+        NewsItem(
+            published_at=as_of - timedelta(minutes=30 + 17 * i),
+            source=("Reuters", "Bloomberg", "CNBC", "MarketWatch")[i % 4],
+            title=f"Stocks weigh mixed earnings and a Fed speaker's remarks as yields edge {i}",
+            summary=(
+                "Wall Street's main indexes were little changed as investors weighed a batch of "
+                "quarterly results against comments from a Federal Reserve official who said "
+                "policy would stay restrictive until inflation shows sustained progress, while "
+                f"Treasury yields rose and oil slipped for a {i}th session."
+            ),
+            url=f"https://news.example/{i}",
+        )
+        for i in range(30)
+    )
+    filings = tuple(
+        Filing(
+            ticker=LIVE_SYMBOLS[7 + i % 7],
+            form=("8-K", "4")[i % 2],
+            filed_at=as_of - timedelta(hours=2 + i),
+            items=("2.02", "9.01") if i % 2 == 0 else (),
+            summary=(
+                "Results of operations and financial condition; press release announcing "
+                "quarterly results and guidance for the coming quarter."
+                if i % 2 == 0
+                else "Director sold shares under a 10b5-1 trading plan adopted last year."
+            ),
+            insider=None if i % 2 == 0 else "Jane Director",
+            transaction_code=None if i % 2 == 0 else "S",
+            shares=None if i % 2 == 0 else 12_500.0,
+            value=None if i % 2 == 0 else 2_312_500.0,
+        )
+        for i in range(20)
+    )
+    snapshot = Snapshot(
+        cycle_key=cycle_key,
+        as_of=as_of,
+        mode="live",
+        quotes=quotes,
+        news=news,
+        filings=filings,
+        flags=(
+            DataFlag(code="stale_feed", subject="fred", detail="CPI last released 12 days ago"),
+        ),
+    )
+    features = Features(
+        as_of=as_of,
+        session=as_of.date(),
+        broad="^GSPC",
+        tech="QQQ",
+        small="IWM",
+        megas=("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"),
+        returns={
+            s: SymbolReturns(r1=0.1234567 * (i - 8), r5=0.4567891 * (i - 7), r20=1.234567 * (i - 6))
+            for i, s in enumerate(LIVE_SYMBOLS)
+        },
+        last_close={q.symbol: q.price for q in quotes},
+        realized_vol_20d=14.81234,
+        volume_ratio_20d=1.0712,
+        vix=17.4,
+        vix_change_5d=-1.2,
+        curve_slope=0.51,
+        curve_slope_change_20d=0.08,
+        cpi_yoy=2.9,
+        core_cpi_yoy=3.1,
+        fed_funds=4.33,
+        unemployment=4.2,
+        oil_r20=-3.4,
+        regime="chop",
+        regime_score=0.41,
+        base_rates={f"{s}|1": BaseRate(up=0.53, down=0.47, n=2514) for s in LIVE_SYMBOLS[:5]},
+    )
+    record = TrackRecord(
+        as_of=as_of,
+        lines=tuple(
+            ScoreLine(
+                source=source,
+                regime=regime,
+                calls=120,
+                hits=61,
+                misses=59,
+                hit_rate=61 / 120,
+                brier=0.2487,
+                hit_rate_low=0.42,
+                hit_rate_high=0.6,
+                base_rate=0.53,
+                brier_skill=-0.004,
+            )
+            for source in ("macro", "flow", "contrarian", "synthesis")
+            for regime in ("all", "chop")
+        ),
+    )
+    return CycleContext(cycle_number=900, snapshot=snapshot, features=features, record=record)

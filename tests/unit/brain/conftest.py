@@ -14,7 +14,14 @@ from shared.brain.spending import Caps
 from shared.contracts import CycleContext
 from shared.db.session import migrate
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.unit.brain.cases import API_KEY, NOW, PRICES, BrainMaker, make_context
+from tests.unit.brain.cases import (
+    API_KEY,
+    MIND_MODEL,
+    NOW,
+    SYNTHESIS_MODEL,
+    BrainMaker,
+    make_context,
+)
 
 GENEROUS = Caps(per_cycle=1.0, per_day=20.0)
 
@@ -47,12 +54,12 @@ def make_brain(fake: FakeAnthropic, db_url: str) -> Iterator[BrainMaker]:
         )
         clients.append(client)
         config = BrainConfig(
-            model="claude-sonnet-5-5",
-            max_tokens=800,
-            synthesis_max_tokens=1500,
+            mind_model=MIND_MODEL,
+            synthesis_model=SYNTHESIS_MODEL,
+            max_tokens=4000,
+            synthesis_max_tokens=6000,
             timeout_s=timeout_s,
             caps=caps,
-            prices=PRICES,
         )
         return AnthropicBrain(client, config, db_url=db_url, rules=rules, clock=lambda: NOW)
 

@@ -9,7 +9,13 @@ from shared.brain.prose import write_dispatch
 from shared.brain.spending import Caps
 from shared.contracts import CycleContext, Deliberation
 from shared.errors import TransientError
-from tests.fakes.anthropic_server import FakeAnthropic, overloaded, tool_use, unauthorized
+from tests.fakes.anthropic_server import (
+    FakeAnthropic,
+    json_reply,
+    overloaded,
+    refusal,
+    unauthorized,
+)
 from tests.unit.brain.cases import BrainMaker, make_deliberation
 
 FINAL = "[DIRECTION: down] [TIMEFRAME: 24h] [CONFIDENCE: 0.54]"
@@ -32,7 +38,7 @@ def test_a_draft_that_states_the_decision_is_published(
     fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
 ) -> None:
     """A valid draft ending with the decided call line is returned as the model wrote it."""
-    fake.script(tool_use("write_dispatch", draft(f"SPY lower in 24 hours.\n\n{FINAL}")))
+    fake.script(json_reply(draft(f"SPY lower in 24 hours.\n\n{FINAL}")))
     result = make_brain().write(make_deliberation(), context)
 
     assert result.title == "The Mega-Caps Are Lying to the Indices"
@@ -40,9 +46,10 @@ def test_a_draft_that_states_the_decision_is_published(
     assert result.usage is not None
     assert result.usage.output_tokens > 0
     request = fake.requests[0]
-    assert request.tool_name == "write_dispatch"
+    assert request.body["model"] == "claude-sonnet-5-5"
+    assert "body_md" in request.output_schema["properties"]
     assert f"Final line (copy it exactly, on its own line): {FINAL}" in request.text
-    assert "The synthesis" in request.body["system"]
+    assert "The synthesis" in request.system_text
 
 
 def test_a_contradicting_draft_is_repaired_once(
@@ -50,15 +57,15 @@ def test_a_contradicting_draft_is_repaired_once(
 ) -> None:
     """A body marking the other direction gets the contradiction back, and the repair is used."""
     fake.script(
-        tool_use("write_dispatch", draft("SPY higher.\n\n[DIRECTION: up] [TIMEFRAME: 24h]")),
-        tool_use("write_dispatch", draft(f"SPY lower.\n\n{FINAL}")),
+        json_reply(draft("SPY higher.\n\n[DIRECTION: up] [TIMEFRAME: 24h]")),
+        json_reply(draft(f"SPY lower.\n\n{FINAL}")),
     )
     result = make_brain().write(make_deliberation(), context)
 
     assert fake.request_count == 2
     repair = fake.requests[1].body["messages"][-1]["content"][0]
-    assert repair["is_error"] is True
-    assert "decided direction is down" in repair["content"]
+    assert repair["type"] == "text"
+    assert "decided direction is down" in repair["text"]
     assert result.body_md.rstrip().endswith(FINAL)
 
 
@@ -66,8 +73,8 @@ def test_a_draft_never_repaired_falls_back_to_the_formatted_deliberation(
     fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
 ) -> None:
     """Two contradicting drafts give the deterministic prose of the decision, which states it."""
-    wrong = tool_use("write_dispatch", draft("SPY higher. [DIRECTION: up]"))
-    fake.script(wrong, wrong, tool_use("write_dispatch", draft(FINAL)))
+    wrong = json_reply(draft("SPY higher. [DIRECTION: up]"))
+    fake.script(wrong, wrong, json_reply(draft(FINAL)))
     deliberation = make_deliberation()
     result = make_brain().write(deliberation, context)
 
@@ -85,13 +92,13 @@ def test_an_abstention_draft_must_not_carry_a_call(
 ) -> None:
     """For an abstention, a body that smuggles in a direction marker is repaired."""
     fake.script(
-        tool_use("write_dispatch", draft(f"{NO_CALL_LINE}\n\n[DIRECTION: up]")),
-        tool_use("write_dispatch", draft(f"I'm sitting this one out.\n\n{NO_CALL_LINE}")),
+        json_reply(draft(f"{NO_CALL_LINE}\n\n[DIRECTION: up]")),
+        json_reply(draft(f"I'm sitting this one out.\n\n{NO_CALL_LINE}")),
     )
     result = make_brain().write(make_deliberation(call=False), context)
 
     assert fake.request_count == 2
-    assert "abstain" in fake.requests[1].body["messages"][-1]["content"][0]["content"]
+    assert "abstain" in fake.requests[1].body["messages"][-1]["content"][0]["text"]
     assert result.body_md.rstrip().endswith(NO_CALL_LINE)
 
 
@@ -125,9 +132,21 @@ def test_a_dissenting_proposed_call_is_never_published(
 ) -> None:
     """A proposed call of the model's own is logged as dissent and leaves the draft unchanged."""
     dissent = {"target": "QQQ", "direction": "up", "horizon_hours": 48, "probability": 0.6}
-    fake.script(tool_use("write_dispatch", draft(f"SPY lower.\n\n{FINAL}", proposed_call=dissent)))
+    fake.script(json_reply(draft(f"SPY lower.\n\n{FINAL}", proposed_call=dissent)))
     deliberation: Deliberation = make_deliberation()
     result = make_brain().write(deliberation, context)
 
     assert "QQQ" not in result.body_md
     assert result.body_md.rstrip().endswith(call_line(deliberation))
+
+
+def test_a_refusal_gives_the_formatted_dispatch(
+    fake: FakeAnthropic, make_brain: BrainMaker, context: CycleContext
+) -> None:
+    """A refusal stop reason on the synthesis publishes the deterministic writer's words."""
+    fake.script(refusal("general_harms"))
+    deliberation = make_deliberation()
+    result = make_brain().write(deliberation, context)
+
+    assert result.body_md == write_dispatch(deliberation, context)[1]
+    assert fake.request_count == 1

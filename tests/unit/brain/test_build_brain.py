@@ -41,7 +41,19 @@ def test_the_sdk_variable_is_accepted_and_the_client_never_retries(
     assert brain._client.max_retries == 0
     assert brain.think("macro", make_context()).status == "ok"  # the fake's default responder
     assert fake.requests[0].headers["authorization"] == "Bearer sk-from-env"
-    assert fake.requests[0].body["model"] == "claude-sonnet-5-5"
+    assert fake.requests[0].body["model"] == "claude-haiku-5-5"  # minds on the Haiku class
+
+
+def test_a_model_without_a_price_is_a_configuration_error(db_url: str) -> None:
+    """A model id missing from the price table fails at start-up, naming the table."""
+    settings = Settings(
+        brain="anthropic",
+        anthropic_api_key="sk-x",
+        anthropic_synthesis_model="claude-sonnet-9",
+        _env_file=None,
+    )
+    with pytest.raises(ConfigurationError, match=r"claude-sonnet-9.*shared/brain/models\.py"):
+        build_brain(settings, db_url=db_url)
 
 
 def test_the_offline_setting_builds_the_offline_brain(tmp_path: Path) -> None:
