@@ -23,6 +23,7 @@ from shared.contracts import (
     SourceResult,
 )
 from shared.features import compute_features, empty_features, features_at
+from shared.news import news_block
 
 NO_ANSWER = "no answer within time limit"
 _FLAG_FOR_STATUS = {
@@ -135,5 +136,6 @@ def assemble_live(
     if prices.is_empty():
         return snapshot, empty_features(as_of, ("prices",))
     frame = compute_features(prices, macro_frame(snapshot.macro, as_of))
-    features = features_at(frame, as_of)
-    return snapshot, features or empty_features(as_of, ("history",))
+    features = features_at(frame, as_of) or empty_features(as_of, ("history",))
+    news = news_block(snapshot.news, as_of)
+    return snapshot, features.model_copy(update={"news": news}) if news else features
