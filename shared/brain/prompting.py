@@ -382,7 +382,13 @@ def _quotes(context: CycleContext) -> str:
 
 
 def _features(context: CycleContext) -> str:
-    return _json(context.features.model_dump(mode="json", exclude_none=True, exclude={"as_of"}))
+    # The news block's scores are features; its headline texts are untrusted and reach the model
+    # only inside the untrusted news block.
+    return _json(
+        context.features.model_dump(
+            mode="json", exclude_none=True, exclude={"as_of": True, "news": {"top", "leads"}}
+        )
+    )
 
 
 def _data_quality(context: CycleContext) -> str:

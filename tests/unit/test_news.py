@@ -135,3 +135,18 @@ def test_headlines_that_do_not_move_a_mind_are_said_to_have_been_read(market: Re
     quiet = _context(market, date(2016, 6, 14))
     assert quiet.features.news is None
     assert "headlines" not in brain.think("macro", quiet).argument
+
+
+def test_headline_texts_never_reach_a_model_prompt_as_trusted_features(
+    market: ReplayMarket,
+) -> None:
+    """The Claude prompt's features block carries the news scores but no headline text; the
+    headlines appear only inside the untrusted news block."""
+    from shared.brain.prompting import _features
+
+    context = _context(market, date(2015, 8, 25))
+    assert context.features.news is not None
+    block = _features(context)
+    assert '"news"' in block
+    assert '"market_balance"' in block
+    assert "Stock markets around the world fall" not in block
