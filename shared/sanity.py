@@ -26,10 +26,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import polars as pl
+
+from shared.contracts import DataFlag
 
 TRAILING = 60
 MIN_TRAILING = 20
@@ -281,3 +284,12 @@ def screen_macro(macro: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
     kept = macro.with_row_index("_row").filter(~pl.col("_row").is_in(drop_rows)).drop("_row")
     findings.sort(key=lambda f: (f.known_at, f.subject))
     return kept, findings
+
+
+def recent_flags(findings: Sequence[Finding], as_of: datetime, window: timedelta) -> list[DataFlag]:
+    """Flags for the findings that became known in the `window` before as_of (none later)."""
+    return [
+        DataFlag(code=f.code, subject=f.subject, detail=f.detail)
+        for f in findings
+        if as_of - window < f.known_at <= as_of
+    ]
