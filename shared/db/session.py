@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# Importing the record registers the flush hook that keeps its aggregates (shared.db.record):
+# every session that can write a call must have it.
+from shared.db import record as _aggregates  # noqa: F401
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
