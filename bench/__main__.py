@@ -14,12 +14,14 @@ from bench.report import Report, machine
 
 PARTS = {
     "startup": "bench.startup",
+    "history": "bench.history",
     "resolver": "bench.resolver",
     "backtest": "bench.backtest",
     "fleet": "bench.fleet",
 }
 TITLES = {
     "startup": "(e) command-line start-up",
+    "history": "(a) a cycle's cost as the stored history grows",
     "resolver": "(d) resolver: batch settle against a bare as-of join",
     "backtest": "(c) backtest of the whole replay on one core",
     "fleet": "(b, f) the desk's cycle against a bare Celery cycle of the same shape; memory",
