@@ -279,10 +279,22 @@ def rebuild(session: Session) -> bool:
     )  # fmt: skip
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return True
-    rows = session.execute(select(PredictionRecord)).scalars().all()
-    skipped = session.execute(select(AbstentionRecord.source, AbstentionRecord.regime)).all()
-    calls = [_call(r, r.status) for r in rows]
-    abstentions = [Abstained(s, r) for s, r in skipped]
+    p = PredictionRecord
+    columns = (p.source, p.regime, p.status, p.confidence, p.asset_class, p.horizon_hours,
+               p.topic, p.base_rate, p.withheld_by, p.made_at, p.settled_at)  # fmt: skip
+    calls: list[CallOutcome] = []
+    moments: list[datetime] = []
+    for r in session.execute(select(*columns)):
+        calls.append(CallOutcome(r.source, r.regime, r.status, r.confidence,
+                                 asset_class=r.asset_class, horizon_hours=r.horizon_hours,
+                                 topic=r.topic, base_rate=r.base_rate,
+                                 withheld=r.withheld_by is not None))  # fmt: skip
+        moments.append(r.settled_at or r.made_at)
+    skipped = session.execute(
+        select(AbstentionRecord.source, AbstentionRecord.regime, AbstentionRecord.made_at)
+    ).all()
+    abstentions = [Abstained(s, r) for s, r, _ in skipped]
+    moments += [made for *_, made in skipped]
     connection = session.connection()
     for book, include in ((PUBLIC, False), (EVIDENCE, True)):
         found = tallies(calls, abstentions, include_withheld=include)
@@ -292,11 +304,8 @@ def rebuild(session: Session) -> bool:
                ForecastRecord.base_rate_up, ForecastRecord.settled_at)
         .where(ForecastRecord.status == "settled", ForecastRecord.went_up.is_not(None))
     ).all()  # fmt: skip
-    add_bins(connection, ((p, bool(u), b) for p, u, b, _ in forecasts))
-    moments = [r.made_at for r in rows] + [r.settled_at for r in rows if r.settled_at]
-    moments += [s for *_, s in forecasts if s is not None]
-    made = session.execute(select(AbstentionRecord.made_at)).scalars().all()
-    moments += list(made)
+    add_bins(connection, ((pooled, bool(up), base) for pooled, up, base, _ in forecasts))
+    moments += [settled for *_, settled in forecasts if settled is not None]
     if moments:
         reach(connection, max(moments))
     return True
