@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -17,7 +17,7 @@ def _calls(market: ReplayMarket, n: int) -> list[dict[str, object]]:
     after the data ends (no price ever), with spent attempts of 0 to 2."""
     rng = random.Random(7)
     symbols = sorted(market.data.prices["symbol"].unique().to_list())
-    days = market.sessions(datetime(2000, 1, 1).date(), datetime(2100, 1, 1).date())
+    days = market.sessions(date(2000, 1, 1), date(2100, 1, 1))
     last = days[-1]
     rows: list[dict[str, object]] = []
     for i in range(n):
@@ -56,7 +56,7 @@ def test_batch_matches_the_judge_call_by_call(sample: ReplayData, market: Replay
           "matures_us": micros(c["matures_at"])} for c in calls],  # type: ignore[arg-type]
         schema=OPEN_SCHEMA,
     )  # fmt: skip
-    last = max(market.sessions(datetime(2000, 1, 1).date(), datetime(2100, 1, 1).date()))
+    last = max(market.sessions(date(2000, 1, 1), date(2100, 1, 1)))
     moments = [
         datetime.combine(last, datetime.min.time(), UTC) - timedelta(days=30),
         datetime.combine(last, datetime.min.time(), UTC) + timedelta(days=2),

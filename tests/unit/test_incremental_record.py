@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from shared.contracts import TrackRecord
 from shared.db import record
-from shared.db.aggregates import DeskState
+from shared.db.aggregates import CalibrationBin, DeskState, ScoreCell, ScoreTally
 from shared.db.models import AbstentionRecord, Cycle, ForecastRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.records import forecast_history, scanned_record, track_record
@@ -168,10 +168,8 @@ def test_a_database_from_before_the_aggregates_builds_them_once(tmp_path: Path) 
         with session_scope(url) as session:
             _day(rng, session, n, START + timedelta(days=n))
     with session_scope(url) as session:
-        for table in ("score_tallies", "score_cells", "calibration_bins"):
-            session.execute(record.ScoreTally.__table__.delete() if table == "score_tallies"
-                            else record.ScoreCell.__table__.delete() if table == "score_cells"
-                            else record.CalibrationBin.__table__.delete())  # fmt: skip
+        for model in (ScoreTally, ScoreCell, CalibrationBin):
+            session.execute(delete(model))
         session.execute(update(DeskState).values(built=False, record_through=None))
     end = START + timedelta(days=10)
     with session_scope(url) as session:
