@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
@@ -115,6 +116,31 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
     return [(float(p), bool(up), base) for p, up, base in session.execute(query)]
 
 
+def _recall_query(*cell: ColumnElement[bool]) -> Select[tuple[Any]]:
+    as_of = bindparam("as_of", type_=LessonRecord.settled_at.type)
+    return (
+        select(LessonRecord.payload)
+        .where(
+            LessonRecord.target == bindparam("target"),
+            LessonRecord.regime == bindparam("regime"),
+            *cell,
+            LessonRecord.settled_at <= as_of,
+            LessonRecord.made_at < as_of,
+        )
+        .order_by(LessonRecord.settled_at.desc(), LessonRecord.made_at.desc())
+        .limit(CELL_DEPTH * LESSONS_PER_CYCLE)
+    )
+
+
+_CELL = _recall_query(
+    LessonRecord.r5_cell == bindparam("r5"), LessonRecord.vol_cell == bindparam("vol")
+)
+_NO_CELL = _recall_query(
+    or_(LessonRecord.r5_cell.is_(None), LessonRecord.r5_cell == bindparam("r5")),
+    or_(LessonRecord.vol_cell.is_(None), LessonRecord.vol_cell == bindparam("vol")),
+)
+
+
 def lessons_near(
     session: Session, target: str, regime: str, tape: Fingerprint, as_of: datetime
 ) -> list[Lesson]:
@@ -126,20 +152,10 @@ def lessons_near(
     """
     found: list[Lesson] = []
     for r5_cell, vol_cell in near_cells(tape):
-        query = (
-            select(LessonRecord.payload)
-            .where(
-                LessonRecord.target == target,
-                LessonRecord.regime == regime,
-                LessonRecord.r5_cell.is_(None) if r5_cell is None
-                else LessonRecord.r5_cell == r5_cell,
-                LessonRecord.vol_cell.is_(None) if vol_cell is None
-                else LessonRecord.vol_cell == vol_cell,
-                LessonRecord.settled_at <= as_of,
-                LessonRecord.made_at < as_of,
-            )
-            .order_by(LessonRecord.settled_at.desc(), LessonRecord.made_at.desc())
-            .limit(CELL_DEPTH * LESSONS_PER_CYCLE)
-        )  # fmt: skip
-        found += [Lesson.model_validate(payload) for payload in session.scalars(query)]
+        # Two prepared statements (a cell of the grid, or the cell of a tape without one):
+        # built once, so a cycle's nine reads cost the reads alone.
+        query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
+        rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
+                                       "vol": vol_cell, "as_of": as_of})  # fmt: skip
+        found += [Lesson.model_validate(payload) for payload in rows]
     return found

@@ -73,9 +73,21 @@ def logit(p: float) -> float:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _insert(connection: Connection) -> Any:
-    """The dialect's INSERT that knows ON CONFLICT (SQLite and PostgreSQL both speak it)."""
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+def _upsert(dialect: str, model: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum;
+    built once per dialect and table (building a statement costs more than running it)."""
+    found = _UPSERTS.get((dialect, model))
+    if found is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = model.__table__
+        stmt = insert(table)
+        found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={n: table.c[n] + stmt.excluded[n] for n in sums}
+        )
+    return found
+
+
+_UPSERTS: dict[tuple[str, Any], Any] = {}
 
 
 def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
@@ -88,13 +100,8 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
         absorb(tally, delta)
     if not combined:
         return
-    insert = _insert(connection)
-    table = ScoreTally.__table__
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["book", "cut"],
-        set_={name: table.c[name] + stmt.excluded[name] for name in SUMS},
-    )
+    dialect = connection.dialect.name
+    stmt = _upsert(dialect, ScoreTally, ("book", "cut"), SUMS)
     rows = [
         {"book": b, "cut": c, **{n: getattr(t, n) for n in SUMS}} for (b, c), t in combined.items()
     ]
@@ -106,12 +113,7 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
         for bucket, cell in touched_cells(t)
     ]  # fmt: skip
     if cells:
-        cell_table = ScoreCell.__table__
-        cell_stmt = insert(cell_table)
-        cell_stmt = cell_stmt.on_conflict_do_update(
-            index_elements=["book", "cut", "bucket"],
-            set_={n: cell_table.c[n] + cell_stmt.excluded[n] for n in ("n", "stated", "hits")},
-        )
+        cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
         connection.execute(cell_stmt, cells)
 
 
@@ -126,26 +128,26 @@ def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | 
         cell[2] += logit(base_rate) if base_rate is not None else 0.0
     if not rows:
         return
-    table = CalibrationBin.__table__
-    stmt = _insert(connection)(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["bin"],
-        set_={n: table.c[n] + stmt.excluded[n] for n in ("n", "ups", "base_logit_sum")},
+    stmt = _upsert(
+        connection.dialect.name, CalibrationBin, ("bin",), ("n", "ups", "base_logit_sum")
     )
     values = [{"bin": i, "n": int(n), "ups": int(k), "base_logit_sum": s}
               for i, (n, k, s) in rows.items()]  # fmt: skip
     connection.execute(stmt, values)
 
 
+_WHEN = bindparam("moment", type_=UtcDateTime())
+_THROUGH = DeskState.record_through
+_REACH = (
+    update(DeskState)
+    .where(DeskState.name == DESK)
+    .values(record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH))
+)
+
+
 def reach(connection: Connection, moment: datetime) -> None:
     """Move desk_state.record_through up to moment (never down)."""
-    when = bindparam("moment", moment, type_=UtcDateTime())
-    through = DeskState.record_through
-    connection.execute(
-        update(DeskState)
-        .where(DeskState.name == DESK)
-        .values(record_through=case((or_(through.is_(None), through < when), when), else_=through))
-    )
+    connection.execute(_REACH, {"moment": moment})
 
 
 def _call(row: PredictionRecord, status: str) -> CallOutcome:
@@ -217,10 +219,11 @@ event.listen(Session, "before_flush", _fold)
 # --- reading --------------------------------------------------------------------------------------
 
 
+_DESK = select(DeskState.built, DeskState.record_through).where(DeskState.name == DESK)
+
+
 def _desk(session: Session) -> tuple[bool, datetime | None]:
-    row = session.execute(
-        select(DeskState.built, DeskState.record_through).where(DeskState.name == DESK)
-    ).first()
+    row = session.execute(_DESK).first()
     if row is None:
         return False, None
     return bool(row[0]), row[1]
@@ -236,17 +239,23 @@ def usable(session: Session, as_of: datetime | None) -> bool:
     return as_of is None or through is None or through <= as_of
 
 
+_TALLIES = select(ScoreTally.cut, *(getattr(ScoreTally, n) for n in SUMS)).where(
+    ScoreTally.book == bindparam("book")
+)
+_CELLS = select(
+    ScoreCell.cut, ScoreCell.bucket, ScoreCell.n, ScoreCell.stated, ScoreCell.hits
+).where(ScoreCell.book == bindparam("book"))
+
+
 def lines(
     session: Session, *, include_withheld: bool = False, detail: bool = False
 ) -> tuple[ScoreLine, ...]:
     """Every line of one book (public, or evidence with include_withheld) from its tallies."""
-    book = EVIDENCE if include_withheld else PUBLIC
-    columns = [ScoreTally.cut, *(getattr(ScoreTally, n) for n in SUMS)]
+    book = {"book": EVIDENCE if include_withheld else PUBLIC}
     tallies: dict[str, Tally] = {}
-    for row in session.execute(select(*columns).where(ScoreTally.book == book)):
+    for row in session.execute(_TALLIES, book):
         tallies[row[0]] = Tally(**dict(zip(SUMS, row[1:], strict=True)))
-    cells = select(ScoreCell.cut, ScoreCell.bucket, ScoreCell.n, ScoreCell.stated, ScoreCell.hits)
-    for cut, bucket, n, stated, hits in session.execute(cells.where(ScoreCell.book == book)):
+    for cut, bucket, n, stated, hits in session.execute(_CELLS, book):
         tally = tallies.get(cut)
         if tally is not None:
             tally.cells[bucket] = [n, stated, hits]
