@@ -81,11 +81,16 @@ out = _Console()
 err = _Console(stderr=True)
 
 
-def _settings() -> Settings:
-    from shared.logs import configure_logging
+def _settings(*, logs: bool = True) -> Settings:
+    """The settings; logs=False for a command that logs nothing (structlog is a tenth of a
+    second of start-up)."""
     from shared.settings import load_settings
 
     settings = load_settings()
+    if not logs:
+        return settings
+    from shared.logs import configure_logging
+
     configure_logging(
         settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level
     )
@@ -145,7 +150,7 @@ def down() -> None:
 @cli.command()
 def status() -> None:
     """Show which processes of the embedded stack are alive."""
-    settings = _settings()
+    settings = _settings(logs=False)
     alive = stack.status(settings)
     if not alive:
         out.print("no stack is running")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 # (typer loads rich's renderers for its own help: those are its cost, not ours.)
-HEAVY = ("sqlalchemy", "alembic", "polars", "celery", "kombu", "redis", "shared.contracts")
+HEAVY = ("sqlalchemy", "alembic", "polars", "celery", "kombu", "redis", "shared.contracts",
+         "structlog")  # fmt: skip
 
 PROBE = """
 import json, sys
