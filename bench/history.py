@@ -176,19 +176,26 @@ def run(report: Report, *, quick: bool) -> None:
     days = market.sessions(date(1900, 1, 1), date(2999, 12, 31))
     bench_days = days[-(measured + 1) :]
     first = datetime.combine(bench_days[0], datetime.min.time(), UTC)
-    floor: float | None = None
     with tempfile.TemporaryDirectory(prefix="workshop-bench-history-") as tmp:
+        desks: dict[int, tuple[str, Settings]] = {}
         for size in sizes:
             home = Path(tmp) / str(size)
             url = f"sqlite:///{home / 'desk.sqlite'}"
-            settings = Settings(home=home, database_url=url)
             migrate(url)
             started = time.perf_counter()
             seed(url, size, first)
             report.note(f"{size:,} stored cycles written in {time.perf_counter() - started:.1f} s")
-            _cycle(url, bench_days[0], settings, market)  # warm-up: imports, caches
-            runs = [_cycle(url, day, settings, market) for day in bench_days[1:]]
-            median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            desks[size] = (url, Settings(home=home, database_url=url))
+            _cycle(url, bench_days[0], desks[size][1], market)  # warm-up: imports, caches
+        # Each measured day runs once on every desk in turn, so that the machine's drift (it is
+        # shared) hits every size alike.
+        runs: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for day in bench_days[1:]:
+            for size, (url, settings) in desks.items():
+                runs[size].append(_cycle(url, day, settings, market))
+        floor: float | None = None
+        for size in sizes:
+            median = {k: statistics.median(r[k] for r in runs[size]) for k in runs[size][0]}
             value = median["cycle"] * 1000
             floor = floor if floor is not None else value
             stages = ", ".join(f"{k} {v * 1000:.1f}" for k, v in median.items() if k != "cycle")

@@ -426,7 +426,7 @@ def rules(
     else:
         settings = _settings()
         book = list(driver.rule_book(settings.db_url))
-        where = "the fleet's last dispatch"
+        where = "the fleet's rule book"
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in book], indent=2) + "\n")
         return

@@ -377,8 +377,11 @@ def save_state(
     )
     if bumped.rowcount != 1:  # type: ignore[attr-defined]
         raise StateConflict(f"the desk's state moved past version {read.version}")
-    _replace(session, LearnedRuleRecord, "rule_id", [(r.id, r.status, r) for r in rules], as_of)
-    _replace(session, StoryRecord, "story_key", [(s.key, s.status, s) for s in stories], as_of)
+    # Unchanged rules or stories (most cycles) need no write.
+    if tuple(rules) != read.rules:
+        _replace(session, LearnedRuleRecord, "rule_id", [(r.id, r.status, r) for r in rules], as_of)
+    if tuple(stories) != read.stories:
+        _replace(session, StoryRecord, "story_key", [(s.key, s.status, s) for s in stories], as_of)
     if fit is not None:
         a, b, n = fit
         row = session.get(CalibrationFit, "synthesis")

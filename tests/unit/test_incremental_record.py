@@ -202,6 +202,9 @@ def test_state_is_stored_only_over_the_version_it_was_read_at(tmp_path: Path) ->
     assert state.rules == (rule,)
     assert state.stories == (story,)
     assert state.fit == (0.1, 0.2)
+    from workshop import driver
+
+    assert driver.rule_book(url) == (rule,), "`workshop rules` reads the stored book"
 
 
 def test_stored_bins_are_the_recalibrations_bins() -> None:
