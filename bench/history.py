@@ -56,6 +56,8 @@ def seed(url: str, cycles: int, before: datetime, seed_value: int = 11) -> None:
                                "status": "published", "claimed_at": made,
                                "launched_at": made})  # fmt: skip
         up = rng.random() < 0.53
+        # One tape per cycle, as a cycle's lessons all rest on the tape it was made on.
+        tape = Fingerprint(r5=0.1, vol=18.0, r5_cell=rng.randint(-3, 3), vol_cell=rng.randint(0, 4))
         rows["forecasts"].append({
             "cycle_key": key, "target": "^GSPC", "horizon_hours": 24, "reference_price": 2000.0,
             "made_at": made, "matures_at": settled, "regime": regime,
@@ -81,8 +83,6 @@ def seed(url: str, cycles: int, before: datetime, seed_value: int = 11) -> None:
                 "withheld_by": "flow|risk_off#1" if source == "flow" and regime == "risk_off"
                 else None,
             })  # fmt: skip
-            tape = Fingerprint(r5=0.1, vol=18.0, r5_cell=rng.randint(-3, 3),
-                               vol_cell=rng.randint(0, 4))  # fmt: skip
             lesson = Lesson(cycle_key=key, source=source, target="^GSPC", regime=regime,
                             made_at=made, settled_at=settled, outcome=outcome, rested_on="-",
                             happened="-", would_change="-", fingerprint=tape)  # fmt: skip

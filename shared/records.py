@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, or_, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
@@ -20,9 +19,9 @@ from shared.db.models import (
 from shared.memory import CELL_DEPTH, near_cells
 from shared.scoring import Abstained, CallOutcome, score_lines
 
-# A cycle leaves at most a lesson per source and one for its pooled forecast; the margin keeps
-# the newest CELL_DEPTH cycles of a cell inside one read even with a few more sources.
-LESSONS_PER_CYCLE = 12
+# A cycle leaves at most a lesson per source (four) and one for its pooled forecast, all in the
+# cell of its tape: the newest CELL_DEPTH cycles of a cell fit in one read of this many per cycle.
+LESSONS_PER_CYCLE = 6
 
 
 def track_record(
@@ -116,10 +115,11 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
     return [(float(p), bool(up), base) for p, up, base in session.execute(query)]
 
 
-def _recall_query(*cell: ColumnElement[bool]) -> Select[tuple[Any]]:
+def _recall_query(*cell: ColumnElement[bool]) -> Select[tuple[str]]:
     as_of = bindparam("as_of", type_=LessonRecord.settled_at.type)
     return (
-        select(LessonRecord.payload)
+        # The stored JSON as text: pydantic parses and validates it in one pass.
+        select(cast(LessonRecord.payload, Text))
         .where(
             LessonRecord.target == bindparam("target"),
             LessonRecord.regime == bindparam("regime"),
@@ -157,5 +157,5 @@ def lessons_near(
         query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
         rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
                                        "vol": vol_cell, "as_of": as_of})  # fmt: skip
-        found += [Lesson.model_validate(payload) for payload in rows]
+        found += [Lesson.model_validate_json(payload) for payload in rows]
     return found
