@@ -115,7 +115,7 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
     return [(float(p), bool(up), base) for p, up, base in session.execute(query)]
 
 
-def _recall_query(*cell: ColumnElement[bool]) -> Select[tuple[str]]:
+def _recall_query(*cell: ColumnElement[bool]) -> Select[str]:
     as_of = bindparam("as_of", type_=LessonRecord.settled_at.type)
     return (
         # The stored JSON as text: pydantic parses and validates it in one pass.
