@@ -115,7 +115,8 @@ def _cycle(url: str, day: date, settings: Any, market: Any) -> dict[str, float]:
     from services.resolver.forecasts import settle_forecasts
     from services.resolver.lessons import record_lessons
     from services.resolver.resolve import settle_matured
-    from services.synth.tasks import _run
+    from services.synth.synthesize import synthesize
+    from services.synth.tasks import _outputs, read_cycle, store_reading
     from shared.brain.factory import brain_from_settings
     from shared.calendar import replay_as_of
     from shared.contracts import CycleContext, CycleTrigger
@@ -153,9 +154,15 @@ def _cycle(url: str, day: date, settings: Any, market: Any) -> dict[str, float]:
     ]
     seconds["three minds"] = time.perf_counter() - started
     started = time.perf_counter()
-    outcome = _run(results, trigger.cycle_key, settings)
-    assert outcome is not None
-    assert outcome[1], "the cycle was stored"
+    reading = read_cycle(trigger.cycle_key, settings)
+    assert reading is not None
+    outputs = _outputs(results, settings.minds)
+    dispatch = synthesize(
+        reading.context, outputs, brain, expected_minds=settings.minds,
+        horizon_hours=settings.horizon_hours, calibrator=reading.calibrator,
+        rules=reading.rules, stories=reading.stories, recalled=reading.recalled,
+    )  # fmt: skip
+    assert store_reading(reading, dispatch, outputs, settings), "the cycle was stored"
     seconds["synthesis"] = time.perf_counter() - started
     seconds["cycle"] = sum(seconds.values())
     return seconds
