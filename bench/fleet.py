@@ -332,12 +332,12 @@ def _measure(
         ):
             children = len(_children(desk.workers[name]))
             bare_mb = peak_mb(bare.workers[twin])
-            floor = bare_mb + (children + 1) * libs + (children * data if holds_data else 0)
+            needed = bare_mb + (children + 1) * libs + (children * data if holds_data else 0)
             report.add(
                 Figure(f"peak memory (VmHWM), {name} worker", peak_mb(desk.workers[name]),
-                       floor, "MB", "<=", MEMORY_RATIO,
-                       note=f"floor: bare {twin} worker {bare_mb:.0f} MB + what its "
-                       f"{children + 1} processes must hold")
+                       bare_mb, "MB", "<=", None, limit=MEMORY_RATIO * needed,
+                       note=f"bare: the bare {twin} worker; limit {MEMORY_RATIO:g} x {needed:.0f} "
+                       f"MB, the bare worker + what its {children + 1} processes must hold")
             )  # fmt: skip
         own = _task_seconds(desk.logs)
     for name, seconds in own.items():
