@@ -23,3 +23,8 @@ fi
 .venv/bin/mypy
 .venv/bin/lint-imports
 .venv/bin/pytest "$@"
+# The benchmarks' smoke run: every part on small sizes, so that bench/ keeps working. It prints
+# its figures and asserts nothing about time (machines differ; see bench/ and the README).
+if [ $# -eq 0 ]; then
+  .venv/bin/python -m bench --quick
+fi

@@ -3,36 +3,94 @@ calls, and read dispatches and the scoreboard. Entrypoints only build a request 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
-from shared.contracts import CycleTrigger, Dispatch, ScoreLine, TrackRecord
 from shared.errors import WorkshopError
-from shared.logs import configure_logging
-from shared.settings import Settings, load_settings
-from workshop import driver, render, stack
+
+# Start-up is import time: every command (and --help) pays for whatever this module imports.
+# The heavy parts (Celery, SQLAlchemy, polars, the pydantic contracts, rich's renderers) load
+# when a command first touches them, so `workshop --help` and `workshop status` stay fast.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shared.contracts import Dispatch, ScoreLine, TrackRecord
+    from shared.settings import Settings
+    from workshop import driver, render, stack
+else:
+
+    def _lazy(name: str) -> ModuleType:
+        """The module, executed on its first attribute access (importlib's LazyLoader)."""
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            raise ImportError(name)
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)
+        return module
+
+    driver = _lazy("workshop.driver")
+    render = _lazy("workshop.render")
+    stack = _lazy("workshop.stack")
+
 
 cli = typer.Typer(
     help="Workshop: an autonomous market desk on Celery workers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-# Off a terminal (CI logs, pipes) rich would wrap at 80 columns and truncate the tables.
-out = Console() if Console().is_terminal else Console(width=140)
-err = Console(stderr=True)
 
 
-def _settings() -> Settings:
+class _Console:
+    """A rich Console built on first use (rich's import is part of start-up otherwise)."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            if self._stderr:
+                self._console = Console(stderr=True)
+            else:
+                # Off a terminal (CI logs, pipes) rich would wrap at 80 columns and truncate
+                # the tables.
+                self._console = Console() if Console().is_terminal else Console(width=140)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = _Console()
+err = _Console(stderr=True)
+
+
+def _settings(*, logs: bool = True) -> Settings:
+    """The settings; logs=False for a command that logs nothing (structlog is a tenth of a
+    second of start-up)."""
+    from shared.settings import load_settings
+
     settings = load_settings()
+    if not logs:
+        return settings
+    from shared.logs import configure_logging
+
     configure_logging(
         settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level
     )
@@ -92,7 +150,7 @@ def down() -> None:
 @cli.command()
 def status() -> None:
     """Show which processes of the embedded stack are alive."""
-    settings = _settings()
+    settings = _settings(logs=False)
     alive = stack.status(settings)
     if not alive:
         out.print("no stack is running")
@@ -127,6 +185,8 @@ def cycle(
         "mode": chosen_mode,
         "data_dir": str(data_dir.resolve()) if data_dir else None,
     }
+    from shared.contracts import CycleTrigger
+
     try:
         trigger = CycleTrigger.model_validate(payload)
     except ValueError as error:
@@ -222,7 +282,7 @@ def backtest(
         _fail(f"--to {end} is before --from {start}")
     bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, disable=not progress,
+        TimeElapsedColumn(), console=err.console, disable=not progress,
     )  # fmt: skip
     with bar:
         task = bar.add_task("backtest", total=None)
@@ -288,6 +348,8 @@ def _print_dispatch(found: Dispatch, *, as_json: bool) -> None:
         return
     text = render.dispatch_markdown(found)
     if out.is_terminal:
+        from rich.markdown import Markdown
+
         out.print(Markdown(text))
     else:
         sys.stdout.write(text + "\n")
@@ -310,6 +372,8 @@ def scoreboard(
 
 
 def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
+    from rich.table import Table
+
     table = Table(title="Scoreboard (settled from prices; abstentions never count as hits)")
     for column in ("source", "cut", "calls", "hits", "misses", "inconcl.", "open", "abstained",
                    "hit rate", "95% interval", "Brier", "base Brier", "skill", "ECE"):  # fmt: skip
@@ -362,10 +426,12 @@ def rules(
     else:
         settings = _settings()
         book = list(driver.rule_book(settings.db_url))
-        where = "the fleet's last dispatch"
+        where = "the fleet's rule book"
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in book], indent=2) + "\n")
         return
+    from rich.table import Table
+
     table = Table(
         title=f"Learned rules ({where}); a stopped call is shadow-scored, never published"
     )

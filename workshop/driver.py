@@ -112,12 +112,11 @@ def cycle_count(db_url: str) -> int:
 
 
 def rule_book(db_url: str) -> tuple[LearnedRule, ...]:
-    """The learned rules as the last published dispatch carried them (retired ones included)."""
+    """The learned rules as the latest cycle stored them (retired ones included)."""
+    from shared.db import record as desk_state
+
     with session_scope(db_url) as session:
-        row = session.scalar(
-            select(DispatchRecord).order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
-        )
-        return Dispatch.model_validate(row.payload).rules if row is not None else ()
+        return desk_state.load_state(session).rules
 
 
 def record(db_url: str) -> TrackRecord:

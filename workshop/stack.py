@@ -15,10 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import redis
-
 from shared import tasknames
-from shared.db.session import migrate
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 
@@ -68,6 +65,8 @@ def free_port() -> int:
 
 def start_redis(home: Path, port: int, *, persistent: bool = True) -> subprocess.Popen[bytes]:
     """Start redis-server bound to loopback only and wait until it answers PING."""
+    import redis  # here, not at the top: `workshop status` and --help need no client
+
     data = home / "redis"
     data.mkdir(parents=True, exist_ok=True)
     log = (home / "logs").joinpath("redis.log")
@@ -199,6 +198,8 @@ def up(
             f"a stack is already running from {home} (broker {existing.broker_url}); "
             "run `workshop down` first"
         )
+    from shared.db.session import migrate  # SQLAlchemy only for the commands that migrate
+
     migrate(settings.db_url)
     if settings.broker_url:
         broker_url, redis_pid = settings.broker_url, None

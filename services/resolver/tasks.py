@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.orm.exc import StaleDataError
 
 from services.resolver.forecasts import settle_forecasts
 from services.resolver.lessons import record_lessons
@@ -26,14 +27,20 @@ def settle(self: Any, now: str | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     settings = settings_of(app)
     moment = datetime.fromisoformat(now) if now else utc_now()
-    with session_scope(settings.db_url) as session:
-        report = settle_matured(
-            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
-        )
-        forecasts = settle_forecasts(
-            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
-        )
-        lessons = record_lessons(session, report.resolutions, forecasts)
+    try:
+        with session_scope(settings.db_url) as session:
+            report = settle_matured(
+                session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
+            )
+            forecasts = settle_forecasts(
+                session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
+            )
+            lessons = record_lessons(session, report.resolutions, forecasts)
+    except StaleDataError:
+        # Another pass settled some of these calls first (a call's status is checked by its
+        # UPDATE): this pass's transaction rolled back whole, and the next pass finds the rest.
+        log.info("resolver.raced", task_id=self.request.id, now=moment.isoformat())
+        return {"settled": 0, "waiting": 0, "raced": True}
     counts: dict[str, int] = {}
     for resolution in report.resolutions:
         counts[resolution.outcome] = counts.get(resolution.outcome, 0) + 1

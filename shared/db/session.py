@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+# Importing the record registers the flush hook that keeps its aggregates (shared.db.record):
+# every session that can write a call must have it.
+from shared.db import record as _aggregates  # noqa: F401
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -40,6 +45,10 @@ def engine_for(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic is imported only to migrate: every command and worker imports this module, few
+    # of them migrate, and alembic (with mako) is a large part of a command's start-up.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -48,6 +57,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the schema at url up to the newest migration (idempotent)."""
+    from alembic import command
+
     engine = engine_for(url)
     with engine.begin() as connection:
         config = alembic_config(url)
