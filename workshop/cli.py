@@ -98,7 +98,8 @@ def _settings(*, logs: bool = True) -> Settings:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Unwrapped: a path or a reason cut across lines is hard to copy.
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -125,18 +126,22 @@ def up(
         Path | None,
         typer.Option(help="Record what live cycles fetch into this replay directory."),
     ] = None,
+    web: Annotated[bool, typer.Option(help="Also serve the desk in a browser.")] = True,
+    web_port: Annotated[int, typer.Option(help="Its port (a free one if taken).")] = 8000,
 ) -> None:
-    """Start the embedded stack: Redis on loopback, a worker per service, and beat."""
+    """Start the embedded stack: Redis on loopback, a worker per service, beat and the web app."""
     settings = _settings()
     extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else None
     try:
-        state = stack.up(settings, beat=beat, extra_env=extra)
+        state = stack.up(settings, beat=beat, extra_env=extra, web_port=web_port if web else None)
     except WorkshopError as error:
         _fail(str(error))
         return
     out.print(f"stack up: broker {state.broker_url}, database {state.database_url}")
     out.print(f"workers: {', '.join(f'{n} (pid {p})' for n, p in state.workers.items())}")
     out.print(f"logs: {Path(state.home) / 'logs'}")
+    if state.web_url:
+        out.print(f"the desk in a browser: {state.web_url}")
 
 
 @cli.command()
@@ -197,7 +202,9 @@ def cycle(
     out.print(f"cycle {trigger.cycle_key} triggered (task {task_id})")
     if wait:
         try:
-            dispatch = driver.wait_for_dispatch(settings.db_url, trigger.cycle_key, timeout)
+            dispatch = driver.wait_for_dispatch(
+                settings.db_url, trigger.cycle_key, timeout, trigger_task=app.AsyncResult(task_id)
+            )
         except WorkshopError as error:
             _fail(str(error), 1)
             return
@@ -328,13 +335,43 @@ def resolve(
 
 
 @cli.command()
+def dispatches(
+    page: Annotated[int, typer.Option(min=1, help="Page, newest first.")] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=200, help="Dispatches a page.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="The page as JSON.")] = False,
+) -> None:
+    """List recent dispatches: number, date, title, call and status (`workshop dispatch N`)."""
+    settings = _settings()
+    listing = driver.dispatch_list(settings.db_url, page, per_page)
+    if as_json:
+        sys.stdout.write(listing.model_dump_json(indent=2) + "\n")
+        return
+    if not listing.items:
+        _fail("no dispatch yet" if page == 1 else f"no page {page}: there are {listing.pages}", 1)
+    out.print(render.dispatch_table(listing))
+
+
+@cli.command()
 def dispatch(
+    number: Annotated[
+        int | None, typer.Argument(help="The dispatch's number (see `workshop dispatches`).")
+    ] = None,
     last: Annotated[bool, typer.Option("--last", help="The latest dispatch.")] = True,
     key: Annotated[str | None, typer.Option(help="The dispatch of this cycle key.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The contract as JSON.")] = False,
 ) -> None:
-    """Print a dispatch (the last one by default)."""
+    """Print a dispatch: number N, or the last one by default."""
     settings = _settings()
+    if number is not None:
+        view = driver.dispatch_by_number(settings.db_url, number)
+        if view is None:
+            _fail(f"no dispatch No. {number} (`workshop dispatches` lists them)", 1)
+            return
+        if as_json:
+            sys.stdout.write(view.dispatch.model_dump_json(indent=2) + "\n")
+            return
+        _print_markdown(render.numbered_markdown(view))
+        return
     found = driver.last_dispatch(settings.db_url, cycle_key=key)
     if found is None:
         _fail("no dispatch yet" if key is None else f"no dispatch for cycle {key}", 1)
@@ -346,13 +383,16 @@ def _print_dispatch(found: Dispatch, *, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(found.model_dump_json(indent=2) + "\n")
         return
-    text = render.dispatch_markdown(found)
+    _print_markdown(render.dispatch_markdown(found))
+
+
+def _print_markdown(text: str) -> None:
     if out.is_terminal:
         from rich.markdown import Markdown
 
         out.print(Markdown(text))
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 @cli.command()
@@ -518,6 +558,29 @@ def note(
     app = driver.producer(_broker(settings))
     answer = driver.post_note(app, message)
     out.print(f"note {answer['note_id']} posted by {author} at {posted.isoformat()}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the desk in a browser: dispatches, their trails, the track record, feed and API."""
+    import uvicorn
+
+    from shared.db.session import migrate as run
+
+    settings = _settings()
+    run(settings.db_url)
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"the desk is at http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops it")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"serve: listening on {host}: anyone who can reach it can read the desk")
+    uvicorn.run(
+        "workshop.web.app:app_from_settings", factory=True, host=host, port=port,
+        workers=workers, log_level="warning", proxy_headers=False,
+    )  # fmt: skip
 
 
 @cli.command()

@@ -37,6 +37,8 @@ class StackState:
     workers: dict[str, int] = field(default_factory=dict)
     beat_pid: int | None = None
     started_at: float = field(default_factory=time.time)
+    web_pid: int | None = None
+    web_url: str | None = None
 
 
 def find_redis_server() -> str:
@@ -187,9 +189,16 @@ def _tail(path: Path, lines: int = 8) -> str:
 
 
 def up(
-    settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    *,
+    beat: bool = True,
+    extra_env: dict[str, str] | None = None,
+    web_port: int | None = None,
 ) -> StackState:
-    """Start Redis, migrate the database, start a worker per service and beat; record the state."""
+    """Start Redis, migrate the database, start a worker per service and beat; record the state.
+
+    With web_port, also the web app on loopback (that port, or a free one if it is taken).
+    """
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     existing = read_state(settings)
@@ -221,13 +230,43 @@ def up(
             "-s", str(home / "beat-schedule"), "--loglevel", "INFO",
         ]  # fmt: skip
         state.beat_pid = spawn(command, logs / "beat.log", env).pid
+    if web_port is not None:
+        port = web_port if _port_free(web_port) else free_port()
+        command = [sys.executable, "-m", "workshop.cli", "serve", "--port", str(port)]
+        state.web_pid = spawn(command, logs / "web.log", env).pid
+        state.web_url = f"http://127.0.0.1:{port}/"
     write_state(settings, state)
     try:
         wait_for_workers(broker_url, state.workers, logs)
+        if state.web_pid is not None:
+            wait_for_port(port, state.web_pid, logs / "web.log")
     except ConfigurationError:
         down(settings)
         raise
     return state
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(port: int, pid: int, log: Path, timeout: float = 60.0) -> None:
+    """Block until a process we started listens on a loopback port; fail at once if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise ConfigurationError(f"the web server exited at start:\n{_tail(log)}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise ConfigurationError(f"the web server did not listen on port {port} within {timeout:.0f}s")
 
 
 def down(settings: Settings, timeout: float = 30.0) -> StackState | None:
@@ -235,7 +274,7 @@ def down(settings: Settings, timeout: float = 30.0) -> StackState | None:
     state = read_state(settings)
     if state is None:
         return None
-    pids = [p for p in [state.beat_pid, *state.workers.values()] if p]
+    pids = [p for p in [state.beat_pid, state.web_pid, *state.workers.values()] if p]
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     _wait_gone(pids, timeout)
@@ -257,6 +296,8 @@ def status(settings: Settings) -> dict[str, bool]:
     alive.update({name: _alive(pid) for name, pid in state.workers.items()})
     if state.beat_pid:
         alive["beat"] = _alive(state.beat_pid)
+    if state.web_pid:
+        alive["web"] = _alive(state.web_pid)
     return alive
 
 
