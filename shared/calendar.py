@@ -54,16 +54,27 @@ def hours(n: float) -> timedelta:
     return timedelta(hours=n)
 
 
+def weekdays_after(day: date, n: int) -> date:
+    """The nth weekday after day: the sessions a horizon counts (holidays cannot be known ahead;
+    a holiday moves the settling close to the next session, within the resolver's grace)."""
+    current = day
+    while n > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            n -= 1
+    return current
+
+
 def maturity(as_of: datetime, reference_session: date | None, horizon_hours: int) -> datetime:
     """When a call made at as_of on a price of reference_session comes due.
 
-    A daily close is measured from its session's close, so a 24 h call on Monday's close is judged
-    on Tuesday's close (the first close at or after the maturity), not on Wednesday's; a live
-    intraday price is measured from as_of. Always at least an hour after as_of.
+    A daily close is measured in sessions from its session's close (24 h is the next session,
+    48 h the second, 120 h the fifth), so a 24 h call on Friday's close is judged on Monday's
+    close and a 48 h one on Tuesday's: the same sessions the call's base rate counts. A live
+    intraday price is measured in hours from as_of. Always at least an hour after as_of.
     """
-    base = as_of
-    if reference_session is not None:
-        close = session_close(reference_session)
-        if close <= as_of:
-            base = close
-    return max(base + timedelta(hours=horizon_hours), as_of + timedelta(hours=1))
+    base = as_of + timedelta(hours=horizon_hours)
+    if reference_session is not None and session_close(reference_session) <= as_of:
+        sessions = max(1, round(horizon_hours / 24))
+        base = session_close(weekdays_after(reference_session, sessions))
+    return max(base, as_of + timedelta(hours=1))

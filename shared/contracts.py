@@ -5,7 +5,7 @@ Whatever crosses the broker or is stored as JSON is one of these. Times are time
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +14,12 @@ Mode = Literal["live", "replay"]
 Stance = Literal["bullish", "bearish", "neutral"]
 MindStatus = Literal["ok", "abstained", "absent"]
 Direction = Literal["up", "down"]
+# What a call is about: the sign of the move (direction), a close beyond a level (threshold), or
+# a close within / outside a band around the reference (range).
+CallKind = Literal["direction", "threshold", "range"]
+CALL_KINDS: tuple[CallKind, ...] = ("direction", "threshold", "range")
+# up/down for direction and threshold calls (above / below the line); inside/outside for range.
+CallSide = Literal["up", "down", "inside", "outside"]
 Debate = Literal["aligned_bullish", "aligned_bearish", "divergent", "unknown"]
 Regime = Literal["risk_on", "risk_off", "chop", "crisis", "trending", "unknown"]
 HealthStatus = Literal["ok", "stale", "partial", "empty", "error"]
@@ -310,6 +316,11 @@ class Features(Contract):
         default_factory=dict, description="Daily macro series by FRED id (DGS10, DCOILWTICO...)."
     )
     news: NewsBlock | None = Field(default=None, description="Headlines known at as_of, scored.")
+    event_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Keyed 'SYMBOL|sessions|event' (see shared.events): how often each move "
+        "event on the menu's grid happened in the history known at the session.",
+    )
 
     def base_rate(self, symbol: str, horizon_hours: int, direction: Direction) -> float | None:
         """The frequency of the outcome 'symbol closes up (down) over the horizon' known now."""
@@ -372,15 +383,25 @@ class MindOutput(Contract):
 
 
 class Prediction(Contract):
-    """One falsifiable call: settled later from prices, never from a model's opinion."""
+    """One falsifiable call: settled later from prices, never from a model's opinion.
+
+    Every kind is an event on the first close at or after matures_at against the reference:
+    direction "up" (down) is a close strictly above (below) the reference; threshold "up" (down)
+    a close strictly above (below) `threshold`; range "inside" a close within ±range_pct % of
+    the reference (inclusive), "outside" beyond it.
+    """
 
     source: str = Field(default=SYNTHESIS, description="'synthesis' or the mind that made it.")
     target: str
-    direction: Direction
+    kind: CallKind = "direction"
+    direction: CallSide
     horizon_hours: int = Field(gt=0)
     reference_price: float = Field(gt=0)
     threshold: float | None = Field(
         default=None, gt=0, description="Price the close must be beyond; default the reference."
+    )
+    range_pct: float | None = Field(
+        default=None, gt=0, description="Half-width of a range call's band, percent of reference."
     )
     band_pct: tuple[float, float] | None = Field(
         default=None, description="Expected size of the move in percent, low and high."
@@ -398,6 +419,12 @@ class Prediction(Contract):
         le=1.0,
         description="How often this outcome happened in the history known at made_at.",
     )
+    naive_probability: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The outcome's probability under a driftless random walk at trailing vol.",
+    )
     basis: str = Field(
         default="", max_length=600, description="What the call rested on, for its lesson."
     )
@@ -408,12 +435,69 @@ class Prediction(Contract):
             raise ValueError("matures_at must be after made_at")
         if self.band_pct is not None and not 0 <= self.band_pct[0] <= self.band_pct[1]:
             raise ValueError(f"band_pct must be (low, high) with 0 <= low <= high: {self.band_pct}")
+        ranged = self.direction in ("inside", "outside")
+        if (self.kind == "range") != ranged:
+            raise ValueError(f"a {self.kind} call cannot be {self.direction!r}")
+        if (self.kind == "range") != (self.range_pct is not None):
+            raise ValueError("range_pct is given for range calls and only for them")
+        if self.kind == "threshold" and self.threshold is None:
+            raise ValueError("a threshold call needs its threshold")
         return self
 
     @property
     def line(self) -> float:
         """The price the call is judged against."""
         return self.threshold if self.threshold is not None else self.reference_price
+
+    def comes_true(self, close: float) -> bool:
+        """Whether a settling close makes this call a hit, exactly as it is worded."""
+        return event_holds(
+            self.kind, self.direction, self.reference_price, self.line, self.range_pct, close
+        )
+
+    @property
+    def identity(self) -> str:
+        """What the call is, whatever triggered the cycle that made it: the same market moment
+        reached by `workshop cycle` and by a replay is one call, scored once."""
+        made = self.made_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{self.source}|{self.target}|{self.kind}|{self.horizon_hours}h|{made}"
+
+    @property
+    def wording(self) -> str:
+        """The call in words, e.g. "^VIX closes below 15.40 within 24h"."""
+        return call_wording(
+            self.target, self.kind, self.direction, self.reference_price, self.line,
+            self.range_pct, self.horizon_hours,
+        )  # fmt: skip
+
+
+def event_holds(
+    kind: str, side: str, reference: float, line: float, range_pct: float | None, close: float
+) -> bool:
+    """The settlement rule of every call kind: strict beyond the line, inclusive inside a band."""
+    if kind == "range":
+        inside = abs(close / reference - 1.0) * 100.0 <= (range_pct or 0.0) + 1e-12
+        return inside if side == "inside" else not inside
+    return close > line if side == "up" else close < line
+
+
+def horizon_words(hours: int) -> str:
+    sessions = horizon_sessions(hours)
+    return f"{hours}h" if sessions <= 2 else f"{sessions} sessions"
+
+
+def call_wording(
+    target: str, kind: str, side: str, reference: float, line: float, range_pct: float | None,
+    hours: int,
+) -> str:  # fmt: skip
+    """A call's words from its terms: what must happen, by when."""
+    when = horizon_words(hours)
+    if kind == "range":
+        pct = range_pct or 0.0
+        low, high = reference * (1 - pct / 100.0), reference * (1 + pct / 100.0)
+        verb = "closes within" if side == "inside" else "closes outside"
+        return f"{target} {verb} ±{pct:g}% of {reference:.2f} ({low:.2f}–{high:.2f}) in {when}"
+    return f"{target} closes {'above' if side == 'up' else 'below'} {line:.2f} within {when}"
 
 
 RuleStatus = Literal["active", "retired"]
@@ -591,6 +675,10 @@ class Dispatch(Contract):
     target: str | None = Field(default=None, description="What the probabilities are about.")
     base_rate_up: float | None = Field(default=None, ge=0.0, le=1.0)
     recalibration: Recalibration | None = None
+    chosen: Candidate | None = None
+    closest: Candidate | None = None
+    considered: int = Field(default=0, ge=0)
+    record_basis: str | None = None
 
     @model_validator(mode="after")
     def _call_or_abstention(self) -> Self:
@@ -726,6 +814,25 @@ class Recalibration(Contract):
     minimum: int = Field(ge=0)
 
 
+class Candidate(Contract):
+    """One call on the menu as the desk weighed it: its calibrated probability against its own
+    base rate and the naive random walk's, and how far beyond the calibration's error it is."""
+
+    wording: str
+    target: str
+    kind: CallKind
+    direction: CallSide
+    horizon_hours: int = Field(gt=0)
+    probability: float = Field(ge=0.0, le=1.0, description="Calibrated p that it comes true.")
+    base_rate: float = Field(ge=0.0, le=1.0)
+    naive_probability: float = Field(ge=0.0, le=1.0)
+    stderr: float = Field(ge=0.0, description="Standard error of the calibrated probability.")
+    edge: float = Field(description="probability - base_rate.")
+    edge_naive: float = Field(description="probability - naive_probability.")
+    margin: float = Field(description="|edge| less its error and the edge needed: >= 0 calls.")
+    verdict: str = Field(default="", description="Why it was made, or why it fell short.")
+
+
 class Deliberation(Contract):
     """What the synthesis decided in code, before any prose; the brain writes words for it."""
 
@@ -756,6 +863,14 @@ class Deliberation(Contract):
     )
     target: str | None = None
     horizon_hours: int = 24
+    chosen: Candidate | None = Field(default=None, description="The menu's call, if made.")
+    closest: Candidate | None = Field(
+        default=None, description="On an abstention, the candidate that came closest."
+    )
+    considered: int = Field(default=0, ge=0, description="Candidates weighed on the menu.")
+    record_basis: str | None = Field(
+        default=None, description="What the calibration rests on, in a sentence."
+    )
 
 
 class DispatchDraft(Contract):

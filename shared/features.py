@@ -16,6 +16,7 @@ import polars as pl
 
 from shared.calendar import END_OF_DAY_KNOWN, NEW_YORK, new_york_date
 from shared.contracts import BaseRate, Breadth, Features, Regime, SeriesLevel, SymbolReturns
+from shared.events import event_rate_columns, event_rates_of, with_event_rates
 from shared.sanity import GAP_DAYS, screen_macro, screen_prices
 
 # The broad index is the first of these the data has, per session (documented in the README): the
@@ -219,7 +220,8 @@ def _per_symbol(prices: pl.DataFrame) -> pl.DataFrame:
             pl.when(enough).then(downs / known).alias(f"base{n}down"),
             pl.when(enough).then(known).alias(f"base{n}n"),
         ]
-    return bars.with_columns(rates)
+    # The menu's move events (shared.events), counted on the symbol's own sessions too.
+    return with_event_rates(bars.with_columns(rates), seg)
 
 
 _METRICS = ("close", "volume", "r1", "r5", "r20", "rv", "volratio", "d5")
@@ -241,6 +243,7 @@ def _carried(grid: pl.DataFrame, bars: pl.DataFrame, symbols: Sequence[str]) -> 
                 for n in BASE_RATE_SESSIONS
                 for side in ("up", "down", "n")
             ),
+            *(pl.col(c).alias(f"{c}|{symbol}") for c in event_rate_columns(symbol)),
         )
         frame = frame.join_asof(
             part,
@@ -570,6 +573,7 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
         unknown=tuple(unknown),
         base_rates=base_rates,
         levels=levels,
+        event_rates=event_rates_of(row, symbols),
         **scalars,
     )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, or_, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
 from shared.db import record as aggregates
 from shared.db.models import (
     AbstentionRecord,
+    Cycle,
     DispatchRecord,
     ForecastRecord,
     LessonRecord,
@@ -159,3 +160,18 @@ def lessons_near(
                                        "vol": vol_cell, "as_of": as_of})  # fmt: skip
         found += [Lesson.model_validate_json(payload) for payload in rows]
     return found
+
+
+def cycle_number(session: Session, cycle: Cycle) -> int:
+    """The cycle's number as a dispatch shows it. Within a replay it follows as_of (1 + the
+    market moments of the same replay directory before it), whatever order the days were run or
+    re-run in; live, it is the cycle's row id."""
+    if cycle.mode != "replay":
+        return cycle.id
+    same = Cycle.data_dir.is_(None) if cycle.data_dir is None else Cycle.data_dir == cycle.data_dir
+    earlier = session.scalar(
+        select(func.count(func.distinct(Cycle.as_of))).where(
+            Cycle.mode == "replay", same, Cycle.as_of < cycle.as_of
+        )
+    )
+    return 1 + int(earlier or 0)

@@ -326,3 +326,83 @@ def order(key: Key) -> tuple[int, str, int, str, str, str, str]:
     plain = (regime, asset_class, horizon, topic) == (ALL, ALL, ALL, ALL)
     return (0 if source == "synthesis" else 1, source, 0 if plain else 1, regime, asset_class,
             horizon, topic)  # fmt: skip
+
+
+# --- honest baselines ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A settled call with its baselines: stated probability, base rate, naive probability
+    (a driftless random walk at trailing volatility), and whether it came true."""
+
+    p: float
+    base: float | None
+    naive: float | None
+    hit: bool
+
+
+def murphy(pairs: Sequence[tuple[float, bool]], buckets: int = BUCKETS) -> dict[str, float | None]:
+    """Murphy's decomposition of the Brier score over equal-width probability buckets:
+    Brier ~= reliability - resolution + uncertainty (exact up to the spread within buckets)."""
+    n = len(pairs)
+    if n == 0:
+        return {"reliability": None, "resolution": None, "uncertainty": None}
+    mean = sum(1.0 for _, y in pairs if y) / n
+    cells = [[0, 0.0, 0.0] for _ in range(buckets)]
+    for p, y in pairs:
+        cell = cells[bucket_of(p, buckets)]
+        cell[0] += 1
+        cell[1] += p
+        cell[2] += 1.0 if y else 0.0
+    reliability = sum(c[0] * (c[1] / c[0] - c[2] / c[0]) ** 2 for c in cells if c[0]) / n
+    resolution = sum(c[0] * (c[2] / c[0] - mean) ** 2 for c in cells if c[0]) / n
+    return {"reliability": reliability, "resolution": resolution,
+            "uncertainty": mean * (1.0 - mean)}  # fmt: skip
+
+
+def skill_and_se(rows: Sequence[tuple[float, float, bool]]) -> tuple[float | None, float | None]:
+    """Brier skill against a reference forecast, from (stated, reference, came true) rows, with
+    its standard error: the per-call Brier gains' standard error over the reference's Brier."""
+    n = len(rows)
+    if n == 0:
+        return None, None
+    ours = [(p - (1.0 if y else 0.0)) ** 2 for p, _, y in rows]
+    refs = [(r - (1.0 if y else 0.0)) ** 2 for _, r, y in rows]
+    ref = sum(refs) / n
+    if ref <= 0:
+        return None, None
+    skill = 1.0 - (sum(ours) / n) / ref
+    if n < 2:
+        return skill, None
+    gains = [r - o for o, r in zip(ours, refs, strict=True)]
+    mean = sum(gains) / n
+    var = sum((g - mean) ** 2 for g in gains) / (n - 1)
+    return skill, math.sqrt(var / n) / ref
+
+
+def baselines(rows: Sequence[Scored]) -> dict[str, float | int | None]:
+    """Brier against every honest baseline: the point-in-time base rate, the naive random walk,
+    and "always the majority outcome" (probability 1 on whichever outcome the base rate makes
+    more likely, a forecaster that never hedges); plus Murphy's decomposition."""
+    pairs = [(r.p, r.hit) for r in rows]
+    rated = [(r.p, r.base, r.hit) for r in rows if r.base is not None]
+    naive = [(r.p, r.naive, r.hit) for r in rows if r.naive is not None]
+    skill, skill_se = skill_and_se(rated)
+    skill_naive, naive_se = skill_and_se(naive)
+    majority = [
+        ((1.0 if r.base >= 0.5 else 0.0) - (1.0 if r.hit else 0.0)) ** 2
+        for r in rows
+        if r.base is not None
+    ]
+    naive_brier = brier((q, y) for _, q, y in naive)
+    return {
+        "settled": len(rows),
+        "brier_skill_se": skill_se,
+        "naive_brier": naive_brier,
+        "brier_skill_naive": skill_naive,
+        "brier_skill_naive_se": naive_se,
+        "brier_majority": sum(majority) / len(majority) if majority else None,
+        "skill_vs_base": skill,
+        **murphy(pairs),
+    }

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(default=None, description="Replay directory; default the sample.")
     minds: Names = DEFAULT_MINDS
     horizon_hours: int = Field(default=24, gt=0)
+    warm_sessions: int = Field(
+        default=1000,
+        ge=0,
+        description="Sessions of price history before a replay's cycle the menu's calibration is "
+        "warm-started on; 0 starts cold (workshop up --cold).",
+    )
     mind_time_limit_s: float = Field(default=60.0, gt=0)
     chaos_fail_minds: Names = Field(
         default=(), description="Minds that fail on purpose, for fire drills of the absent path."

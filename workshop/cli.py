@@ -128,12 +128,19 @@ def up(
     ] = None,
     web: Annotated[bool, typer.Option(help="Also serve the desk in a browser.")] = True,
     web_port: Annotated[int, typer.Option(help="Its port (a free one if taken).")] = 8000,
+    cold: Annotated[
+        bool, typer.Option(help="No warm start: the desk's calibration starts from nothing.")
+    ] = False,
 ) -> None:
     """Start the embedded stack: Redis on loopback, a worker per service, beat and the web app."""
     settings = _settings()
-    extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else None
+    extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else {}
+    if cold:
+        extra["WORKSHOP_WARM_SESSIONS"] = "0"
     try:
-        state = stack.up(settings, beat=beat, extra_env=extra, web_port=web_port if web else None)
+        state = stack.up(
+            settings, beat=beat, extra_env=extra or None, web_port=web_port if web else None
+        )
     except WorkshopError as error:
         _fail(str(error))
         return
@@ -273,6 +280,9 @@ def backtest(
         "backtest-report"
     ),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    cold: Annotated[
+        bool, typer.Option(help="No warm start from the history before --from.")
+    ] = False,
 ) -> None:
     """Backtest the desk's own code over a replay directory in one process: no broker, no DB."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -301,7 +311,7 @@ def backtest(
         try:
             result = run_backtest(
                 data_dir, start, end, minds=settings.minds, horizon_hours=settings.horizon_hours,
-                on_cycle=tick,
+                on_cycle=tick, cold=cold, warm_sessions=settings.warm_sessions,
             )  # fmt: skip
         except WorkshopError as error:
             _fail(str(error), 1)
@@ -313,7 +323,9 @@ def backtest(
     out.print(
         f"{figures['cycles']} cycles in {figures['seconds']:.2f} s; synthesis: "
         f"{synth['calls']} calls, hit rate {_num(synth['hit_rate'], '{:.1%}')}, "
-        f"Brier skill {_num(synth['brier_skill'], '{:+.4f}')}, ECE {_num(synth['ece'], '{:.3f}')}"
+        f"Brier skill {_num(synth['brier_skill'], '{:+.4f}')} vs the base rate, "
+        f"{_num(synth['brier_skill_naive'], '{:+.4f}')} vs the naive random walk, "
+        f"ECE {_num(synth['ece'], '{:.3f}')}"
     )
     out.print(f"report: {report / 'report.md'}")
 

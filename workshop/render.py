@@ -19,11 +19,10 @@ def call_line(dispatch: Dispatch) -> str:
     call = dispatch.prediction
     if call is None:
         return f"no call: {dispatch.abstention}"
-    arrow = "↑ UP" if call.direction == "up" else "↓ DOWN"
-    return (
-        f"{arrow} {call.target} {call.horizon_hours}h from {call.reference_price:.2f}, "
-        f"confidence {call.confidence:.0%}"
-    )
+    mark = {"up": "↑", "down": "↓", "inside": "↔", "outside": "⇹"}.get(call.direction, "·")
+    edge = f" vs base rate {call.base_rate:.0%}" if call.base_rate is not None else ""
+    naive = f", naive {call.naive_probability:.0%}" if call.naive_probability is not None else ""
+    return f"{mark} {call.kind}: {call.wording}, confidence {call.confidence:.0%}{edge}{naive}"
 
 
 def dispatch_markdown(dispatch: Dispatch) -> str:

@@ -22,7 +22,7 @@ from shared.contracts import (
 from shared.db.models import Cycle, DispatchRecord, NoteRecord
 from shared.errors import BadInputError
 from shared.memory import fingerprint, recall_from
-from shared.records import lessons_near, previous_dispatch, track_record
+from shared.records import cycle_number, lessons_near, previous_dispatch, track_record
 
 
 def parse_trigger(payload: Any) -> CycleTrigger:
@@ -90,7 +90,7 @@ def claim(
         near = lessons_near(session, features.broad, features.regime, tape, trigger.as_of)
         recalled = recall_from(near, features.broad, features.regime, tape, trigger.as_of)
     return CycleContext(
-        cycle_number=cycle.id,
+        cycle_number=cycle_number(session, cycle),
         snapshot=snapshot,
         features=features,
         record=record,

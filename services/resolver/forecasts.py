@@ -49,7 +49,7 @@ def settle_forecasts(
             continue
         row.status = "inconclusive" if verdict.outcome == "inconclusive" else "settled"
         row.went_up = None if verdict.outcome == "inconclusive" else verdict.outcome == "hit"
-        row.settled_at = now
+        row.settled_at = verdict.settled_at(mode, now, row.matures_at)
         row.settle_price = verdict.settle_price
         settled.append(row)
     return settled

@@ -53,6 +53,8 @@ def settle_matured(
             now=now,
             attempts=row.attempts,
             max_attempts=max_attempts,
+            kind=row.kind,
+            range_pct=row.range_pct,
         )
         if verdict.outcome is None:
             if verdict.spent_attempt:
@@ -60,7 +62,9 @@ def settle_matured(
             report.waiting += 1
             continue
         row.status = verdict.outcome
-        row.settled_at = now
+        # A replay's call is settled on the replay's clock, whichever clock ran this pass.
+        settled_at = verdict.settled_at(mode, now, row.matures_at)
+        row.settled_at = settled_at
         row.settle_price = verdict.settle_price
         row.realized_move_pct = verdict.realized_move_pct
         row.settle_reason = verdict.reason
@@ -70,7 +74,7 @@ def settle_matured(
                 cycle_key=row.cycle_key,
                 source=row.source,
                 outcome=verdict.outcome,
-                settled_at=now,
+                settled_at=settled_at,
                 settle_price=verdict.settle_price,
                 realized_move_pct=verdict.realized_move_pct,
                 reason=verdict.reason,

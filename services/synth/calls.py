@@ -7,6 +7,7 @@ import re
 
 from shared.calendar import maturity
 from shared.contracts import CycleContext, Dispatch, MindOutput, Prediction
+from shared.events import asset_class
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 BASIS_MAX = 600
@@ -42,7 +43,9 @@ def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | N
         matures_at=maturity(as_of, session, call.horizon_hours),
         regime=features.regime,
         topic=output.topics[0] if output.topics else "index",
+        asset_class=asset_class(call.target),
         base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
+        naive_probability=0.5,  # a driftless random walk is a coin on direction
         basis=first_sentence(output.argument),
     )
 

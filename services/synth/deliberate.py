@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.calls import mind_prediction
+from services.synth.menu import MenuCalibrator, choose, options, prediction_of
 from services.synth.rules import forbidding
 from shared.calendar import maturity
 from shared.contracts import (
@@ -29,6 +30,7 @@ from shared.contracts import (
     TrackRecord,
     WithheldCall,
 )
+from shared.events import asset_class, topic_of
 
 # A mind that states a stance without its own call is read as this much edge at full confidence;
 # it matches the offline minds' cap, so both kinds of output pool on one scale.
@@ -148,7 +150,10 @@ def _prediction(
         made_at=made_at,
         matures_at=matures_at,
         regime=features.regime,
+        asset_class=asset_class(target),
+        topic=topic_of(target),
         base_rate=features.base_rate(target, horizon_hours, direction),
+        naive_probability=0.5,  # a driftless random walk is a coin on direction
         basis=basis[:600],
     )
 
@@ -209,6 +214,7 @@ def deliberate(
     rules: Sequence[LearnedRule] = (),
     stories: Sequence[Story] = (),
     recalled: Sequence[Memory] = (),
+    menu: MenuCalibrator | None = None,
 ) -> Deliberation:
     """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why.
 
@@ -246,7 +252,31 @@ def deliberate(
 
     prediction: Prediction | None = None
     abstention: str | None = None
-    if prob_up is None:
+    chosen = closest = None
+    considered = 0
+    if menu is not None and raw_prob is not None:
+        # The menu: every priceable candidate, calibrated per kind, the largest edge called.
+        lean = {target: raw_prob - 0.5} if target else {}
+        menu_options = options(features, lean)
+        considered = len(menu_options)
+        best, near, why = choose(menu_options, menu)
+        if best is not None:
+            weighed_minds = ", ".join(
+                f"{o.mind} {o.stance} (weight {weights[o.mind]:.2f})" for o in present
+            )
+            basis = (
+                f"{best.wording()}: calibrated {best.probability:.3f} against its base rate "
+                f"{best.base:.3f} and the naive random walk's {best.naive:.3f} "
+                f"(±{best.stderr:.3f}), the largest edge of {considered} candidates; the minds "
+                "pooled p(up) "
+                f"{raw_prob:.3f} on {target} ({weighed_minds})."
+            )
+            prediction = prediction_of(best, context.snapshot.as_of, regime, basis)
+            chosen = best.candidate("the largest edge over its base rate beyond its error")
+        else:
+            abstention = why
+            closest = near.candidate(why) if near is not None else None
+    elif prob_up is None:
         why = "; ".join(f"{o.mind} {o.status}: {o.reason}" for o in unique) or "no outputs"
         abstention = f"no mind showed up to argue ({why})"
     elif target is None or features.last_close.get(target) is None:
@@ -312,6 +342,10 @@ def deliberate(
         probability_stderr=stderr if calibrated else None,
         target=target,
         horizon_hours=horizon_hours,
+        chosen=chosen,
+        closest=closest,
+        considered=considered,
+        record_basis=menu.describe() if menu is not None else None,
         prediction=prediction,
         abstention=abstention,
         rules_applied=tuple(applied),

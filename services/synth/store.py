@@ -43,6 +43,10 @@ def _prediction_row(
         topic=prediction.topic,
         asset_class=prediction.asset_class,
         base_rate=prediction.base_rate,
+        kind=prediction.kind,
+        range_pct=prediction.range_pct,
+        naive_probability=prediction.naive_probability,
+        call_key=prediction.identity,
         payload=prediction.model_dump(mode="json"),
         status="open",
         attempts=0,
@@ -61,6 +65,15 @@ def history_at(session: Session, as_of: datetime) -> History:
         history.n += n
         history.ups += ups
     return history
+
+
+def _already_called(session: Session, prediction: Prediction) -> bool:
+    """The same call (source, target, kind, horizon, made_at) is already on the record: another
+    trigger of the same market moment made it, and it must not be scored twice."""
+    found = session.scalar(
+        select(PredictionRecord.id).where(PredictionRecord.call_key == prediction.identity)
+    )
+    return found is not None
 
 
 def is_published(session: Session, cycle_key: str) -> bool:
@@ -82,6 +95,16 @@ def store_cycle(
         return False
     regime = dispatch.regime
     forecast = pooled_forecast(dispatch, context, horizon_hours)
+    if forecast is not None and session.scalar(
+        select(ForecastRecord.id).where(
+            ForecastRecord.target == forecast.target,
+            ForecastRecord.horizon_hours == forecast.horizon_hours,
+            ForecastRecord.made_at == forecast.made_at,
+        )
+    ):
+        # The same market moment's pooled forecast is already on the record (another trigger
+        # of the same day): the recalibration must not learn from it twice.
+        forecast = None
     if forecast is not None:
         session.add(
             ForecastRecord(
@@ -118,9 +141,11 @@ def store_cycle(
     # A call a learned rule stopped is an abstention on the scoreboard and a shadow row that
     # keeps the rule's evidence growing (so the rule can be retired when it stops holding).
     for item in stopped.values():
-        session.add(_prediction_row(key, item.prediction, withheld_by=item.rule))
+        if not _already_called(session, item.prediction):
+            session.add(_prediction_row(key, item.prediction, withheld_by=item.rule))
     if dispatch.prediction is not None:
-        session.add(_prediction_row(key, dispatch.prediction))
+        if not _already_called(session, dispatch.prediction):
+            session.add(_prediction_row(key, dispatch.prediction))
     else:
         session.add(
             AbstentionRecord(
@@ -146,7 +171,8 @@ def store_cycle(
         )
         prediction = mind_prediction(output, context)
         if prediction is not None and output.mind not in stopped:
-            session.add(_prediction_row(key, prediction))
+            if not _already_called(session, prediction):
+                session.add(_prediction_row(key, prediction))
         else:
             reason = output.reason or f"{output.stance}: no call"
             if output.mind in stopped:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
+from services.synth.menu import MenuCalibrator
 from services.synth.rules import active, count_stops
 from services.synth.stories import follow
 from shared.contracts import CycleContext, Dispatch, LearnedRule, Memory, MindOutput, Story
@@ -42,6 +43,7 @@ def synthesize(
     rules: Sequence[LearnedRule] = (),
     stories: Sequence[Story] = (),
     recalled: Sequence[Memory] = (),
+    menu: MenuCalibrator | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
@@ -58,6 +60,7 @@ def synthesize(
         rules=active(rules),
         stories=follow(stories, context.features),
         recalled=recalled,
+        menu=menu,
     )
     draft = brain.write(decision, context)
     snapshot = context.snapshot
@@ -85,4 +88,8 @@ def synthesize(
         target=decision.target,
         base_rate_up=decision.base_rate_up,
         recalibration=decision.recalibration,
+        chosen=decision.chosen,
+        closest=decision.closest,
+        considered=decision.considered,
+        record_basis=decision.record_basis,
     )

@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.synth.calibrate import Calibrator, fit
+from services.synth.menu import MenuCalibrator
 from services.synth.rules import update_rules
 from services.synth.store import history_at, is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
+from services.synth.warm import replay_menu
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
 from shared.brain.fallback import UnavailableModelWriter
@@ -34,8 +36,9 @@ from shared.db.models import Cycle
 from shared.db.record import State, StateConflict
 from shared.db.session import session_scope
 from shared.errors import BadInputError, TransientError
+from shared.market.opening import replay_market
 from shared.memory import fingerprint, recall_from
-from shared.records import lessons_near, previous_dispatch, track_record
+from shared.records import cycle_number, lessons_near, previous_dispatch, track_record
 from shared.settings import Settings
 
 log = structlog.get_logger("synth")
@@ -68,6 +71,7 @@ class Reading:
     recalled: tuple[Memory, ...]
     state: State
     current: bool  # at or after the state's as_of: this cycle carries the state forward
+    menu: MenuCalibrator | None = None
 
 
 def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
@@ -80,7 +84,7 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
         if cycle is None or cycle.snapshot is None or cycle.features is None:
             raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
         context = CycleContext(
-            cycle_number=cycle.id,
+            cycle_number=cycle_number(session, cycle),
             snapshot=Snapshot.model_validate(cycle.snapshot),
             features=Features.model_validate(cycle.features),
             record=track_record(session, cycle.as_of),
@@ -112,10 +116,19 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
             if features.broad
             else ()
         )
+        mode, data_dir, as_of = cycle.mode, cycle.data_dir, cycle.as_of
+    # The menu's calibration, warm from the replay's price history before as_of (a live desk
+    # has no price history to fit it on yet and keeps to direction calls).
+    menu = (
+        replay_menu(data_dir or "", replay_market(data_dir), as_of,
+                    sessions=settings.warm_sessions)
+        if mode == "replay"
+        else None
+    )  # fmt: skip
     # The prompts see what the desk learned: the rule book, the stories, the lessons.
     context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
     return Reading(context, calibrator, tuple(rules), tuple(stories), tuple(recalled), state,
-                   current)  # fmt: skip
+                   current, menu)  # fmt: skip
 
 
 def store_reading(
@@ -162,6 +175,7 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
                     rules=reading.rules,
                     stories=reading.stories,
                     recalled=reading.recalled,
+                    menu=reading.menu,
                 )
 
             try:
@@ -192,7 +206,7 @@ def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
             cycle_number=dispatch.cycle_number,
             debate=dispatch.debate,
             conviction=round(dispatch.conviction, 3),
-            call=dispatch.prediction.direction if dispatch.prediction else None,
+            call=dispatch.prediction.wording if dispatch.prediction else None,
             abstention=dispatch.abstention,
             seconds=round(time.perf_counter() - started, 4),
         )

@@ -102,8 +102,10 @@ def _title(fact: Fact, features: Features, d: Deliberation) -> str:
     name = features.broad or "the index"
     day = _broad_r1(features)
     call = d.prediction
-    down = call is not None and call.direction == "down"
-    up = call is not None and call.direction == "up"
+    # Only a direction call reads as "up" or "down"; a threshold or range call has its own words.
+    directional = call is not None and call.kind == "direction"
+    down = directional and call is not None and call.direction == "down"
+    up = directional and call is not None and call.direction == "up"
     if fact.kind == "mega_down":
         if down:
             title = "The Mega-Caps Are Lying to the Index"
@@ -144,6 +146,8 @@ def _title(fact: Fact, features: Features, d: Deliberation) -> str:
         )
         if call is None:
             title += ", and I'm Sitting It Out"
+    elif call is not None and not directional:
+        title = f"{call.wording}: a {call.confidence:.0%} Call"
     elif call is not None:
         title = f"{name} {'Up' if up else 'Down'} by a Nose: a {call.confidence:.0%} Call"
     else:
@@ -398,14 +402,24 @@ def _unlock(d: Deliberation, features: Features) -> str:
 
 def _ending(d: Deliberation, features: Features) -> str:
     p = d.prediction
+    basis = f"\n\n{d.record_basis[:1].upper()}{d.record_basis[1:]}." if d.record_basis else ""
     if p is None:
         reason = (d.abstention or "no edge").rstrip(".")
-        return f"**No call this cycle.** {reason[:1].upper()}{reason[1:]}. {_unlock(d, features)}"
-    side = "above" if p.direction == "up" else "below"
+        return (
+            f"**No call this cycle.** {reason[:1].upper()}{reason[1:]}. {_unlock(d, features)}"
+            f"{basis}"
+        )
     lines = [
-        f"**Prediction:** {p.target} closes {side} {p.line:.2f} within {p.horizon_hours}h "
-        f"(judged on the first close at or after {p.matures_at:%Y-%m-%d %H:%M} UTC).",
+        f"**Prediction:** {p.wording} (judged on the first close at or after "
+        f"{p.matures_at:%Y-%m-%d %H:%M} UTC).",
     ]
+    if d.chosen is not None:
+        c = d.chosen
+        lines.append(
+            f"Edge: {c.probability:.0%} against a base rate of {c.base_rate:.0%} "
+            f"({c.edge:+.3f}) and the naive random walk's {c.naive_probability:.0%} "
+            f"({c.edge_naive:+.3f}), ±{c.stderr:.3f}; the largest of {d.considered} candidates."
+        )
     if p.band_pct is not None:
         lines.append(f"Expected size of the move: {p.band_pct[0]:.2f}–{p.band_pct[1]:.2f}%.")
     lines.append(
@@ -413,7 +427,7 @@ def _ending(d: Deliberation, features: Features) -> str:
         f"[CONFIDENCE: {p.confidence:.2f}]"
     )
     lines.append(f"Falsifier: {p.falsifier}.")
-    return "\n\n".join(lines)
+    return "\n\n".join(lines) + basis
 
 
 def _footer(d: Deliberation) -> str:

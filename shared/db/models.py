@@ -120,7 +120,7 @@ class PredictionRecord(Base):
     """A call (the synthesis' or a mind's) and, once matured, how it settled."""
 
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("cycle_key", "source"),)
+    __table_args__ = (UniqueConstraint("cycle_key", "source"), UniqueConstraint("call_key"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), index=True)
@@ -139,6 +139,14 @@ class PredictionRecord(Base):
     # How often the called outcome happened in the history known at made_at: the reference of
     # the call's Brier skill, fixed when the call is made so that later data cannot move it.
     base_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # direction | threshold | range, and a range call's half-width in percent of the reference.
+    kind: Mapped[str] = mapped_column(String(16), default="direction", server_default="direction")
+    range_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The called outcome's probability under a driftless random walk at trailing volatility.
+    naive_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the call is (source, target, kind, horizon, made_at): the same call reached by two
+    # triggers of the same market moment (a cycle and a replay) is stored and scored once.
+    call_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -58,7 +58,12 @@ def _replay_dir(
 
 
 REQUIRED = ("calls", "abstentions", "hits", "misses", "inconclusive", "hit_rate", "brier",
-            "base_rate_brier", "brier_skill", "ece")  # fmt: skip
+            "base_rate_brier", "brier_skill", "ece", "brier_skill_se", "brier_skill_naive",
+            "brier_skill_naive_se", "brier_majority", "reliability", "resolution",
+            "uncertainty", "by_kind", "by_target")  # fmt: skip
+KIND_FIELDS = ("hits", "misses", "brier", "brier_skill", "brier_skill_se", "brier_skill_naive",
+               "brier_skill_naive_se", "brier_majority", "reliability", "resolution",
+               "uncertainty", "ece")  # fmt: skip
 
 
 def test_report_fields_on_a_short_range_of_the_real_data(tmp_path: Path) -> None:
@@ -81,7 +86,18 @@ def test_report_fields_on_a_short_range_of_the_real_data(tmp_path: Path) -> None
         assert block["calls"] + block["abstentions"] == data["cycles"]
         if settled:
             assert block["hit_rate"] == pytest.approx(block["hits"] / settled, abs=1e-5)
+        for group in (*block["by_kind"].values(), *block["by_target"].values()):
+            assert set(KIND_FIELDS) <= set(group)
+        assert sum(k["hits"] + k["misses"] for k in block["by_kind"].values()) == settled
+    synthesis = data["synthesis"]
+    # Warm-started, the desk calls through the year, and more than one kind.
+    assert len(synthesis["by_kind"]) >= 2
+    assert data["call_mix"]["calls"] > 100
     page = (out / "report.md").read_text()
+    first = page.split("\n\n")[1]
+    assert first.startswith(f"**The synthesis made {data['call_mix']['calls']} calls")
+    for kind in data["call_mix"]["by_kind"]:
+        assert kind in first
     assert "| synthesis |" in page
     assert "Brier skill" in page
     for figure in ("reliability.png", "rolling.png"):
@@ -97,7 +113,8 @@ def _comparable(result: BacktestResult, before: date) -> list[object]:
     settled = [
         (s.prediction.made_at, s.source, s.outcome, s.settle_price)
         for s in result.ledger.settled
-        if s.prediction.made_at.date() < before
+        # Calls maturing on or after the planted day settle on it (5-session calls too).
+        if s.prediction.matures_at.date() < before
     ]
     return [rows, settled]
 
@@ -122,7 +139,7 @@ def test_a_planted_future_price_is_never_read_before_its_day(tmp_path: Path) -> 
     a = run_backtest(clean, start, end)
     b = run_backtest(dirty, start, end)
     assert a.cycles == b.cycles > 300
-    # Calls struck on the day before the plant settle on the planted close, legitimately after it.
+    # Calls maturing on the planted day settle on the planted close, legitimately after it.
     day_before = date(2016, 3, 14)
     assert _comparable(a, day_before) == _comparable(b, day_before)
     seen_a = next(r for r in a.rows if r.day == planted)

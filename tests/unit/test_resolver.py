@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.resolver.resolve import settle_matured
 from services.resolver.settle import GRACE, judge
-from shared.calendar import maturity, replay_as_of, session_close
+from shared.calendar import end_of_day_known, maturity, replay_as_of, session_close, utc_now
 from shared.contracts import Quote
 from shared.db.models import Cycle, PredictionRecord
 from shared.db.session import migrate, session_scope
@@ -29,10 +29,13 @@ def _quote(price: float, day: date = TUESDAY) -> Quote:
 
 def test_judge_hit_miss_and_flat() -> None:
     """A close beyond the line in the called direction is a hit; flat or the other way a miss."""
-    common = {"matures_at": session_close(TUESDAY), "now": replay_as_of(TUESDAY)}
-    up_hit = judge("up", 100.0, 100.0, _quote(101.0), attempts=0, max_attempts=3, **common)
-    down_miss = judge("down", 100.0, 100.0, _quote(101.0), attempts=0, max_attempts=3, **common)
-    flat = judge("up", 100.0, 100.0, _quote(100.0), attempts=0, max_attempts=3, **common)
+    due, now = session_close(TUESDAY), replay_as_of(TUESDAY)
+    up_hit = judge("up", 100.0, 100.0, _quote(101.0), matures_at=due, now=now, attempts=0,
+                   max_attempts=3)  # fmt: skip
+    down_miss = judge("down", 100.0, 100.0, _quote(101.0), matures_at=due, now=now, attempts=0,
+                      max_attempts=3)  # fmt: skip
+    flat = judge("up", 100.0, 100.0, _quote(100.0), matures_at=due, now=now, attempts=0,
+                 max_attempts=3)  # fmt: skip
     assert (up_hit.outcome, down_miss.outcome, flat.outcome) == ("hit", "miss", "miss")
     assert up_hit.realized_move_pct == pytest.approx(1.0)
     assert up_hit.settle_price == 101.0
@@ -55,10 +58,10 @@ def test_judge_waits_through_grace_then_counts_attempts() -> None:
 
 
 def test_maturity_runs_from_the_reference_close() -> None:
-    """A 24 h call on Monday's close matures at Tuesday's close; Friday's over the weekend."""
+    """A 24 h call on Monday's close matures at Tuesday's close; Friday's at Monday's."""
     assert maturity(replay_as_of(MONDAY), MONDAY, 24) == session_close(TUESDAY)
     friday = maturity(replay_as_of(FRIDAY), FRIDAY, 24)
-    assert friday == session_close(FRIDAY) + timedelta(hours=24)
+    assert friday == session_close(MONDAY)
     market = replay_market(None)
     quote = market.settlement_quote("^GSPC", friday, replay_as_of(MONDAY))
     assert quote is not None
@@ -118,7 +121,19 @@ def test_settle_matured_on_real_prices_is_idempotent(tmp_path: Path) -> None:
     assert rows["not-yet"].status == "open"
     assert rows["down-call"].settle_price == pytest.approx(1979.26)
     assert rows["down-call"].realized_move_pct == pytest.approx((1979.26 / 2001.76 - 1) * 100)
-    assert rows["down-call"].settled_at == replay_as_of(TUESDAY)
+    # Settled on the replay's clock: when Tuesday's close became known.
+    assert rows["down-call"].settled_at == end_of_day_known(TUESDAY)
+
+
+def test_a_replay_call_settled_by_the_wall_clock_keeps_the_replay_clock(tmp_path: Path) -> None:
+    """A beat pass on today's wall clock settles a 2016 replay call as of its 2016 close, so
+    its lesson and the record never say it was settled in the resolver's present."""
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    migrate(url)
+    _store_call(url, "down-call", "down", MONDAY)
+    with session_scope(url) as session:
+        report = settle_matured(session, _markets, utc_now(), max_attempts=3)
+    assert [r.settled_at for r in report.resolutions] == [end_of_day_known(TUESDAY)]
 
 
 def test_track_record_is_point_in_time(tmp_path: Path) -> None:
@@ -137,3 +152,48 @@ def test_track_record_is_point_in_time(tmp_path: Path) -> None:
     assert (early.open, early.hits, early.hit_rate) == (1, 0, None)
     assert (late.open, late.hits, late.hit_rate) == (0, 1, 1.0)
     assert late.brier == pytest.approx((0.6 - 1.0) ** 2)
+
+
+def _settle(kind: str, side: str, line: float, close: float, range_pct: float | None = None) -> str:
+    due, now = session_close(TUESDAY), replay_as_of(TUESDAY)
+    verdict = judge(side, 100.0, line, _quote(close), matures_at=due, now=now, attempts=0,
+                    max_attempts=3, kind=kind, range_pct=range_pct)  # fmt: skip
+    assert verdict.outcome is not None
+    return verdict.outcome
+
+
+def test_threshold_calls_settle_strictly_beyond_their_level() -> None:
+    """'Closes below 26' is a hit at 25.9, a miss at 26 and above; 'above 4.5' a hit at 4.51."""
+    assert _settle("threshold", "down", 26.0, 25.9) == "hit"
+    assert _settle("threshold", "down", 26.0, 26.0) == "miss"
+    assert _settle("threshold", "down", 26.0, 30.0) == "miss"
+    assert _settle("threshold", "up", 104.5, 104.51) == "hit"
+    assert _settle("threshold", "up", 104.5, 103.0) == "miss"
+
+
+def test_range_calls_settle_inside_or_outside_the_band() -> None:
+    """'Within ±1%' holds from 99 to 101 inclusive; 'outside ±1%' is its exact complement."""
+    for close, inside in ((100.5, True), (101.0, True), (99.0, True), (101.2, False),
+                          (98.7, False)):  # fmt: skip
+        assert _settle("range", "inside", 100.0, close, 1.0) == ("hit" if inside else "miss")
+        assert _settle("range", "outside", 100.0, close, 1.0) == ("miss" if inside else "hit")
+
+
+def test_a_close_later_than_the_grace_period_is_inconclusive() -> None:
+    """A gap in the prices (the first close after maturity is weeks late) settles nothing."""
+    due = session_close(TUESDAY)
+    late_day = date(2016, 4, 5)
+    verdict = judge("up", 100.0, 100.0, _quote(120.0, late_day), matures_at=due,
+                    now=replay_as_of(late_day), attempts=0, max_attempts=3)  # fmt: skip
+    assert verdict.outcome == "inconclusive"
+    assert "late" in verdict.reason
+    on_time = judge("up", 100.0, 100.0, _quote(120.0, date(2016, 3, 9)), matures_at=due,
+                    now=replay_as_of(late_day), attempts=0, max_attempts=3)  # fmt: skip
+    assert on_time.outcome == "hit"
+
+
+def test_horizons_count_sessions_from_the_reference_close() -> None:
+    """48 h on Friday's close is Tuesday's close and 5 sessions (120 h) the next Friday's."""
+    assert maturity(replay_as_of(FRIDAY), FRIDAY, 48) == session_close(TUESDAY)
+    assert maturity(replay_as_of(FRIDAY), FRIDAY, 120) == session_close(date(2016, 3, 11))
+    assert maturity(replay_as_of(MONDAY), MONDAY, 48) == session_close(date(2016, 3, 9))

@@ -15,8 +15,10 @@ from pathlib import Path
 from services.minds.think import think
 from services.synth.calibrate import Calibrator, fit
 from services.synth.calls import mind_prediction, pooled_forecast
+from services.synth.menu import MenuBook, options
 from services.synth.rules import update_rules
 from services.synth.synthesize import synthesize
+from services.synth.warm import WARM_SESSIONS, warm_book
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
 from shared.contracts import (
@@ -67,6 +69,9 @@ class CycleRow:
     flags: int
     recalled: tuple[tuple[str, datetime, datetime], ...] = ()  # cycle key, made, settled
     stories: tuple[tuple[str, str], ...] = ()  # key, status
+    kind: str | None = None  # of the call made, if any
+    call_target: str | None = None
+    warm: bool = False  # the menu's calibration was trusted for some kind this cycle
 
 
 @dataclass
@@ -87,6 +92,8 @@ class BacktestResult:
     last_call: Dispatch | None = None
     rules: tuple[LearnedRule, ...] = ()
     board: tuple[ScoreLine, ...] | None = None  # the full scoreboard, scored once when asked
+    warm: int = 0  # candidates the warm start settled before the first cycle
+    record_basis: str | None = None  # what the first cycle's calibration rested on
 
 
 def label_of(data_dir: Path) -> str:
@@ -103,13 +110,18 @@ def run_backtest(
     brain: Brain | None = None,
     market: ReplayMarket | None = None,
     on_cycle: Progress | None = None,
+    cold: bool = False,
+    warm_sessions: int = WARM_SESSIONS,
+    refit_every: int = 20,
 ) -> BacktestResult:
     """Run one cycle per trading day from start to end inclusive, in order, on the replay clock.
 
     Before each cycle the ledger settles what matured by its as_of, exactly as the resolver
-    does before a fleet cycle; the cycle then sees only that record. Raises ReplayFormatError
-    (a BadInputError) if the directory is not a valid replay, and BadInputError naming the
-    data's range if no session of it falls between start and end.
+    does before a fleet cycle; the cycle then sees only that record. Unless cold, the menu's
+    calibration starts warm: fitted on the warm_sessions before the first cycle, point-in-time
+    (services.synth.warm). It is refitted every refit_every cycles on what settled by then.
+    Raises ReplayFormatError (a BadInputError) if the directory is not a valid replay, and
+    BadInputError naming the data's range if no session of it falls between start and end.
     """
     started = time.perf_counter()
     directory = Path(data_dir) if data_dir is not None else sample_data_dir()
@@ -123,9 +135,16 @@ def run_backtest(
     calibrator: Calibrator | None = None
     book: tuple[LearnedRule, ...] = ()
     stories: tuple[Story, ...] = ()
+    menu = MenuBook()
+    if days and not cold:
+        menu = warm_book(market, replay_as_of(days[0]), sessions=warm_sessions)
+    result.warm = menu.warm
     for number, day in enumerate(days, start=1):
         as_of = replay_as_of(day)
         ledger.settle(market, as_of)
+        menu.settle(market, as_of)
+        if menu.calibrator is None or (number - 1) % refit_every == 0:
+            menu.refit()
         # Refitted every cycle on what settled by as_of; the last fit only speeds convergence.
         calibrator = fit(ledger.history, start=(calibrator.a, calibrator.b) if calibrator else None)
         book = update_rules(book, ledger.evidence_record(as_of), as_of)
@@ -161,15 +180,22 @@ def run_backtest(
             rules=book,
             stories=stories,
             recalled=recalled,
+            menu=menu.calibrator,
         )
+        if result.record_basis is None:
+            result.record_basis = dispatch.record_basis
         book, stories = dispatch.rules, dispatch.stories
+        raw = dispatch.raw_probability_up
+        lean = {features.broad: raw - 0.5} if features.broad and raw is not None else {}
+        menu.propose(options(features, lean), as_of, desk=True, calibrator=menu.calibrator)
         _store(ledger, dispatch, outputs, context)
         forecast = pooled_forecast(dispatch, context, horizon_hours)
         if forecast is not None:
             ready = dispatch.recalibration is not None and dispatch.recalibration.ready
             ledger.forecast(dispatch.cycle_key, forecast, dispatch.probability_up, ready)
         result.flags.update(f"{f.code}: {f.subject}" for f in snapshot.flags)
-        result.rows.append(_row(day, dispatch, context))
+        ready = menu.calibrator is not None and any(f.ready for f in menu.calibrator.fits.values())
+        result.rows.append(_row(day, dispatch, context, ready))
         result.last_dispatch = dispatch
         if dispatch.prediction is not None:
             result.last_call = dispatch
@@ -206,7 +232,7 @@ def _store(
             ledger.abstain(output.mind, regime)
 
 
-def _row(day: date, dispatch: Dispatch, context: CycleContext) -> CycleRow:
+def _row(day: date, dispatch: Dispatch, context: CycleContext, warm: bool) -> CycleRow:
     p = dispatch.prediction
     return CycleRow(
         day=day,
@@ -227,6 +253,9 @@ def _row(day: date, dispatch: Dispatch, context: CycleContext) -> CycleRow:
         flags=len(context.snapshot.flags),
         recalled=tuple((m.cycle_key, m.made_at, m.settled_at) for m in dispatch.recalled),
         stories=tuple((s.key, s.status) for s in dispatch.stories),
+        kind=p.kind if p else None,
+        call_target=p.target if p else None,
+        warm=warm,
     )
 
 

@@ -160,9 +160,11 @@ class Ledger:
                 now=now,
                 attempts=entry.attempts,
                 max_attempts=self.max_attempts,
+                kind=p.kind,
+                range_pct=p.range_pct,
             )
             if verdict.outcome is None:
-                if "attempt" in verdict.reason:
+                if verdict.spent_attempt:
                     entry.attempts += 1
                 self._waiting.append(entry)
                 continue
@@ -202,7 +204,7 @@ class Ledger:
                 max_attempts=self.max_attempts,
             )
             if verdict.outcome is None:
-                if "attempt" in verdict.reason:
+                if verdict.spent_attempt:
                     entry.attempts += 1
                 self._pending_waiting.append(entry)
                 continue

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.contracts import SYNTHESIS, ScoreLine
-from shared.scoring import brier, brier_skill, calibration, ece, log_score
+from shared.scoring import Scored, baselines, brier, brier_skill, calibration, ece, log_score
 from workshop.backtest.engine import BacktestResult
 from workshop.backtest.ledger import Settled
 from workshop.backtest.plots import Curve, Rolling, quantile_bins, reliability, rolling
@@ -18,6 +18,8 @@ ROLLING_WINDOW = 250
 METRICS = ("calls", "abstentions", "hits", "misses", "inconclusive", "open", "withheld",
            "hit_rate", "hit_rate_low", "hit_rate_high", "brier", "log_score", "base_rate",
            "base_rate_brier", "brier_skill", "ece")  # fmt: skip
+HONEST = ("brier_skill_se", "naive_brier", "brier_skill_naive", "brier_skill_naive_se",
+          "brier_majority", "reliability", "resolution", "uncertainty")  # fmt: skip
 
 
 def _metrics(line: ScoreLine | None) -> dict[str, Any]:
@@ -112,6 +114,79 @@ def _calls(result: BacktestResult, source: str) -> list[tuple[float, float, bool
     ]
 
 
+def _naive(item: Settled) -> float | None:
+    p = item.prediction
+    if p.naive_probability is not None:
+        return p.naive_probability
+    # A direction call without a stated naive probability: the driftless walk says a coin.
+    return 0.5 if p.kind == "direction" else None
+
+
+def honest(items: Sequence[Settled]) -> dict[str, Any]:
+    """A group of settled calls scored against every baseline: the base rate (with the skill's
+    standard error), the naive random walk, always the majority outcome, Murphy's terms."""
+    done = [s for s in items if s.outcome != "inconclusive"]
+    hits = sum(1 for s in done if s.outcome == "hit")
+    rows = [Scored(s.prediction.confidence, s.prediction.base_rate, _naive(s), s.outcome == "hit")
+            for s in done]  # fmt: skip
+    pairs = [(r.p, r.hit) for r in rows]
+    rated = [r for r in rows if r.base is not None]
+    score = brier((r.p, r.hit) for r in rated)
+    reference = brier((r.base or 0.0, r.hit) for r in rated)
+    values: dict[str, Any] = {
+        "calls": len(items),
+        "hits": hits,
+        "misses": len(done) - hits,
+        "inconclusive": len(items) - len(done),
+        "hit_rate": hits / len(done) if done else None,
+        "brier": brier(pairs),
+        "base_rate_brier": reference,
+        "brier_skill": brier_skill(score, reference),
+        "ece": ece(calibration(pairs)),
+        **baselines(rows),
+    }
+    values.pop("skill_vs_base", None)
+    return {k: _round(v) for k, v in values.items()}
+
+
+def _grouped(items: Sequence[Settled], key: Any) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[Settled]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return {name: honest(group) for name, group in sorted(groups.items())}
+
+
+def source_report(result: BacktestResult, source: str, line: ScoreLine | None) -> dict[str, Any]:
+    """A source's record line with its honest baselines and its by-kind and by-target maps."""
+    items = [s for s in result.ledger.settled if s.source == source and not s.withheld_by]
+    overall = honest(items)
+    return {
+        **_metrics(line),
+        **{k: overall[k] for k in HONEST},
+        "by_kind": _grouped(items, lambda s: s.prediction.kind),
+        "by_target": _grouped(items, lambda s: s.prediction.target),
+    }
+
+
+def call_mix(result: BacktestResult) -> dict[str, Any]:
+    """How many calls went each way, of which kinds: a one-sided desk cannot hide."""
+    made = [row for row in result.rows if row.direction is not None]
+    by_kind: dict[str, dict[str, int]] = {}
+    for row in made:
+        sides = by_kind.setdefault(row.kind or "direction", {})
+        sides[row.direction or "?"] = sides.get(row.direction or "?", 0) + 1
+    warm = [row for row in result.rows if row.warm]
+    return {
+        "calls": len(made),
+        "by_kind": by_kind,
+        "cycles_warm": len(warm),
+        "call_rate_warm": round(sum(1 for r in warm if r.direction) / len(warm), 4)
+        if warm
+        else None,
+        "targets": sorted({row.call_target for row in made if row.call_target}),
+    }
+
+
 def build_report(result: BacktestResult) -> dict[str, Any]:
     """The report's figures as plain JSON-able data."""
     lines = _lines(result)
@@ -127,11 +202,13 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "seconds_per_cycle": round(result.seconds / result.cycles, 6) if result.cycles else None,
         "horizon_hours": result.horizon_hours,
         "call_rate": round(calls / result.cycles, 4) if result.cycles else None,
+        "call_mix": call_mix(result),
+        "warm_start": {"candidates": result.warm, "record_basis": result.record_basis},
         "synthesis": {
-            **_metrics(lines.get((SYNTHESIS, "all"))),
+            **source_report(result, SYNTHESIS, lines.get((SYNTHESIS, "all"))),
             **{k: _round(v) for k, v in skill_evidence(_calls(result, SYNTHESIS)).items()},
         },
-        "minds": {m: _metrics(lines.get((m, "all"))) for m in result.minds},
+        "minds": {m: source_report(result, m, lines.get((m, "all"))) for m in result.minds},
         "desk": desk_metrics(result),
         "by_category": {
             s: {
@@ -297,6 +374,7 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
     table += [_row(m, v) for m, v in data["minds"].items()]
     parts = [
         f"# Backtest: {data['from']} to {data['to']}",
+        _mix(data),
         f"Replay directory `{data['data_dir']}`: **{data['cycles']} cycles** (one per trading day) "
         f"in **{data['seconds']:.2f} s** ({(data['seconds_per_cycle'] or 0) * 1000:.2f} ms a "
         f"cycle), through the fleet's own features, minds, synthesis and resolver judge, with "
@@ -309,6 +387,8 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
         "frequency of the called outcome in the history known when the call was made): above 0 "
         "beats the base rate, below 0 loses to it. ECE is the expected calibration error over "
         "ten confidence buckets.",
+        "## Against the honest baselines, by kind of call",
+        _kinds(data),
         "## The desk's probability on every cycle",
         _desk(data["desk"]),
         "## In plain words",
@@ -338,6 +418,70 @@ def markdown(data: dict[str, Any], result: BacktestResult) -> str:
             + "\n".join(f"> {line}" if line else ">" for line in d.body_md.strip().splitlines()),
         ]
     return "\n\n".join(parts) + "\n"
+
+
+def _mix(data: dict[str, Any]) -> str:
+    """The first paragraph: how many calls went each way, of which kinds."""
+    mix = data["call_mix"]
+    if not mix["calls"]:
+        return (
+            f"**The synthesis made no call in {data['cycles']} cycles.** "
+            + (f"Its record rests on: {data['warm_start']['record_basis']}." if
+               data["warm_start"]["record_basis"] else "")
+        )  # fmt: skip
+    kinds = "; ".join(
+        f"{kind} {sum(sides.values())} ("
+        + ", ".join(f"{side} {n}" for side, n in sorted(sides.items()))
+        + ")"
+        for kind, sides in sorted(mix["by_kind"].items())
+    )
+    warm = (
+        f", {_pct(mix['call_rate_warm'])} of the {mix['cycles_warm']} cycles once its "
+        "calibration was trusted"
+        if mix["cycles_warm"]
+        else ""
+    )
+    return (
+        f"**The synthesis made {mix['calls']} calls in {data['cycles']} cycles{warm}: {kinds}**, "
+        f"on {', '.join(mix['targets'])}. Its calibration started from "
+        f"{data['warm_start']['candidates']:,} settled candidates of the price history before the "
+        "first cycle (the warm start)."
+    )
+
+
+def _kinds(data: dict[str, Any]) -> str:
+    rows = [
+        "Each kind of call scored against its own point-in-time base rate, against a naive "
+        "model that knows only the trailing volatility and assumes a driftless random walk "
+        "(persistence alone), and against always the majority outcome (probability 1 on "
+        "whichever outcome the base rate favours). Skill is 1 − Brier / the baseline's Brier, "
+        "± one standard error. A skill over the base rate that vanishes against the naive model "
+        "is an edge of volatility persistence only, and is said so here.",
+        "",
+        "| source | kind | settled | hit rate | Brier | base Brier | skill vs base | naive Brier "
+        "| skill vs naive | majority Brier | ECE |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    sources = [("synthesis", data["synthesis"]), *data["minds"].items()]
+    for name, m in sources:
+        for kind, k in [("all", m), *m["by_kind"].items()]:
+            settled = k["hits"] + k["misses"]
+            if not settled:
+                continue
+            rows.append(
+                f"| {name} | {kind} | {settled} | {_pct(k['hit_rate'])} | {_num(k['brier'])} | "
+                f"{_num(k['base_rate_brier'])} | {_pm(k['brier_skill'], k['brier_skill_se'])} | "
+                f"{_num(k['naive_brier'])} | "
+                f"{_pm(k['brier_skill_naive'], k['brier_skill_naive_se'])} | "
+                f"{_num(k['brier_majority'])} | {_num(k['ece'], '{:.3f}')} |"
+            )
+    return "\n".join(rows)
+
+
+def _pm(value: float | None, se: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" + (f" ± {se:.4f}" if se is not None else "")
 
 
 def _regimes(data: dict[str, Any]) -> str:

@@ -1,0 +1,603 @@
+"""The menu of calls: every candidate the desk could make this cycle, each with a calibrated
+probability, its own point-in-time base rate and the naive random walk's probability; and the
+choice of the one call whose edge over its base rate is largest and beyond the calibration's
+own error (or none, with the candidate that came closest and why it fell short).
+
+For each priceable symbol and each horizon (24 h, 48 h, 5 sessions) the menu holds:
+- direction: the close is higher than the reference (its complement: lower);
+- threshold: the close is beyond the grid move (shared.events) above or below the reference
+  nearest NEAR_Z standard deviations of the horizon's move (naive probability about 1/4), a
+  level close enough to matter, never one so far that "it will not get there" is free;
+- range: the close is within that same band (naive probability about a coin).
+
+Each kind has its own calibration, a logistic model of the event on (logit of the naive
+probability, logit of the base rate, the minds' lean toward the event), fitted on candidates
+settled by as_of (ridge toward "the naive model" for threshold and range, "the base rate" for
+direction). The history is binned on those three numbers, the statistic the fit needs, so a fit
+costs the same on a decade as on a month. Pure: the backtest and the fleet feed it the history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from shared.calendar import maturity
+from shared.contracts import (
+    CallKind,
+    CallSide,
+    Candidate,
+    Features,
+    Prediction,
+    Quote,
+    Regime,
+    call_wording,
+    horizon_sessions,
+)
+from shared.events import asset_class, event_key, grid, naive_probability, topic_of
+from shared.judging import judge
+from shared.ports import SettlementPrices
+
+HORIZONS = (24, 48, 120)
+TRADING_DAYS = 252
+# The calibrations: one per kind, a threshold's upside and downside apart.
+MODELS = ("direction", "threshold:gt", "threshold:lt", "range")
+# A threshold candidate sits at the grid move whose naive probability is nearest this: a level
+# the tape could reach, not one so far that "it will not get there" is free.
+NEAR_Z = 0.6745  # P(Z > z) = 1/4 and P(|Z| < z) = 1/2 for a standard normal
+# Settled candidates a kind's calibration needs before the desk trusts it with a call.
+MIN_SETTLED = 300
+# A kind is called only once its calibrated probabilities, each stated before the outcome, have
+# beaten the base rate out of sample by this many standard errors: a model that only fits the
+# past is not an edge.
+PROVEN_T = 2.0
+# The edge that must remain once one standard error of the calibrated probability is taken off.
+MIN_EDGE = 0.02
+# How much an edge that also departs from the naive random walk is preferred in the rank. Zero,
+# measured: on replay-dev a weight of 0.25 chose more tail thresholds where the calibration is
+# least sure, and their skill against the naive model fell (-0.031 against -0.023 at zero).
+NAIVE_WEIGHT = 0.0
+# Bins of the fit's statistic: logit(naive), logit(base rate), lean.
+BIN_NAIVE, BIN_BASE, BIN_LEAN = 0.1, 0.1, 0.01
+RIDGE = 4.0
+_STEPS = 25
+_TOLERANCE = 1e-7
+P_FLOOR = 1e-4
+
+
+def logit(p: float) -> float:
+    p = min(1 - P_FLOOR, max(P_FLOOR, p))
+    return math.log(p / (1 - p))
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One event on the menu: what would be called, on what terms, and what it is measured by."""
+
+    target: str
+    kind: CallKind
+    event: str  # up | gt | lt | in
+    move_pct: float
+    horizon_hours: int
+    reference: float
+    session: date
+    base: float
+    naive: float
+    lean: float = 0.0
+
+    @property
+    def side(self) -> CallSide:
+        return {"up": "up", "gt": "up", "lt": "down", "in": "inside"}[self.event]  # type: ignore[return-value]
+
+    @property
+    def line(self) -> float:
+        if self.kind == "threshold":
+            return self.reference * (1.0 + self.move_pct / 100.0)
+        return self.reference
+
+    @property
+    def range_pct(self) -> float | None:
+        return self.move_pct if self.kind == "range" else None
+
+    @property
+    def model(self) -> str:
+        """The calibration it is scored by: one per kind, and a threshold's upside and downside
+        apart (a market's tails are not mirror images)."""
+        return f"threshold:{self.event}" if self.kind == "threshold" else self.kind
+
+    def x(self) -> tuple[float, float, float]:
+        return (logit(self.naive), logit(self.base), self.lean)
+
+
+def options(
+    features: Features,
+    lean_up: Mapping[str, float] | None = None,
+    horizons: Sequence[int] = HORIZONS,
+) -> list[Option]:
+    """Every candidate event priceable from the features: each symbol with a close, a trailing
+    volatility and the horizon's base rates. lean_up is the minds' pooled p(up) - 0.5 per target
+    (the broad index, where they argue)."""
+    out: list[Option] = []
+    lean_up = lean_up or {}
+    for symbol in sorted(features.last_close):
+        reference = features.last_close[symbol]
+        returns = features.returns.get(symbol)
+        vol = returns.vol20 if returns is not None else None
+        if reference <= 0 or vol is None or vol <= 0:
+            continue
+        # A symbol that did not trade this session (its last bar carried) is not called on:
+        # its reference would be a stale price.
+        session = (returns.session if returns is not None else None) or features.session
+        if session != features.session:
+            continue
+        sd = vol / math.sqrt(TRADING_DAYS)  # daily % sd of log moves
+        lean = lean_up.get(symbol, 0.0)
+        for hours in horizons:
+            n = horizon_sessions(hours)
+            base_up = features.base_rate(symbol, hours, "up")
+            if base_up is not None:
+                out.append(
+                    Option(symbol, "direction", "up", 0.0, hours, reference, session,
+                           base_up, 0.5, lean)
+                )  # fmt: skip
+            # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
+            # threshold's naive probability is about 1/4 and a range's about a coin.
+            aim = NEAR_Z * sd * math.sqrt(n)
+            move = min(grid(symbol), key=lambda g: abs(math.log(g / aim)))
+            best: dict[str, tuple[float, float, float]] = {}
+            for event, signed_move in (("gt", move), ("in", move), ("lt", -move)):
+                rate = features.event_rates.get(event_key(symbol, n, f"{event}{signed_move:g}"))
+                if rate is not None:
+                    best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
+            for event, (move, naive, rate) in sorted(best.items()):
+                kind: CallKind = "range" if event == "in" else "threshold"
+                signed = 0.0 if kind == "range" else (lean if event == "gt" else -lean)
+                out.append(
+                    Option(symbol, kind, event, move, hours, reference, session, rate,
+                           naive, signed)
+                )  # fmt: skip
+    return out
+
+
+# --- the calibration -----------------------------------------------------------------------------
+
+
+@dataclass
+class MenuHistory:
+    """Settled candidates per kind, binned: (naive bin, base bin, lean bin) -> [n, hits, sums of
+    the three inputs]."""
+
+    cells: dict[str, dict[tuple[int, int, int], list[float]]] = field(
+        default_factory=lambda: {k: {} for k in MODELS}
+    )
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODELS, 0))
+    from_desk: int = 0  # of them, candidates weighed on the desk's own cycles (with the lean)
+    # Per model, out of sample: candidates scored by the fit in force when they were weighed,
+    # [count, sum of Brier gains over the base rate, sum of squared gains, sum of base Briers].
+    tested: dict[str, list[float]] = field(
+        default_factory=lambda: {k: [0.0, 0.0, 0.0, 0.0] for k in MODELS}
+    )
+
+    def proven(self, model: str) -> bool:
+        """Whether the model's probabilities, each given before its outcome was known, have beaten
+        the base rate by PROVEN_T standard errors over at least MIN_SETTLED candidates."""
+        n, gain, squares, _ = self.tested[model]
+        if n < MIN_SETTLED:
+            return False
+        mean = gain / n
+        var = max(0.0, squares / n - mean * mean) * n / (n - 1)
+        return mean > PROVEN_T * math.sqrt(var / n)
+
+    def out_of_sample_skill(self, model: str) -> float | None:
+        n, gain, _, base = self.tested[model]
+        return gain / base if n and base > 0 else None
+
+    def add(
+        self, option: Option, hit: bool, *, desk: bool = False, stated: float | None = None
+    ) -> None:
+        if stated is not None:
+            y = 1.0 if hit else 0.0
+            ref = (option.base - y) ** 2
+            gain = ref - (stated - y) ** 2
+            cell = self.tested[option.model]
+            cell[0] += 1
+            cell[1] += gain
+            cell[2] += gain * gain
+            cell[3] += ref
+        x1, x2, x3 = option.x()
+        key = (round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN))
+        cell = self.cells[option.model].setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0])
+        cell[0] += 1
+        cell[1] += 1.0 if hit else 0.0
+        cell[2] += x1
+        cell[3] += x2
+        cell[4] += x3
+        self.counts[option.model] += 1
+        self.from_desk += int(desk)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _prior(kind: str) -> tuple[float, float, float, float]:
+    # Threshold and range start at the naive model, direction at the base rate: thin history
+    # leaves the calibrated probability at the baseline, never a confident guess.
+    return (0.0, 0.0, 1.0, 0.0) if kind == "direction" else (0.0, 1.0, 0.0, 0.0)
+
+
+def _solve(h: list[list[float]], g: list[float]) -> list[float]:
+    """Solve h x = g (h symmetric positive definite, 4x4) by Gaussian elimination."""
+    n = len(g)
+    a = [[*row, g[i]] for i, row in enumerate(h)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
+        a[col], a[pivot] = a[pivot], a[col]
+        for r in range(n):
+            if r != col and a[r][col] != 0.0:
+                f = a[r][col] / a[col][col]
+                for c in range(col, n + 1):
+                    a[r][c] -= f * a[col][c]
+    return [a[i][n] / a[i][i] for i in range(n)]
+
+
+def _inverse(h: list[list[float]]) -> list[list[float]]:
+    cols = [_solve(h, [1.0 if i == j else 0.0 for i in range(4)]) for j in range(4)]
+    return [[cols[j][i] for j in range(4)] for i in range(4)]
+
+
+@dataclass(frozen=True)
+class KindFit:
+    """One kind's fitted calibration: p = sigmoid(t0 + t1 logit(naive) + t2 logit(base) + t3
+    lean), with the covariance of t from the penalised likelihood's curvature."""
+
+    kind: str
+    theta: tuple[float, float, float, float]
+    cov: tuple[tuple[float, ...], ...]
+    n: int
+    minimum: int = MIN_SETTLED
+    proven: bool = True  # beaten the base rate out of sample (MenuHistory.proven)
+
+    @property
+    def ready(self) -> bool:
+        return self.n >= self.minimum and self.proven
+
+    def evaluate(self, option: Option) -> tuple[float, float]:
+        """The calibrated probability of the option's event and its standard error (delta
+        method), in one pass (the menu weighs thousands of these a second)."""
+        x1, x2, x3 = option.x()
+        t0, t1, t2, t3 = self.theta
+        p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
+        c = self.cov
+        v = (1.0, x1, x2, x3)
+        var = 0.0
+        for i in range(4):
+            row, vi = c[i], v[i]
+            var += vi * (row[0] + row[1] * x1 + row[2] * x2 + row[3] * x3)
+        return p, p * (1 - p) * math.sqrt(max(0.0, var))
+
+    def probability(self, option: Option) -> float:
+        return self.evaluate(option)[0]
+
+    def stderr(self, option: Option) -> float:
+        return self.evaluate(option)[1]
+
+
+def fit_kind(
+    kind: str,
+    cells: Mapping[tuple[int, int, int], Sequence[float]],
+    n: int,
+    start: Sequence[float] | None = None,
+    minimum: int = MIN_SETTLED,
+) -> KindFit:
+    """Ridge-penalised maximum likelihood by Newton's method over the binned history."""
+    prior = _prior(kind)
+    theta = list(start if start is not None else prior)
+    rows = [(c[0], c[1], c[2] / c[0], c[3] / c[0], c[4] / c[0]) for c in cells.values()]
+    h = [[0.0] * 4 for _ in range(4)]
+    for _ in range(_STEPS):
+        t0, t1, t2, t3 = theta
+        # Gradient and the Hessian's ten distinct terms, written out: this loop is the fit.
+        g0 = g1 = g2 = g3 = 0.0
+        h00 = h01 = h02 = h03 = h11 = h12 = h13 = h22 = h23 = h33 = 0.0
+        for count, hits, x1, x2, x3 in rows:
+            p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
+            r = hits - count * p
+            w = count * p * (1.0 - p)
+            g0 += r
+            g1 += r * x1
+            g2 += r * x2
+            g3 += r * x3
+            w1, w2, w3 = w * x1, w * x2, w * x3
+            h00 += w
+            h01 += w1
+            h02 += w2
+            h03 += w3
+            h11 += w1 * x1
+            h12 += w1 * x2
+            h13 += w1 * x3
+            h22 += w2 * x2
+            h23 += w2 * x3
+            h33 += w3 * x3
+        g = [g0 - RIDGE * (t0 - prior[0]), g1 - RIDGE * (t1 - prior[1]),
+             g2 - RIDGE * (t2 - prior[2]), g3 - RIDGE * (t3 - prior[3])]  # fmt: skip
+        h = [
+            [h00 + RIDGE, h01, h02, h03],
+            [h01, h11 + RIDGE, h12, h13],
+            [h02, h12, h22 + RIDGE, h23],
+            [h03, h13, h23, h33 + RIDGE],
+        ]
+        step = _solve(h, g)
+        theta = [t + s for t, s in zip(theta, step, strict=True)]
+        if max(abs(s) for s in step) < _TOLERANCE:
+            break
+    cov = _inverse(h)
+    return KindFit(kind, (theta[0], theta[1], theta[2], theta[3]),
+                   tuple(tuple(row) for row in cov), n, minimum)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MenuCalibrator:
+    """Every kind's fit and what the record rests on."""
+
+    fits: Mapping[str, KindFit]
+    settled: int
+    from_desk: int = 0
+    warm: int = 0  # of the settled candidates, those from before the replay's first cycle
+
+    def describe(self) -> str:
+        ready = [k for k in MODELS if self.fits[k].ready]
+        per = ", ".join(f"{k} {self.fits[k].n:,}" for k in MODELS)
+        warm = (
+            f"; {self.warm:,} of them from the price history before this replay's first cycle "
+            "(the warm start)"
+            if self.warm
+            else ""
+        )
+        return (
+            f"my calibration rests on {self.settled:,} settled candidate calls ({per}){warm}; "
+            f"{self.from_desk:,} weighed on my own cycles with the minds' lean; "
+            + (
+                f"trusted for {', '.join(ready)}"
+                + (
+                    f" (not for {', '.join(k for k in MODELS if k not in ready)}: not yet "
+                    "better than their base rates out of sample)"
+                    if len(ready) < len(MODELS)
+                    else ""
+                )
+                if ready
+                else f"not yet trusted for any kind (needs {self.fits['range'].minimum} each)"
+            )
+        )
+
+
+def fit_menu(history: MenuHistory, previous: MenuCalibrator | None = None,
+             *, minimum: int = MIN_SETTLED, warm: int = 0) -> MenuCalibrator:  # fmt: skip
+    """Refit every kind; the previous fit only speeds convergence (the problem is convex)."""
+    fits = {
+        kind: replace(
+            fit_kind(
+                kind,
+                history.cells[kind],
+                history.counts[kind],
+                previous.fits[kind].theta if previous is not None else None,
+                minimum,
+            ),
+            proven=history.proven(kind),
+        )
+        for kind in MODELS
+    }
+    return MenuCalibrator(fits, history.total, history.from_desk, warm)
+
+
+# --- pending candidates and their settlement -----------------------------------------------------
+
+
+@dataclass
+class MenuBook:
+    """Candidates weighed and waiting for their first close after maturity; settled by the
+    resolver's own judge into the history the calibration is fitted on."""
+
+    history: MenuHistory = field(default_factory=MenuHistory)
+    _heap: list[tuple[datetime, int, Option, bool, float | None]] = field(default_factory=list)
+    _seq: int = 0
+    warm: int = 0  # candidates settled before the first cycle (the warm start)
+    calibrator: MenuCalibrator | None = None
+
+    def refit(self, minimum: int = MIN_SETTLED) -> MenuCalibrator:
+        """The calibration on everything settled so far (the last fit speeds convergence)."""
+        self.calibrator = fit_menu(self.history, self.calibrator, minimum=minimum, warm=self.warm)
+        return self.calibrator
+
+    def propose(
+        self,
+        weighed: Iterable[Option],
+        made_at: datetime,
+        *,
+        desk: bool = False,
+        calibrator: MenuCalibrator | None = None,
+    ) -> None:
+        """Candidates weighed at made_at; with the calibrator then in force, each keeps the
+        probability it was given, so that each kind is judged out of sample when it settles."""
+        dues: dict[tuple[date, int], datetime] = {}
+        for option in weighed:
+            slot = (option.session, option.horizon_hours)
+            if slot not in dues:
+                dues[slot] = maturity(made_at, option.session, option.horizon_hours)
+            due = dues[slot]
+            self._seq += 1
+            stated = (
+                calibrator.fits[option.model].evaluate(option)[0]
+                if calibrator is not None
+                else None
+            )
+            heapq.heappush(self._heap, (due, self._seq, option, desk, stated))
+
+    def settle(self, market: SettlementPrices, now: datetime) -> int:
+        """Settle what matured and is known by now; a candidate without a close within the
+        grace period is dropped (inconclusive), never counted as a hit or a miss."""
+        done = 0
+        waiting: list[tuple[datetime, int, Option, bool, float | None]] = []
+        # The candidates of one symbol and horizon share their settling close.
+        quotes: dict[tuple[str, datetime], Quote | None] = {}
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            due, _, option, desk, stated = entry
+            key = (option.target, due)
+            if key not in quotes:
+                quotes[key] = market.settlement_quote(option.target, due, now)
+            verdict = judge(
+                option.side,
+                option.reference,
+                option.line,
+                quotes[key],
+                matures_at=due,
+                now=now,
+                attempts=0,
+                max_attempts=1,
+                kind=option.kind,
+                range_pct=option.range_pct,
+            )
+            if verdict.outcome is None:
+                waiting.append(entry)
+                continue
+            if verdict.outcome != "inconclusive":
+                self.history.add(option, verdict.outcome == "hit", desk=desk, stated=stated)
+                done += 1
+        for entry in waiting:
+            heapq.heappush(self._heap, entry)
+        return done
+
+
+# --- the choice ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A candidate with the side worth calling (the one more likely than not) and its numbers."""
+
+    option: Option
+    side: CallSide
+    probability: float
+    base: float
+    naive: float
+    stderr: float
+    margin: float
+    ready: bool
+
+    @property
+    def edge(self) -> float:
+        return self.probability - self.base
+
+    @property
+    def line(self) -> float:
+        return self.option.line
+
+    def wording(self) -> str:
+        o = self.option
+        return call_wording(o.target, o.kind, self.side, o.reference, o.line, o.range_pct,
+                            o.horizon_hours)  # fmt: skip
+
+    def candidate(self, verdict: str) -> Candidate:
+        o = self.option
+        return Candidate(
+            wording=self.wording(),
+            target=o.target,
+            kind=o.kind,
+            direction=self.side,
+            horizon_hours=o.horizon_hours,
+            probability=round(self.probability, 4),
+            base_rate=round(self.base, 4),
+            naive_probability=round(self.naive, 4),
+            stderr=round(self.stderr, 4),
+            edge=round(self.edge, 4),
+            edge_naive=round(self.probability - self.naive, 4),
+            margin=round(self.margin, 4),
+            verdict=verdict,
+        )
+
+
+_FLIP: dict[str, CallSide] = {"up": "down", "down": "up", "inside": "outside", "outside": "inside"}
+
+
+def score(option: Option, calibrator: MenuCalibrator, min_edge: float = MIN_EDGE) -> Scored:
+    fit = calibrator.fits[option.model]
+    p, se = fit.evaluate(option)
+    margin = abs(p - option.base) - se - min_edge
+    if p >= 0.5:
+        return Scored(option, option.side, p, option.base, option.naive, se, margin, fit.ready)
+    return Scored(option, _FLIP[option.side], 1 - p, 1 - option.base, 1 - option.naive, se,
+                  margin, fit.ready)  # fmt: skip
+
+
+def rank(scored: Scored) -> float:
+    """The best call has the most edge over its base rate beyond its error (NAIVE_WEIGHT can
+    favour edges that depart from the naive random walk; measured, it does not help)."""
+    return scored.margin + NAIVE_WEIGHT * abs(scored.probability - scored.naive)
+
+
+def choose(
+    weighed: Sequence[Option], calibrator: MenuCalibrator, min_edge: float = MIN_EDGE
+) -> tuple[Scored | None, Scored | None, str]:
+    """(the call, None, "") or (None, the closest candidate, why it fell short)."""
+    scored = [score(o, calibrator, min_edge) for o in weighed]
+    if not scored:
+        return None, None, "no symbol has a price, a trailing volatility and a base rate"
+    trusted = [s for s in scored if s.ready]
+    if not trusted:
+        best = max(scored, key=rank)
+        return (
+            None,
+            best,
+            (f"my calibration is not trusted yet for any kind of call ({calibrator.describe()})"),
+        )
+    best = max(trusted, key=rank)
+    if best.margin >= 0:
+        return best, None, ""
+    return (
+        None,
+        best,
+        (
+            f"the closest, {best.wording()}, is at {best.probability:.3f} against its base rate "
+            f"{best.base:.3f} (edge {best.edge:+.3f}), and my calibration is good to ±"
+            f"{best.stderr:.3f}: {max(0.0, abs(best.edge) - best.stderr):.3f} of edge remains, "
+            f"below the {min_edge:.3f} I need"
+        ),
+    )
+
+
+def prediction_of(scored: Scored, made_at: datetime, regime: Regime, basis: str) -> Prediction:
+    """The chosen candidate as a Prediction the resolver settles exactly as worded."""
+    o = scored.option
+    due = maturity(made_at, o.session, o.horizon_hours)
+    wording = scored.wording()
+    return Prediction(
+        target=o.target,
+        kind=o.kind,
+        direction=scored.side,
+        horizon_hours=o.horizon_hours,
+        reference_price=o.reference,
+        threshold=round(o.line, 6) if o.kind == "threshold" else None,
+        range_pct=o.range_pct,
+        confidence=round(scored.probability, 4),
+        falsifier=f"the first close of {o.target} at or after {due:%Y-%m-%d %H:%M} UTC does not "
+        f"bear out: {wording}",
+        made_at=made_at,
+        matures_at=due,
+        regime=regime,
+        topic=topic_of(o.target),
+        asset_class=asset_class(o.target),
+        base_rate=round(scored.base, 4),
+        naive_probability=round(scored.naive, 4),
+        basis=basis[:600],
+    )

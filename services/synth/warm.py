@@ -1,0 +1,84 @@
+"""The warm start: a desk started on a date fits its menu's calibration from the price history
+before that date, point-in-time, instead of waiting months for a record of its own.
+
+Each past session's menu is weighed (without the minds: their lean is unknown there, so 0) and
+settled by the resolver's judge only with closes known at the first cycle's as_of: no value
+after it can enter. Pure over a MarketData port.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from services.synth.menu import MenuBook, MenuCalibrator, options
+from shared.calendar import replay_as_of
+from shared.contracts import Snapshot
+from shared.ports import MarketData
+
+# Sessions of history the warm start weighs: four years, several thousand candidates per kind.
+WARM_SESSIONS = 1000
+# The warm start refits as it goes, so each kind is judged out of sample there too.
+WARM_REFIT = 25
+EARLIEST = date(1900, 1, 1)
+
+
+def warm_book(
+    market: MarketData, first_as_of: datetime, *, sessions: int = WARM_SESSIONS
+) -> MenuBook:
+    """A MenuBook holding the candidates of the `sessions` sessions before first_as_of, settled
+    with what was known at first_as_of (those still open settle later, as any candidate)."""
+    book = MenuBook()
+    cutoff = first_as_of.date() - timedelta(days=1)
+    days = [d for d in market.sessions(EARLIEST, cutoff) if replay_as_of(d) < first_as_of]
+    for number, day in enumerate(days[-sessions:] if sessions > 0 else []):
+        as_of = replay_as_of(day)
+        book.settle(market, as_of)
+        if number % WARM_REFIT == 0:
+            book.refit()
+        features = market.features(Snapshot(cycle_key="warm-start", as_of=as_of, mode="replay"))
+        book.propose(options(features), as_of, calibrator=book.calibrator)
+    book.settle(market, first_as_of)
+    book.warm = book.history.total
+    return book
+
+
+@dataclass
+class _Running:
+    book: MenuBook
+    proposed_until: datetime  # sessions whose as_of is before this have been weighed
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_RUNNING: dict[str, _Running] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def _advance(market: MarketData, running: _Running, as_of: datetime) -> None:
+    """Weigh the sessions from proposed_until up to (not including) as_of, settling as it goes."""
+    start = running.proposed_until.date() - timedelta(days=1)
+    for day in market.sessions(start, as_of.date()):
+        moment = replay_as_of(day)
+        if not running.proposed_until <= moment < as_of:
+            continue
+        running.book.settle(market, moment)
+        features = market.features(Snapshot(cycle_key="warm-start", as_of=moment, mode="replay"))
+        running.book.propose(options(features), moment, calibrator=running.book.calibrator)
+    running.proposed_until = max(running.proposed_until, as_of)
+    running.book.settle(market, as_of)
+
+
+def replay_menu(
+    key: str, market: MarketData, as_of: datetime, *, sessions: int = WARM_SESSIONS
+) -> MenuCalibrator:
+    """The menu's calibration for a fleet cycle of a replay at as_of: warm-started from the price
+    history before as_of and carried forward cycle by cycle (one per replay directory in this
+    process); a cycle earlier than the last one starts afresh, so nothing later can enter."""
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(key)
+        if running is None or as_of < running.proposed_until:
+            running = _RUNNING[key] = _Running(warm_book(market, as_of, sessions=sessions), as_of)
+    with running.lock:
+        _advance(market, running, as_of)
+        return running.book.refit()
