@@ -41,18 +41,20 @@ def step_line(step: ReplayStep) -> str:
     )
 
 
+def debate_line(d: Dispatch) -> str:
+    """e.g. 'Debate: divergent | Conviction: 34% | Macro: 25% | Flow: 50% | Contrarian: absent'."""
+    parts = [f"Debate: {d.debate}", f"Conviction: {d.conviction:.0%}"]
+    for m in d.minds:
+        name = m.mind.replace("_", " ").title()
+        parts.append(f"{name}: {m.confidence:.0%}" if m.status == "ok" else f"{name}: {m.status}")
+    return " | ".join(parts)
+
+
 def numbered_markdown(view: DispatchView, base_url: str = "") -> str:
     """A dispatch found by number: as above, with its call's status, the debate line and its
     permanent link (what `workshop dispatch N` prints and /read/N.md serves)."""
     d = view.dispatch
-    debate = " | ".join(
-        [f"Debate: {d.debate}", f"Conviction: {d.conviction:.0%}"]
-        + [
-            f"{m.mind.replace('_', ' ').title()}: "
-            + (f"{m.confidence:.0%}" if m.status == "ok" else m.status)
-            for m in d.minds
-        ]
-    )
+    debate = debate_line(d)
     return (
         "\n\n".join(
             [

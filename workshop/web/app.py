@@ -227,7 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
         context = {
             "view": view,
             "body_html": Markup(markdown_html(view.dispatch.body_md)),  # noqa: S704 - html off
-            "debate_line": _debate_line(view),
+            "debate_line": render.debate_line(view.dispatch),
             "call_words": _call_words(view),
         }
         return templates.TemplateResponse(request, "dispatch.html", context)
@@ -321,15 +321,6 @@ def _view(db: Session, number: int, slug: str | None = None) -> DispatchView:
     if slug is not None and slug != view.slug:
         raise HTTPException(404, f"Dispatch No. {number} has no page called “{slug}”.")
     return view
-
-
-def _debate_line(view: DispatchView) -> str:
-    d = view.dispatch
-    parts = [f"Debate: {d.debate}", f"Conviction: {d.conviction:.0%}"]
-    for m in d.minds:
-        name = m.mind.replace("_", " ").title()
-        parts.append(f"{name}: {m.confidence:.0%}" if m.status == "ok" else f"{name}: {m.status}")
-    return " | ".join(parts)
 
 
 def _call_words(view: DispatchView) -> str:
