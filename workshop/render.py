@@ -69,19 +69,18 @@ def numbered_markdown(view: DispatchView, base_url: str = "") -> str:
     )
 
 
+MARKS = {"up": "↑", "down": "↓", "inside": "↔", "outside": "⇹"}
+
+
 def short_call(item: DispatchSummary) -> str:
     """The call in a few characters, e.g. '↑ ^GSPC 24h 57%', or '–' for none."""
-    return "–" if item.status.state == "no_call" else _terse(item)
-
-
-def _terse(item: DispatchSummary) -> str:
-    # call_line reads "↑ UP ^GSPC 24h from 2081.37, confidence 57%": keep arrow, target, horizon
-    # and confidence, which is what fits in a column.
-    words = item.call.split()
-    if len(words) < 4:
-        return item.call
-    confidence = words[-1]
-    return f"{words[0]} {words[2]} {words[3]} {confidence}"
+    call = item.prediction
+    if call is None:
+        return "–"
+    return (
+        f"{MARKS.get(call.direction, '·')} {call.target} {call.horizon_hours}h "
+        f"{call.confidence:.0%}"
+    )
 
 
 def short_status(status: CallStatus) -> str:

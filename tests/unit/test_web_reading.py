@@ -157,3 +157,25 @@ def test_verdicts_say_plainly_when_there_is_no_edge() -> None:
     tables = score_tables(TrackRecord(lines=lines))
     assert [t.id for t in tables] == ["overall", "by-regime"]
     assert [line.regime for line in tables[1].lines] == ["chop"]
+
+
+def test_terminal_columns_show_the_call_and_status_in_a_few_characters() -> None:
+    """`workshop dispatches` shows a call as arrow, target, horizon and confidence, and a status
+    as its state with the time left or the realised move."""
+    from workshop.render import short_call, short_status
+    from workshop.web.schema import DispatchSummary
+
+    dispatch = _dispatch()
+    hit = _row("hit", settled_at=MATURES, settle_price=2114.07, realized_move_pct=0.11)
+    item = DispatchSummary(
+        number=3, slug="a-title", url="/read/3/a-title", cycle_number=7,
+        cycle_key=dispatch.cycle_key, as_of=MADE, title="A title", call="…",
+        prediction=dispatch.prediction, status=call_status(dispatch, hit, MATURES),
+    )  # fmt: skip
+    assert short_call(item) == "↑ ^GSPC 24h 56%"
+    assert short_status(item.status) == "hit +0.11%"
+    opened = call_status(dispatch, _row(), MATURES - timedelta(hours=5))
+    assert short_status(opened) == "open, 5 h left"
+    none = item.model_copy(update={"prediction": None})
+    assert short_call(none) == "–"
+    assert short_status(call_status(_dispatch(call=False), None, MADE)) == "no call"

@@ -153,6 +153,7 @@ def _summaries(session: Session, rows: Sequence[DispatchRecord]) -> list[Dispatc
                 as_of=row.as_of,
                 title=row.title,
                 call=call_text(dispatch),
+                prediction=dispatch.prediction,
                 status=call_status(dispatch, calls.get(row.cycle_key), clock),
             )
         )

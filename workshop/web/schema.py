@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts import Dispatch
+from shared.contracts import Dispatch, Prediction
 
 CallState = Literal["open", "hit", "miss", "inconclusive", "no_call"]
 
@@ -44,6 +44,7 @@ class DispatchSummary(View):
     as_of: AwareDatetime
     title: str
     call: str = Field(description="The call in one line, or 'no call'.")
+    prediction: Prediction | None = Field(default=None, description="The call's terms.")
     status: CallStatus
 
 
