@@ -613,16 +613,26 @@ def _probability(d: Deliberation) -> dict[str, object]:
 
 
 def _menu(deliberation: Deliberation) -> list[str]:
-    """The menu of candidate calls with their edges, once the deliberation carries one.
+    """The menu of candidate calls the desk weighed, with their edges, once the deliberation
+    carries it.
 
-    Seam: the desk-with-judgement issue adds the menu to the Deliberation; until it lands there
-    is nothing to show, and the synthesis prompt has no menu block.
+    Seam: the desk-with-judgement issue adds to the Deliberation the candidate it chose (or, on
+    an abstention, the one that came closest), how many it weighed and what the calibration rests
+    on. Read by name so this module works before and after that lands; until then the synthesis
+    prompt has no menu block.
     """
-    menu = getattr(deliberation, "menu", None)
-    if not menu:
-        return []
-    rows = [m.model_dump(mode="json") if isinstance(m, BaseModel) else m for m in menu]
-    return [_block("menu", _lines(rows, "(empty)"))]
+    rows: list[object] = []
+    for role in ("chosen", "closest"):
+        candidate = getattr(deliberation, role, None)
+        if isinstance(candidate, BaseModel):
+            rows.append({"role": role, **candidate.model_dump(mode="json", exclude_none=True)})
+    considered = getattr(deliberation, "considered", None)
+    basis = getattr(deliberation, "record_basis", None)
+    if isinstance(considered, int) and considered:
+        rows.append({"candidates_weighed": considered})
+    if isinstance(basis, str) and basis:
+        rows.append({"calibration_rests_on": basis})
+    return [_block("menu", _lines(rows, "(empty)", 400))] if rows else []
 
 
 def _decision(d: Deliberation) -> str:

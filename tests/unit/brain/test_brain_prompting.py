@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.brain.prompting import (
     DRAFT_FORMAT,
@@ -23,6 +23,7 @@ from shared.brain.prompting import (
     untrusted_block,
     write_messages,
 )
+from shared.contracts import Deliberation
 from shared.errors import ConfigurationError
 from tests.unit.brain.cases import CRYPTO_RULE, good_view, headline, make_context, make_deliberation
 
@@ -138,3 +139,30 @@ def test_each_block_is_sent_once_and_no_price_twice() -> None:
     features = mind.split("<features>")[1].split("</features>")[0]
     assert "655.85" not in features  # SPY's price lives in <quotes>
     assert mind.count("655.85") == 1
+
+
+def test_the_menu_block_appears_only_when_the_deliberation_carries_a_menu() -> None:
+    """Without the desk-with-judgement fields there is no <menu> block; a deliberation that
+    carries them (read by name) puts the chosen candidate and its edge in one."""
+    context = make_context()
+    plain = write_messages(make_deliberation(), context)[0]["content"][0]["text"]
+    assert "<menu>" not in plain
+
+    class Candidate(BaseModel):
+        wording: str
+        edge: float
+
+    class WithMenu(Deliberation):
+        chosen: Candidate | None = None
+        considered: int = 0
+
+    decided = WithMenu(
+        **make_deliberation().model_dump(),
+        chosen=Candidate(wording="SPY closes below 655.85 in 24h", edge=0.0612345),
+        considered=12,
+    )
+    text = write_messages(decided, context)[0]["content"][0]["text"]
+    menu = text.split("<menu>")[1].split("</menu>")[0]
+    assert '"role":"chosen"' in menu
+    assert '"edge":0.06123' in menu
+    assert '"candidates_weighed":12' in menu
