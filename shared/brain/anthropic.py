@@ -268,7 +268,11 @@ class AnthropicBrain:
         draft = outcome.reply
         if draft is None:
             log.warning("synthesis.formatted_fallback", reason=outcome.reason)
-            return formatted_draft(deliberation, context, outcome.usage)
+            notice = (
+                f"The model's words were not used ({outcome.reason}); the desk's deterministic "
+                "writer wrote this dispatch from the same decision."
+            )
+            return formatted_draft(deliberation, context, outcome.usage, notice=notice)
         if draft.proposed_call is not None:
             proposed = draft.proposed_call
             rule = forbidding_rule(rules, proposed.target, proposed.horizon_hours)

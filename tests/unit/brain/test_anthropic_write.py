@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shared.brain.prompting import NO_CALL_LINE, call_line, contradiction
@@ -19,6 +21,14 @@ from tests.fakes.anthropic_server import (
 from tests.unit.brain.cases import BrainMaker, make_deliberation
 
 FINAL = "[DIRECTION: down] [TIMEFRAME: 24h] [CONFIDENCE: 0.54]"
+NOTICE = re.compile(r"\n\n\*The model's words were not used \(.*?\)[^*]*\*\n")
+
+
+def _without_notice(body: str) -> str:
+    """The body with the fallback's notice taken out (to compare with the writer's own)."""
+    found = NOTICE.search(body)
+    assert found is not None, "the fallback must say the model's words were not used"
+    return body[: found.start()] + body[found.end() - 1 :]
 
 
 def draft(body: str, **more: object) -> dict[str, object]:
@@ -79,7 +89,9 @@ def test_a_draft_never_repaired_falls_back_to_the_formatted_deliberation(
     result = make_brain().write(deliberation, context)
 
     title, body = write_dispatch(deliberation, context)
-    assert (result.title, result.body_md) == (title, body)
+    assert result.title == title
+    assert _without_notice(result.body_md) == body
+    assert "The model's words were not used (invalid reply after one repair" in result.body_md
     assert contradiction(result.body_md, deliberation) is None
     assert "[DIRECTION: up]" not in result.body_md
     assert fake.request_count == 2
@@ -110,7 +122,8 @@ def test_over_budget_the_synthesis_is_formatted_without_a_request(
     result = make_brain(caps=Caps(per_cycle=0.0, per_day=0.0)).write(deliberation, context)
 
     assert fake.request_count == 0
-    assert result.body_md == write_dispatch(deliberation, context)[1]
+    assert _without_notice(result.body_md) == write_dispatch(deliberation, context)[1]
+    assert "(budget: cycle" in result.body_md
     assert contradiction(result.body_md, deliberation) is None
 
 
@@ -121,7 +134,9 @@ def test_a_refused_request_is_formatted_and_an_overload_is_retried(
     brain = make_brain()
     deliberation = make_deliberation()
     fake.script(unauthorized())
-    assert brain.write(deliberation, context).body_md == write_dispatch(deliberation, context)[1]
+    refused = brain.write(deliberation, context).body_md
+    assert _without_notice(refused) == write_dispatch(deliberation, context)[1]
+    assert "model API 401 authentication_error" in refused
     fake.script(overloaded())
     with pytest.raises(TransientError):
         brain.write(deliberation, context)
@@ -148,5 +163,6 @@ def test_a_refusal_gives_the_formatted_dispatch(
     deliberation = make_deliberation()
     result = make_brain().write(deliberation, context)
 
-    assert result.body_md == write_dispatch(deliberation, context)[1]
+    assert _without_notice(result.body_md) == write_dispatch(deliberation, context)[1]
+    assert "refusal, category general_harms" in result.body_md
     assert fake.request_count == 1
