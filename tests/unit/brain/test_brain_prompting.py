@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from shared.brain.prompting import (
     DRAFT_FORMAT,
@@ -23,7 +23,7 @@ from shared.brain.prompting import (
     untrusted_block,
     write_messages,
 )
-from shared.contracts import Deliberation
+from shared.contracts import Candidate
 from shared.errors import ConfigurationError
 from tests.unit.brain.cases import CRYPTO_RULE, good_view, headline, make_context, make_deliberation
 
@@ -148,18 +148,24 @@ def test_the_menu_block_appears_only_when_the_deliberation_carries_a_menu() -> N
     plain = write_messages(make_deliberation(), context)[0]["content"][0]["text"]
     assert "<menu>" not in plain
 
-    class Candidate(BaseModel):
-        wording: str
-        edge: float
-
-    class WithMenu(Deliberation):
-        chosen: Candidate | None = None
-        considered: int = 0
-
-    decided = WithMenu(
-        **make_deliberation().model_dump(),
-        chosen=Candidate(wording="SPY closes below 655.85 in 24h", edge=0.0612345),
-        considered=12,
+    decided = make_deliberation().model_copy(
+        update={
+            "chosen": Candidate(
+                wording="SPY closes below 655.85 in 24h",
+                target="SPY",
+                kind="threshold",
+                direction="down",
+                horizon_hours=24,
+                probability=0.61,
+                base_rate=0.55,
+                naive_probability=0.57,
+                stderr=0.02,
+                edge=0.0612345,
+                edge_naive=0.04,
+                margin=0.03,
+            ),
+            "considered": 12,
+        }
     )
     text = write_messages(decided, context)[0]["content"][0]["text"]
     menu = text.split("<menu>")[1].split("</menu>")[0]
