@@ -13,7 +13,7 @@ from celery import Celery
 from celery.signals import setup_logging
 from kombu.entity import Queue
 
-from shared import tasknames
+from shared import consumer, tasknames
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
 
@@ -52,6 +52,9 @@ def create_app(settings: Settings) -> Celery:
         result_backend_thread_safe=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Every task message passes size, depth, shape and delivery-count checks in the worker's
+        # main process before Celery decodes it (a bad message is dead-lettered, never fatal).
+        worker_consumer="shared.consumer:GuardedConsumer",
         # Redelivery of a dead worker's messages waits for the visibility timeout; it must exceed
         # the longest task (a mind's time limit plus retries), or a slow task runs twice.
         broker_transport_options={"visibility_timeout": 3600},
@@ -82,6 +85,10 @@ def _logging(**_: Any) -> None:
     # Celery would install its own handlers; the desk logs through structlog everywhere.
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
+
+
+# The guard's delivery bookkeeping listens to task signals in every process that imports the app.
+assert consumer.GuardedConsumer
 
 
 def settings_of(celery_app: Celery) -> Settings:

@@ -68,10 +68,24 @@ class Settings(BaseSettings):
     chaos_mind_delay_s: float = Field(
         default=0.0, ge=0, description="Seconds each mind waits first: drills of lost workers."
     )
+    chaos_kill_minds: Names = Field(
+        default=(), description="Minds whose process kills itself: drills of dead letters."
+    )
     cycle_every_s: int = Field(default=0, ge=0, description="Beat schedule for live cycles; 0 off.")
     resolve_every_s: int = Field(default=300, gt=0)
     resolver_max_attempts: int = Field(default=3, ge=1)
     worker_concurrency: int = Field(default=3, ge=1)
+
+    # --- the fleet (issue 12) ---------------------------------------------------------------------
+    message_max_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest task message a worker accepts."
+    )
+    message_max_depth: int = Field(
+        default=32, ge=8, le=200, description="Deepest JSON nesting a worker accepts."
+    )
+    max_deliveries: int = Field(
+        default=2, ge=1, description="Deliveries that never finish before a dead letter."
+    )
 
     # --- logging ---------------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -135,7 +149,13 @@ class Settings(BaseSettings):
     anthropic_day_cap_usd: float = Field(default=4.0, ge=0, description="Spend cap per UTC day.")
 
     @field_validator(
-        "minds", "chaos_fail_minds", "watchlist", "fred_series", "news_feeds", mode="before"
+        "minds",
+        "chaos_fail_minds",
+        "chaos_kill_minds",
+        "watchlist",
+        "fred_series",
+        "news_feeds",
+        mode="before",
     )
     @classmethod
     def _tuple_from_text(cls, value: object) -> object:

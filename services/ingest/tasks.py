@@ -4,7 +4,6 @@ cycle key, and launch the minds' chord. The work itself lives in pure modules.""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -20,16 +19,19 @@ from shared.contracts import CycleTrigger, Features, Snapshot
 from shared.db.session import session_scope
 from shared.errors import BadInputError
 from shared.market.opening import replay_market
+from shared.moments import check_moment
+from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("ingest")
 
 
-@app.task(name=tasknames.START_CYCLE, bind=True)
+@app.task(name=tasknames.START_CYCLE, bind=True, **STORAGE_RETRY)
 def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
     """Start one cycle from a trigger message; a repeated key is acknowledged and ignored."""
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
-    key = payload.get("cycle_key") if isinstance(payload, dict) else None
+    # Only a well-formed key goes into the log context: the payload is untrusted.
+    key = key_or_none(payload.get("cycle_key")) if isinstance(payload, dict) else None
     structlog.contextvars.bind_contextvars(cycle_key=key)
     try:
         trigger = parse_trigger(payload)
@@ -45,7 +47,7 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
         features = market.features(snapshot)
         return launch(trigger, snapshot, features)
     except BadInputError as error:
-        log.error("cycle.rejected", reason=str(error))
+        rejected(str(error), task=tasknames.START_CYCLE)
         raise
     finally:
         log.info("task.finished", task=tasknames.START_CYCLE, seconds=time.perf_counter() - started)
@@ -99,8 +101,8 @@ def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:
     return {"cycle_key": trigger.cycle_key, "status": "fetching", "sources": names}
 
 
-@app.task(name=tasknames.FETCH_SOURCE, bind=True, soft_time_limit=60, time_limit=90)
-def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
+@app.task(name=tasknames.FETCH_SOURCE, bind=True, soft_time_limit=60, time_limit=75)
+def fetch_source(self: Any, name: Any, as_of: Any) -> dict[str, Any]:
     """Fetch one live source; a dead feed comes back as a health record, never as an error."""
     from celery.exceptions import SoftTimeLimitExceeded
 
@@ -108,7 +110,13 @@ def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
     from shared.market.live import build_sources
 
     settings = settings_of(app)
-    moment = datetime.fromisoformat(as_of)
+    try:
+        moment = check_moment(as_of, "as_of")
+        if not isinstance(name, str) or name not in build_sources(settings):
+            raise ValueError(f"no live source named {str(name)[:80]!r}")
+    except ValueError as error:
+        rejected(str(error), task=tasknames.FETCH_SOURCE)
+        raise BadInputError(str(error)) from None
     try:
         result = build_sources(settings)[name].fetch(moment)
     except SoftTimeLimitExceeded:
@@ -127,18 +135,27 @@ def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
     return result.model_dump(mode="json")
 
 
-@app.task(name=tasknames.ASSEMBLE, bind=True)
-def assemble(
-    self: Any, results: list[dict[str, Any]], payload: dict[str, Any], expected: list[str]
-) -> dict[str, Any]:
+@app.task(name=tasknames.ASSEMBLE, bind=True, **STORAGE_RETRY)
+def assemble(self: Any, results: Any, payload: Any, expected: Any) -> dict[str, Any]:
     """Merge the sources' answers into one snapshot and launch the minds."""
     from services.ingest.live import assemble_live
     from shared.contracts import SourceResult
 
     settings = settings_of(app)
-    trigger = parse_trigger(payload)
-    structlog.contextvars.bind_contextvars(cycle_key=trigger.cycle_key, task_id=self.request.id)
-    parsed = [SourceResult.model_validate(r) for r in results]
+    try:
+        trigger = parse_trigger(payload)
+        structlog.contextvars.bind_contextvars(cycle_key=trigger.cycle_key, task_id=self.request.id)
+        if not isinstance(results, list) or not isinstance(expected, list):
+            raise BadInputError("assemble needs a list of source results and of expected sources")
+        try:
+            parsed = [SourceResult.model_validate(r) for r in results]
+        except ValidationError as error:
+            problems = error.error_count()
+            raise BadInputError(f"malformed source result: {problems} problems") from None
+    except BadInputError as error:
+        rejected(str(error), task=tasknames.ASSEMBLE)
+        structlog.contextvars.clear_contextvars()
+        raise
     if settings.record_dir is not None:
         from shared.market.live.recorder import record
 
@@ -147,7 +164,7 @@ def assemble(
     return launch(trigger, snapshot, features)
 
 
-@app.task(name=tasknames.POST_NOTE)
+@app.task(name=tasknames.POST_NOTE, **STORAGE_RETRY)
 def post_note(payload: Any) -> dict[str, Any]:
     """Take an operator's note from its queue into the inbox the next snapshots read."""
     from shared.contracts import OperatorNote
@@ -155,7 +172,11 @@ def post_note(payload: Any) -> dict[str, Any]:
     try:
         note = OperatorNote.model_validate(payload)
     except ValidationError as error:
-        raise BadInputError(f"malformed note: {error.error_count()} problems: {error}") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'note'}: {e['msg']}" for e in error.errors()
+        )
+        rejected(f"malformed note: {problems}", task=tasknames.POST_NOTE)
+        raise BadInputError(f"malformed note: {problems}") from None
     settings = settings_of(app)
     with session_scope(settings.db_url) as session:
         note_id = cycles.post_note(session, note)

@@ -24,6 +24,7 @@ from shared.db.session import session_scope
 from shared.errors import BadInputError, TransientError
 from shared.memory import fingerprint, recall_from
 from shared.records import forecast_history, lessons_near, previous_dispatch, track_record
+from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("synth")
 
@@ -42,12 +43,20 @@ def _outputs(results: list[Any], expected: tuple[str, ...]) -> list[MindOutput]:
 MAX_MODEL_RETRIES = 3
 
 
-@app.task(name=tasknames.SYNTHESIZE, bind=True, max_retries=MAX_MODEL_RETRIES)
-def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
+# Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
+# MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
+@app.task(name=tasknames.SYNTHESIZE, bind=True, **STORAGE_RETRY)
+def synthesize(self: Any, results: Any, cycle_key: Any) -> dict[str, Any]:
     """Weigh whoever showed up, write the dispatch, store it once for the cycle key."""
     started = time.perf_counter()
-    structlog.contextvars.bind_contextvars(cycle_key=cycle_key, task_id=self.request.id)
+    key = key_or_none(cycle_key)
+    structlog.contextvars.bind_contextvars(cycle_key=key, task_id=self.request.id)
     settings = settings_of(app)
+    if key is None or not isinstance(results, list):
+        reason = "synthesis needs a well-formed cycle key and a list of the minds' replies"
+        rejected(reason, task=tasknames.SYNTHESIZE)
+        structlog.contextvars.clear_contextvars()
+        raise BadInputError(reason)
     try:
         with session_scope(settings.db_url) as session:
             if is_published(session, cycle_key):
