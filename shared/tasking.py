@@ -48,4 +48,8 @@ def key_or_none(value: object) -> str | None:
 
 def rejected(reason: str, **fields: Any) -> None:
     """Log one refusal of bad input: `cycle.rejected`, its reason, and what it was about."""
+    from celery import current_task
+
+    if current_task is not None and current_task.request.id:
+        fields.setdefault("task_id", current_task.request.id)
     log.error("cycle.rejected", reason=reason[:1000], **fields)

@@ -454,6 +454,46 @@ def note(
     out.print(f"note {answer['note_id']} posted by {author} at {posted.isoformat()}")
 
 
+@cli.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON lines.")] = False,
+    purge: Annotated[bool, typer.Option(help="Drop them all after listing.")] = False,
+) -> None:
+    """List messages the fleet refused or that killed workers twice, with the reason."""
+    import redis
+
+    from shared import deadletters
+
+    settings = _settings()
+    client = redis.Redis.from_url(_broker(settings), socket_connect_timeout=3, socket_timeout=5)
+    try:
+        found = deadletters.letters(client, limit)
+        dropped = deadletters.purge(client) if purge else 0
+    except redis.RedisError as error:
+        _fail(f"cannot read dead letters: broker unreachable ({type(error).__name__})", 1)
+        return
+    finally:
+        client.close()
+    if as_json:
+        for letter in found:
+            sys.stdout.write(letter.model_dump_json() + "\n")
+    elif not found:
+        out.print("no dead letters")
+    else:
+        table = Table(title="Dead letters (refused or worker-killing messages, acknowledged)")
+        for column in ("when (UTC)", "task", "cycle key", "reason", "body"):
+            table.add_column(column)
+        for letter in found:
+            when = datetime.fromtimestamp(letter.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(
+                when, letter.task or "-", letter.cycle_key or "-", letter.reason, letter.body[:60]
+            )
+        out.print(table)
+    if purge:
+        out.print(f"purged {dropped} dead letters")
+
+
 @cli.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""

@@ -57,6 +57,9 @@ def _register(mind: str) -> None:
 
 def _think(task: Any, mind: str, payload: Any) -> MindOutput:
     settings = settings_of(app)
+    if mind in settings.chaos_kill_minds:
+        # Fire drill: the process dies as a segfault or the OOM killer would end it.
+        os.kill(os.getpid(), signal.SIGKILL)
     try:
         context = CycleContext.model_validate(payload)
     except ValidationError as error:
@@ -71,9 +74,6 @@ def _think(task: Any, mind: str, payload: Any) -> MindOutput:
     try:
         if settings.chaos_mind_delay_s:
             time.sleep(settings.chaos_mind_delay_s)
-        if mind in settings.chaos_kill_minds:
-            # Fire drill: the process dies as a segfault or the OOM killer would end it.
-            os.kill(os.getpid(), signal.SIGKILL)
         brain = brain_for(settings)
         return think(brain, mind, context, fail_on_purpose=settings.chaos_fail_minds)
     except SoftTimeLimitExceeded:

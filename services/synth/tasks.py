@@ -64,6 +64,7 @@ def synthesize(self: Any, results: Any, cycle_key: Any) -> dict[str, Any]:
                 return {"cycle_key": cycle_key, "status": "duplicate"}
             cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
             if cycle is None or cycle.snapshot is None or cycle.features is None:
+                rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
                 raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
             context = CycleContext(
                 cycle_number=cycle.id,
