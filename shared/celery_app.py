@@ -88,7 +88,7 @@ def _logging(**_: Any) -> None:
 
 
 # The guard's delivery bookkeeping listens to task signals in every process that imports the app.
-assert consumer.GuardedConsumer
+consumer.listen_for_finished_tasks()
 
 
 def settings_of(celery_app: Celery) -> Settings:

@@ -124,7 +124,11 @@ def redis_client(url: str) -> Any:
     return _clients[key]
 
 
-@task_postrun.connect
+def listen_for_finished_tasks() -> None:
+    """Clear a run's delivery count when it ends (connected once per process; idempotent)."""
+    task_postrun.connect(_finished, weak=False, dispatch_uid="workshop.delivery-finished")
+
+
 def _finished(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
     # The run ended (success, failure or retry scheduled): it did not kill its worker.
     request = getattr(sender, "request", None)

@@ -19,7 +19,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kombu import Producer
+from kombu.messaging import Producer
 from sqlalchemy import func, select
 
 from shared import deadletters
@@ -59,7 +59,7 @@ def _letters(fleet: Fleet) -> list[deadletters.DeadLetter]:
 
 def _publish(fleet: Fleet, queue: str, body: Any, **options: Any) -> str:
     """Publish a raw message, as a producer outside the desk (or an attacker) could."""
-    task_id = options.pop("task_id", str(uuid.uuid4()))
+    task_id = str(options.pop("task_id", uuid.uuid4()))
     headers = options.pop("headers", {"task": "ingest.start_cycle", "id": task_id})
     with fleet.app.connection_for_write() as connection:
         Producer(connection).publish(body, routing_key=queue, headers=headers, **options)
