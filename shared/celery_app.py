@@ -70,7 +70,12 @@ def _beat_schedule(settings: Settings) -> dict[str, Any]:
         "settle-matured-calls": {
             "task": tasknames.SETTLE,
             "schedule": float(settings.resolve_every_s),
-        }
+        },
+        # No cycle left behind: re-drive (or close) cycles that never published.
+        "sweep-stuck-cycles": {
+            "task": tasknames.SWEEP,
+            "schedule": float(settings.sweep_every_s),
+        },
     }
     if settings.cycle_every_s:
         schedule["live-cycle"] = {

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         default=2, ge=1, description="Deliveries that never finish before a dead letter."
     )
+    cycle_deadline_s: float = Field(
+        default=300.0, gt=0, description="A cycle unpublished this long after its start is stuck."
+    )
+    sweep_every_s: float = Field(default=30.0, gt=0, description="Beat's stuck-cycle sweep.")
+    max_redrives: int = Field(
+        default=2, ge=0, description="Re-drives of a stuck cycle before it is closed."
+    )
 
     # --- logging ---------------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -4,6 +4,7 @@ cycle key, and launch the minds' chord. The work itself lives in pure modules.""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -11,15 +12,17 @@ from celery import chord
 from pydantic import ValidationError
 
 from services.ingest import cycle as cycles
+from services.ingest import sweep
 from services.ingest.cycle import parse_trigger
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
-from shared.contracts import CycleTrigger, Features, Snapshot
+from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
 from shared.db.session import session_scope
 from shared.errors import BadInputError
 from shared.market.opening import replay_market
 from shared.moments import check_moment
+from shared.records import track_record
 from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("ingest")
@@ -37,9 +40,18 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
         trigger = parse_trigger(payload)
         settings = settings_of(app)
         with session_scope(settings.db_url) as session:
-            if cycles.is_duplicate(session, trigger.cycle_key):
-                log.info("cycle.duplicate", outcome="ignored")
-                return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
+            duplicate = cycles.is_duplicate(session, trigger.cycle_key)
+            stuck = (
+                sweep.stuck_cycles(session, utc_now(), _deadline(), cycle_key=trigger.cycle_key)
+                if duplicate
+                else []
+            )
+        if stuck:
+            # A trigger for a cycle that never published re-drives it instead of being ignored.
+            return {"cycle_key": trigger.cycle_key, "status": redrive(stuck[0], utc_now())}
+        if duplicate:
+            log.info("cycle.duplicate", outcome="ignored")
+            return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
         if trigger.mode == "live":
             return _fetch_live(trigger)
         market = replay_market(trigger.data_dir)
@@ -63,10 +75,7 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
     if context is None:
         log.info("cycle.duplicate", outcome="ignored")
         return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
-    message = context.model_dump(mode="json")
-    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
-    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": trigger.cycle_key})
-    chord(header)(body)
+    _send_minds(context)
     with session_scope(settings.db_url) as session:
         cycles.mark_launched(session, trigger.cycle_key)
     log.info(
@@ -81,6 +90,79 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
         "cycle_number": context.cycle_number,
         "status": "launched",
     }
+
+
+def _send_minds(context: CycleContext) -> None:
+    """Every mind gets the context at once; the synthesis is the chord's body."""
+    settings = settings_of(app)
+    message = context.model_dump(mode="json")
+    key = context.snapshot.cycle_key
+    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
+    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": key})
+    chord(header)(body)
+
+
+def _deadline() -> timedelta:
+    return timedelta(seconds=settings_of(app).cycle_deadline_s)
+
+
+def redrive(stuck: sweep.Stuck, now: datetime) -> str:
+    """Take one re-drive of a stuck cycle: send its minds again, or close it when the re-drives
+    are spent (a dispatch with every mind absent, saying why). Returns what was done."""
+    settings = settings_of(app)
+    structlog.contextvars.bind_contextvars(cycle_key=stuck.cycle_key)
+    context = None
+    with session_scope(settings.db_url) as session:
+        if not sweep.take_redrive(session, stuck, now):
+            return "duplicate"
+        if stuck.redrives > settings.max_redrives:
+            # Even the closing dispatch could not be written: stop, loudly.
+            reason = f"no dispatch after {stuck.redrives} re-drives and a closing attempt"
+            sweep.give_up(session, stuck.cycle_key, reason)
+            log.error("cycle.failed", reason=reason)
+            return "failed"
+        cycle = cycles.existing_cycle(session, stuck.cycle_key)
+        if cycle is not None and stuck.redrives < settings.max_redrives:
+            context = CycleContext(
+                cycle_number=cycle.id,
+                snapshot=Snapshot.model_validate(cycle.snapshot),
+                features=Features.model_validate(cycle.features),
+                record=track_record(session, cycle.as_of),
+            )
+    waited = round((now - stuck.since).total_seconds())
+    if context is not None:
+        _send_minds(context)
+        log.warning("cycle.redriven", redrive=stuck.redrives + 1, waited_s=waited)
+        return "redriven"
+    reason = (
+        f"the cycle did not publish within {settings.cycle_deadline_s:g}s, "
+        f"{stuck.redrives} re-drive(s) included; closed by the sweep"
+    )
+    app.send_task(
+        tasknames.SYNTHESIZE, args=[[]], kwargs={"cycle_key": stuck.cycle_key, "close": reason}
+    )
+    log.warning("cycle.closing", redrives=stuck.redrives, waited_s=waited, reason=reason)
+    return "closing"
+
+
+@app.task(name=tasknames.SWEEP, **STORAGE_RETRY)
+def sweep_stuck() -> dict[str, Any]:
+    """Beat's sweep: every cycle that never published within its deadline is re-driven once
+    more, or closed with a dispatch that says why."""
+    settings = settings_of(app)
+    now = utc_now()
+    with session_scope(settings.db_url) as session:
+        found = sweep.stuck_cycles(session, now, _deadline())
+    outcomes: dict[str, int] = {}
+    for stuck in found:
+        try:
+            outcome = redrive(stuck, now)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if found:
+        log.info("sweep.finished", stuck=len(found), **outcomes)
+    return {"stuck": len(found), **outcomes}
 
 
 def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:

@@ -46,8 +46,11 @@ MAX_MODEL_RETRIES = 3
 # Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
 # MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
 @app.task(name=tasknames.SYNTHESIZE, bind=True, **STORAGE_RETRY)
-def synthesize(self: Any, results: Any, cycle_key: Any) -> dict[str, Any]:
-    """Weigh whoever showed up, write the dispatch, store it once for the cycle key."""
+def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> dict[str, Any]:
+    """Weigh whoever showed up, write the dispatch, store it once for the cycle key.
+
+    `close` (from the stuck-cycle sweep) publishes the cycle with every mind absent for that
+    reason: a dispatch that says why the cycle could not complete."""
     started = time.perf_counter()
     key = key_or_none(cycle_key)
     structlog.contextvars.bind_contextvars(cycle_key=key, task_id=self.request.id)
@@ -92,7 +95,11 @@ def synthesize(self: Any, results: Any, cycle_key: Any) -> dict[str, Any]:
                 if features.broad
                 else ()
             )
-        outputs = _outputs(results, settings.minds)
+        outputs = (
+            _outputs(results, settings.minds)
+            if close is None
+            else [MindOutput.absent(m, str(close)[:300]) for m in settings.minds]
+        )
         # The prompts see what the desk learned: the rule book, the stories, the lessons.
         context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
 

@@ -59,12 +59,14 @@ def start_fleet(
     redis_port: int,
     extra_env: dict[str, str] | None = None,
     database_url: str | None = None,
+    *,
+    beat: bool = False,
 ) -> Iterator[Fleet]:
     home = tmp_path_factory.mktemp("fleet")
     broker = f"redis://127.0.0.1:{redis_port}/{next(_databases)}"
     settings = Settings(home=home, broker_url=broker, database_url=database_url)
     env = {"WORKSHOP_LOG_FORMAT": "json", **(extra_env or {})}
-    stack.up(settings, beat=False, extra_env=env)
+    stack.up(settings, beat=beat, extra_env=env)
     app = driver.producer(broker)
     try:
         yield Fleet(settings=settings, app=app, home=home)
