@@ -68,7 +68,8 @@ def up(
         typer.Option(help="Record what live cycles fetch into this replay directory."),
     ] = None,
 ) -> None:
-    """Start the embedded stack: Redis on loopback, a worker per service, and beat."""
+    """Start the embedded stack (Redis on loopback with a password, a worker per service, beat);
+    on a running stack, restart whichever part of it died."""
     settings = _settings()
     extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else None
     try:
@@ -76,8 +77,13 @@ def up(
     except WorkshopError as error:
         _fail(str(error))
         return
-    out.print(f"stack up: broker {state.broker_url}, database {state.database_url}")
-    out.print(f"workers: {', '.join(f'{n} (pid {p})' for n, p in state.workers.items())}")
+    if state.repaired:
+        out.print(f"stack repaired: restarted {', '.join(state.repaired)}")
+    out.print(
+        f"stack up: broker {state.masked_broker_url()}, "
+        f"database {stack.mask_url(state.database_url)}"
+    )
+    out.print(f"processes: {', '.join(f'{n} (pid {p})' for n, p in state.named_pids().items())}")
     out.print(f"logs: {Path(state.home) / 'logs'}")
 
 
@@ -98,7 +104,7 @@ def status() -> None:
         out.print("no stack is running")
         raise typer.Exit(1)
     for name, ok in alive.items():
-        out.print(f"{name:10} {'up' if ok else 'DOWN'}")
+        out.print(f"{name:10} {'up' if ok else 'DOWN (workshop up restarts it)'}")
     if not all(alive.values()):
         raise typer.Exit(1)
 
@@ -390,7 +396,12 @@ def worker(
     """Run one worker in the foreground for chosen queues (for a fleet on several machines)."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    command = stack.worker_command(name, queues.split(","), concurrency)
+    # A pid file in the home's run folder: `workshop status` and `down` know this worker too.
+    # exec keeps the pid, so the file can be named by it.
+    run = stack.run_dir(settings.home.resolve())
+    run.mkdir(parents=True, exist_ok=True)
+    pidfile = run / f"{name}-by-hand-{os.getpid()}.pid"
+    command = stack.worker_command(name, queues.split(","), concurrency, pidfile=pidfile)
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with the worker
 
 
@@ -399,8 +410,10 @@ def beat() -> None:
     """Run Celery beat in the foreground (periodic settling and, if set, live cycles)."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "beat",
-               "-s", str(settings.home.resolve() / "beat-schedule")]  # fmt: skip
+    home = settings.home.resolve()
+    stack.run_dir(home).mkdir(parents=True, exist_ok=True)
+    pidfile = stack.run_dir(home) / f"beat-by-hand-{os.getpid()}.pid"
+    command = stack.beat_command(home, pidfile)
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with beat
 
 
@@ -408,24 +421,38 @@ def beat() -> None:
 def flower(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 5555,
     address: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs --basic-auth.")
+        str, typer.Option(help="Address to bind; anything but loopback needs credentials.")
     ] = "127.0.0.1",
-    basic_auth: Annotated[
-        str | None, typer.Option(help="user:password; default from WORKSHOP_FLOWER_AUTH.")
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding user:password (mode 0600); else WORKSHOP_FLOWER_AUTH."),
     ] = None,
 ) -> None:
-    """Start Flower on the fleet's broker (loopback by default)."""
+    """Start Flower on the fleet's broker (loopback by default), behind basic auth.
+
+    Credentials come from a file or the environment, never the command line, where any local
+    user could read them."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    auth = basic_auth or os.environ.get("WORKSHOP_FLOWER_AUTH")
+    auth = os.environ.get("WORKSHOP_FLOWER_AUTH")
+    if auth_file is not None:
+        try:
+            if auth_file.stat().st_mode & 0o077:
+                _fail(f"{auth_file} is readable by others: chmod 600 {auth_file}")
+            auth = auth_file.read_text().strip()
+        except OSError as error:
+            _fail(f"cannot read {auth_file}: {error.strerror}")
+    if auth is not None and ":" not in auth:
+        _fail("Flower credentials must be user:password")
     if not auth and address not in ("127.0.0.1", "localhost", "::1"):
-        _fail(f"refusing to serve Flower on {address} without --basic-auth")
+        _fail(f"refusing to serve Flower on {address} without credentials")
     command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "flower",
                f"--address={address}", f"--port={port}"]  # fmt: skip
     if auth:
-        command.append(f"--basic-auth={auth}")
+        # Flower reads FLOWER_<OPTION> from its environment, private to its own user.
+        os.environ["FLOWER_BASIC_AUTH"] = auth
     else:
-        err.print("flower: no --basic-auth given; the UI is open to anyone on this machine")
+        err.print("flower: no credentials given; the UI is open to anyone on this machine")
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with Flower
 
 
