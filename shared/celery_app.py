@@ -16,6 +16,7 @@ from kombu.entity import Queue
 from shared import consumer, tasknames
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
+from shared.timing import HARD_MARGIN_S, transport_options
 
 TASK_MODULES = [
     "services.ingest.tasks",
@@ -55,9 +56,18 @@ def create_app(settings: Settings) -> Celery:
         # Every task message passes size, depth, shape and delivery-count checks in the worker's
         # main process before Celery decodes it (a bad message is dead-lettered, never fatal).
         worker_consumer="shared.consumer:GuardedConsumer",
-        # Redelivery of a dead worker's messages waits for the visibility timeout; it must exceed
-        # the longest task (a mind's time limit plus retries), or a slow task runs twice.
-        broker_transport_options={"visibility_timeout": 3600},
+        # Every task has a hard time limit (minds their own, longer one); the visibility timeout
+        # exceeds the longest, so a message is redelivered only when its worker is gone, and
+        # then within visibility_timeout + unacked_restore_interval (see redelivery_bound).
+        task_soft_time_limit=settings.task_time_limit_s,
+        task_time_limit=settings.task_time_limit_s + HARD_MARGIN_S,
+        broker_transport_options=transport_options(settings),
+        # A result that cannot be stored while Redis restarts is retried, not dropped (a lost
+        # mind result would strand the chord until the sweep re-drives it).
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
+        result_backend_max_sleep_between_retries_ms=5000,
+        broker_connection_max_retries=None,
         timezone="UTC",
         beat_schedule=_beat_schedule(settings),
     )

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     minds: Names = DEFAULT_MINDS
     horizon_hours: int = Field(default=24, gt=0)
     mind_time_limit_s: float = Field(default=60.0, gt=0)
+    task_time_limit_s: float = Field(
+        default=60.0, gt=0, description="Soft time limit of every task but the minds' (+10 s hard)."
+    )
     chaos_fail_minds: Names = Field(
         default=(), description="Minds that fail on purpose, for fire drills of the absent path."
     )

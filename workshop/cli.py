@@ -45,11 +45,26 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _broker(settings: Settings) -> str:
+    """The broker's URL, once it answers: a stopped broker is a clear error in seconds."""
+    import redis
+
     try:
-        return settings.resolved_broker_url()
+        url = settings.resolved_broker_url()
     except WorkshopError as error:
         _fail(str(error))
         raise
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        _fail(
+            f"the broker at {stack.mask_url(url)} does not answer ({type(error).__name__}): "
+            "`workshop status` shows the stack and `workshop up` restarts what died",
+            1,
+        )
+    finally:
+        client.close()
+    return url
 
 
 def _parse_day(text: str, name: str) -> date:
@@ -532,7 +547,34 @@ def migrate() -> None:
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except Exception as error:
+        message = expected_failure(error)
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {message}")
+        sys.exit(1)
+
+
+def expected_failure(error: BaseException) -> str | None:
+    """What to tell the user for a failure that is not a bug (the broker or the database away,
+    a wait that timed out); None for anything else, whose traceback is worth seeing."""
+    import celery.exceptions
+    import kombu.exceptions
+    import redis
+    import sqlalchemy.exc
+
+    if isinstance(error, kombu.exceptions.OperationalError | redis.ConnectionError | OSError):
+        return (
+            f"the broker is unreachable ({type(error).__name__}): is the stack up? "
+            "`workshop status` shows it and `workshop up` restarts what died"
+        )
+    if isinstance(error, celery.exceptions.TimeoutError | redis.TimeoutError):
+        return "no answer from the workers in time: `workshop status` shows which are up"
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return f"the database is unreachable or locked: {str(error.orig)[:200]}"
+    return None
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:
     return {"cycle_key": trigger.cycle_key, "status": "fetching", "sources": names}
 
 
-@app.task(name=tasknames.FETCH_SOURCE, bind=True, soft_time_limit=60, time_limit=75)
+@app.task(name=tasknames.FETCH_SOURCE, bind=True)
 def fetch_source(self: Any, name: Any, as_of: Any) -> dict[str, Any]:
     """Fetch one live source; a dead feed comes back as a health record, never as an error."""
     from celery.exceptions import SoftTimeLimitExceeded

@@ -22,7 +22,7 @@ from shared.tasking import STORAGE_RETRY, rejected
 log = structlog.get_logger("resolver")
 
 
-@app.task(name=tasknames.SETTLE, bind=True, soft_time_limit=60, time_limit=75, **STORAGE_RETRY)
+@app.task(name=tasknames.SETTLE, bind=True, **STORAGE_RETRY)
 def settle(self: Any, now: Any = None) -> dict[str, Any]:
     """Settle what has matured by `now` (the replay clock when given, else the wall clock)."""
     started = time.perf_counter()
