@@ -14,7 +14,7 @@ from services.resolver.wiring import markets
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
-from shared.db.session import session_scope
+from shared.db.session import serialize_writers, session_scope
 from shared.errors import BadInputError
 from shared.moments import check_moment
 from shared.tasking import STORAGE_RETRY, rejected
@@ -33,6 +33,8 @@ def settle(self: Any, now: Any = None) -> dict[str, Any]:
         rejected(str(error), task=tasknames.SETTLE)
         raise BadInputError(str(error)) from None
     with session_scope(settings.db_url) as session:
+        # Settles take turns: a second one waits, then finds the first one's calls settled.
+        serialize_writers(session, "resolver.settle")
         report = settle_matured(
             session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
         )
