@@ -21,7 +21,7 @@ from shared.market.opening import replay_market
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
 SWEEPING = {"WORKSHOP_CYCLE_DEADLINE_S": "6", "WORKSHOP_SWEEP_EVERY_S": "1"}
 
@@ -105,7 +105,6 @@ def doomed_fleet(tmp_path_factory: pytest.TempPathFactory, redis_port: int) -> I
     yield from start_fleet(tmp_path_factory, redis_port, env, beat=True)
 
 
-@pytest.mark.drill
 def test_a_cycle_that_cannot_complete_is_closed_with_a_dispatch_saying_why(
     doomed_fleet: Fleet,
 ) -> None:
