@@ -56,6 +56,8 @@ def create_app(settings: Settings) -> Celery:
         # Every task message passes size, depth, shape and delivery-count checks in the worker's
         # main process before Celery decodes it (a bad message is dead-lettered, never fatal).
         worker_consumer="shared.consumer:GuardedConsumer",
+        # ... and an envelope that is not kombu's at all is dropped, not fatal (shared.transport).
+        broker_transport="shared.transport:GuardedTransport",
         # Every task has a hard time limit (minds their own, longer one); the visibility timeout
         # exceeds the longest, so a message is redelivered only when its worker is gone, and
         # then within visibility_timeout + unacked_restore_interval (see redelivery_bound).

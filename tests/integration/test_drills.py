@@ -91,6 +91,18 @@ def _note(line: str) -> None:
         handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
 
 
+def _received(home: Path) -> int:
+    return (home / "logs" / "minds.log").read_text(errors="replace").count("] received")
+
+
+def _wait_minds_received(home: Path, before: int, timeout: float = 60) -> None:
+    """Block until the minds worker has taken the cycle's three mind tasks off their queues."""
+    deadline = time.monotonic() + timeout
+    while _received(home) < before + 3:
+        assert time.monotonic() < deadline, "the minds never received the cycle's tasks"
+        time.sleep(0.05)
+
+
 def _trigger(prefix: str, day: date) -> CycleTrigger:
     return CycleTrigger(cycle_key=f"{prefix}-{uuid.uuid4().hex[:8]}", as_of=replay_as_of(day))
 
@@ -100,8 +112,9 @@ def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: St
     (repair): the restored messages complete the cycle with one dispatch within the redelivery
     bound plus the cycle's own time."""
     trigger = _trigger("lost", date(2016, 6, 1))
+    before = _received(own_stack.home)
     driver.send_trigger(own_stack.app, trigger)
-    time.sleep(1.5)  # the minds are inside their three-second wait
+    _wait_minds_received(own_stack.home, before)  # now inside their three-second wait
     minds = own_stack.state().workers["minds"]
     victims = [minds, *_children(minds)]
     for pid in victims:
@@ -127,8 +140,9 @@ def test_redis_stopped_and_restarted_mid_cycle_publishes_once(own_stack: Stack) 
     `workshop up` restarting it: workers and beat reconnect, the cycle in flight publishes once,
     and a new cycle runs."""
     trigger = _trigger("redis", date(2016, 6, 2))
+    before = _received(own_stack.home)
     driver.send_trigger(own_stack.app, trigger)
-    time.sleep(1.5)
+    _wait_minds_received(own_stack.home, before)
     redis_pid = own_stack.state().redis_pid
     assert redis_pid is not None
     os.kill(redis_pid, signal.SIGTERM)

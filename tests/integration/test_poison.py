@@ -128,6 +128,20 @@ def test_poison_messages_are_dead_lettered_and_workers_survive(fleet: Fleet) -> 
     logged = {entry.get("task_id"): entry for entry in _rejections(fleet, "ingest")}
     assert logged[keyed]["cycle_key"] == "poison-key-1"
     assert "levels deep" in logged[deep_trigger]["reason"]
+    # Bytes that are not a kombu envelope at all, pushed straight onto the queue's list.
+    raw = redis.Redis.from_url(fleet.settings.resolved_broker_url())
+    try:
+        for junk_item in (b"not json", b'{"body": "x", "headers": 5}', b"[1, 2, 3]"):
+            raw.lpush("ingest", junk_item)
+    finally:
+        raw.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        dropped = [x for x in _letters(fleet) if "unreadable message envelope" in x.reason]
+        if len(dropped) >= 3:
+            break
+        time.sleep(0.1)
+    assert len(dropped) >= 3
     time.sleep(1.5)  # a requeued message would be back within this
     _assert_alive(fleet)
     # Acknowledged: none of them is waiting on a queue or in the unacknowledged set.
