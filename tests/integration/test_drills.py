@@ -35,7 +35,7 @@ DRILL_ENV = {
     "WORKSHOP_CHAOS_MIND_DELAY_S": "3",
     "WORKSHOP_MIND_TIME_LIMIT_S": "20",
     "WORKSHOP_TASK_TIME_LIMIT_S": "20",
-    "WORKSHOP_CYCLE_DEADLINE_S": "40",
+    "WORKSHOP_CYCLE_DEADLINE_S": "120",  # longer than the redelivery: the drill measures that
     "WORKSHOP_SWEEP_EVERY_S": "2",
 }
 FIGURES = Path(os.environ.get("WORKSHOP_DRILL_FIGURES", "/tmp/workshop-drill-figures.txt"))
