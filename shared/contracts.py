@@ -106,7 +106,7 @@ class Filing(Contract):
 class OperatorNote(Contract):
     """A note an operator posted for the desk; untrusted input with its author and time."""
 
-    author: str = Field(min_length=1, max_length=100)
+    author: str = Field(min_length=1, max_length=2000)
     posted_at: AwareDatetime
     text: str = Field(max_length=2000)
 

@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.errors import StorageUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Brief write contention waits; a lock held longer fails the transaction with "database is
+# locked", which tasks retry with backoff. Well under every task's soft time limit (20 s at the
+# least), so a task is never killed while it waits inside SQLite.
+BUSY_TIMEOUT_S = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,7 +32,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -54,7 +58,9 @@ def engine_for(url: str) -> Engine:
         def connect() -> sqlite3.Connection:
             # mode=rw: a file that vanishes later is an error, never a fresh empty database the
             # fleet would write its cycles into while the real one is away.
-            return sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+            return sqlite3.connect(
+                target, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
 
         engine = create_engine(url, creator=connect)
         event.listen(engine, "connect", _sqlite_pragmas)

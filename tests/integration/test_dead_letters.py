@@ -12,7 +12,7 @@ from shared import deadletters
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

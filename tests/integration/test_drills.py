@@ -27,7 +27,7 @@ from shared.settings import Settings
 from shared.timing import redelivery_bound
 from workshop import driver, stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(600)]
 
 # Short limits so the bound is short: visibility timeout = max(20+15, 20+10, 30) + 15 = 50 s.
 DRILL_ENV = {
@@ -178,3 +178,31 @@ def test_redis_stopped_and_restarted_mid_cycle_publishes_once(own_stack: Stack) 
     driver.wait_for_dispatch(own_stack.settings.db_url, after.cycle_key, timeout=60)
     # Beat reconnected too: it logs its schedule after the restart.
     assert "Scheduler: Sending due task" in (own_stack.home / "logs" / "beat.log").read_text()
+
+
+def test_database_locked_past_the_busy_timeout_is_retried_to_one_dispatch(
+    own_stack: Stack,
+) -> None:
+    """SQLite held under an exclusive lock for 35 s (past the 30 s busy timeout) while a cycle
+    starts: the storage error is retried with backoff and the cycle publishes once after."""
+    import sqlite3
+
+    path = own_stack.settings.db_url.split("///", 1)[1]
+    holder = sqlite3.connect(path, timeout=5, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    trigger = _trigger("locked", date(2016, 6, 7))
+    try:
+        driver.send_trigger(own_stack.app, trigger)
+        time.sleep(35)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    released = time.monotonic()
+    driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=120)
+    _note(f"sqlite locked 35s: dispatch {time.monotonic() - released:.1f}s after the release")
+    assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
+    logs = "".join(
+        (own_stack.home / "logs" / f"{name}.log").read_text() for name in ("ingest", "synth")
+    )
+    assert "database is locked" in logs
+    assert "Retry in" in logs

@@ -20,7 +20,7 @@ from shared.market.opening import replay_market
 from tests.integration.conftest import Fleet, Postgres, start_fleet
 from workshop import driver, stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(600)]
 
 CYCLES = 200
 WAVE = 20

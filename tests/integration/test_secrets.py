@@ -24,7 +24,7 @@ from tests.fakes.yahoo import daily_bars, install_yahoo
 from tests.integration.conftest import Postgres
 from workshop import stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(600)]
 
 MODEL_KEY = "sk-ant-api03-modelsecret-Zq8v"
 FRED_KEY = "fredsecret0123456789abcdef0123"

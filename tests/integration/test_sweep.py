@@ -21,7 +21,7 @@ from shared.market.opening import replay_market
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
 
-pytestmark = [pytest.mark.integration, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(600)]
 
 SWEEPING = {"WORKSHOP_CYCLE_DEADLINE_S": "6", "WORKSHOP_SWEEP_EVERY_S": "1"}
 
