@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
+        result_accept_content=["json"],
         # A task is acknowledged only once it has run, and a task whose worker died is put back:
         # together with natural keys on every write this makes a lost worker harmless.
         task_acks_late=True,

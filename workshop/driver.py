@@ -35,6 +35,7 @@ def producer(broker_url: str) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
+        result_accept_content=["json"],
         task_routes=(lambda name, *a, **k: {"queue": tasknames.queue_for(name)},),
         broker_connection_retry_on_startup=True,
         # A producer facing a dead broker gives up within seconds with an error the command line
