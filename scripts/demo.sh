@@ -25,3 +25,5 @@ echo "================================ the last dispatch =======================
 workshop dispatch --last
 echo
 workshop scoreboard
+echo
+echo "To read these dispatches in a browser: WORKSHOP_HOME=$WORKSHOP_HOME .venv/bin/workshop serve"

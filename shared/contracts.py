@@ -256,6 +256,39 @@ def base_rate_key(symbol: str, horizon_hours: int) -> str:
     return f"{symbol}|{horizon_sessions(horizon_hours)}"
 
 
+class ScoredHeadline(Contract):
+    """A headline with its tone (VADER compound, finance lexicon) and topics; untrusted text."""
+
+    published_at: AwareDatetime
+    source: str
+    title: str = Field(max_length=500)
+    url: str = ""
+    tone: float = Field(ge=-1.0, le=1.0)
+    topics: tuple[str, ...] = ()
+
+
+class NewsBlock(Contract):
+    """The headlines known at as_of, scored (shared.news): how many, how toned, about what."""
+
+    count: int = Field(ge=1)
+    sources: int = Field(ge=1)
+    newest_at: AwareDatetime
+    tone: float = Field(ge=-1.0, le=1.0, description="Mean compound tone.")
+    positive: int = Field(ge=0, description="Headlines with tone >= 0.2.")
+    negative: int = Field(ge=0, description="Headlines with tone <= -0.2.")
+    balance: float = Field(
+        ge=-1.0, le=1.0, description="(positive - negative) / toned: +-1 is a one-sided flow."
+    )
+    market_count: int = Field(ge=0, description="Headlines on markets, policy, energy, deals.")
+    market_balance: float = Field(ge=-1.0, le=1.0, description="balance of those alone.")
+    topics: dict[str, int] = Field(default_factory=dict)
+    topic_tone: dict[str, float] = Field(default_factory=dict)
+    top: tuple[ScoredHeadline, ...] = Field(default=(), description="The most telling few.")
+    leads: dict[str, ScoredHeadline] = Field(
+        default_factory=dict, description="The most telling headline of each topic."
+    )
+
+
 class Features(Contract):
     """Derived numbers the minds reason over; unknown is None, never a silent zero."""
 
@@ -291,6 +324,7 @@ class Features(Contract):
     levels: dict[str, SeriesLevel] = Field(
         default_factory=dict, description="Daily macro series by FRED id (DGS10, DCOILWTICO...)."
     )
+    news: NewsBlock | None = Field(default=None, description="Headlines known at as_of, scored.")
 
     def base_rate(self, symbol: str, horizon_hours: int, direction: Direction) -> float | None:
         """The frequency of the outcome 'symbol closes up (down) over the horizon' known now."""

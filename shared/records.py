@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, or_, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
+from shared.db import record as aggregates
 from shared.db.models import (
     AbstentionRecord,
     DispatchRecord,
@@ -15,8 +16,12 @@ from shared.db.models import (
     LessonRecord,
     PredictionRecord,
 )
-from shared.memory import near_cells
+from shared.memory import CELL_DEPTH, near_cells
 from shared.scoring import Abstained, CallOutcome, score_lines
+
+# A cycle leaves at most a lesson per source (four) and one for its pooled forecast, all in the
+# cell of its tape: the newest CELL_DEPTH cycles of a cell fit in one read of this many per cycle.
+LESSONS_PER_CYCLE = 6
 
 
 def track_record(
@@ -31,7 +36,24 @@ def track_record(
     detail adds each line's calibration buckets (the scoreboard's plots); a cycle's context leaves
     them out to stay small on the wire. include_withheld counts the calls learned rules stopped
     (the evidence rules are judged on); the scoreboard never does.
+
+    Read from the aggregates kept as calls are made and settled (constant time) whenever they
+    are the record at as_of; from the rows only for a cycle older than the newest event folded.
     """
+    if aggregates.usable(session, as_of):
+        lines = aggregates.lines(session, include_withheld=include_withheld, detail=detail)
+        return TrackRecord(as_of=as_of, lines=lines)
+    return scanned_record(session, as_of, detail=detail, include_withheld=include_withheld)
+
+
+def scanned_record(
+    session: Session,
+    as_of: datetime | None = None,
+    *,
+    detail: bool = False,
+    include_withheld: bool = False,
+) -> TrackRecord:
+    """track_record() from the stored calls themselves: what the aggregates must always equal."""
     query = select(PredictionRecord)
     skipped = select(AbstentionRecord)
     if as_of is not None:
@@ -93,20 +115,47 @@ def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, boo
     return [(float(p), bool(up), base) for p, up, base in session.execute(query)]
 
 
+def _recall_query(*cell: ColumnElement[bool]) -> Select[str]:
+    as_of = bindparam("as_of", type_=LessonRecord.settled_at.type)
+    return (
+        # The stored JSON as text: pydantic parses and validates it in one pass.
+        select(cast(LessonRecord.payload, Text))
+        .where(
+            LessonRecord.target == bindparam("target"),
+            LessonRecord.regime == bindparam("regime"),
+            *cell,
+            LessonRecord.settled_at <= as_of,
+            LessonRecord.made_at < as_of,
+        )
+        .order_by(LessonRecord.settled_at.desc(), LessonRecord.made_at.desc())
+        .limit(CELL_DEPTH * LESSONS_PER_CYCLE)
+    )
+
+
+_CELL = _recall_query(
+    LessonRecord.r5_cell == bindparam("r5"), LessonRecord.vol_cell == bindparam("vol")
+)
+_NO_CELL = _recall_query(
+    or_(LessonRecord.r5_cell.is_(None), LessonRecord.r5_cell == bindparam("r5")),
+    or_(LessonRecord.vol_cell.is_(None), LessonRecord.vol_cell == bindparam("vol")),
+)
+
+
 def lessons_near(
     session: Session, target: str, regime: str, tape: Fingerprint, as_of: datetime
 ) -> list[Lesson]:
     """Lessons a cycle may recall: same target and regime, a tape in today's grid cell or a
-    neighbouring one, settled by as_of (shared.memory.recall_from ranks them)."""
-    cells = near_cells(tape)
-    query = select(LessonRecord.payload).where(
-        LessonRecord.target == target,
-        LessonRecord.regime == regime,
-        LessonRecord.settled_at <= as_of,
-        LessonRecord.made_at < as_of,
-    )
-    r5 = {c[0] for c in cells}
-    vol = {c[1] for c in cells}
-    if None not in r5 and None not in vol:
-        query = query.where(LessonRecord.r5_cell.in_(r5), LessonRecord.vol_cell.in_(vol))
-    return [Lesson.model_validate(payload) for payload in session.scalars(query)]
+    neighbouring one, settled by as_of (shared.memory.recall_from ranks them).
+
+    Recall keeps only the CELL_DEPTH most recently settled cycles of each cell, so each cell is
+    one short range scan of the recall index, newest first, however many lessons are stored.
+    """
+    found: list[Lesson] = []
+    for r5_cell, vol_cell in near_cells(tape):
+        # Two prepared statements (a cell of the grid, or the cell of a tape without one):
+        # built once, so a cycle's nine reads cost the reads alone.
+        query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
+        rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
+                                       "vol": vol_cell, "as_of": as_of})  # fmt: skip
+        found += [Lesson.model_validate_json(payload) for payload in rows]
+    return found

@@ -26,10 +26,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import polars as pl
+
+from shared.contracts import DataFlag
 
 TRAILING = 60
 MIN_TRAILING = 20
@@ -186,6 +189,66 @@ def _screen_symbol(
     return keep, found
 
 
+# A vectorised pass first finds the symbols (series) whose raw history could hold a finding, with
+# every bound 1% tighter than the walk's (and a gap always suspect); only those are walked bar by
+# bar. While the walk accepts every bar its state is the raw history's, so a symbol the pass clears
+# holds nothing the walk would find: clean data costs a few column operations, not a Python loop.
+_SLACK = 0.99
+
+
+def _price_suspects(ordered: pl.DataFrame) -> set[str]:
+    symbols = ordered["symbol"].unique().to_list()
+    floors = pl.DataFrame(
+        {"symbol": symbols, "_floor": [floor_for(str(x)) for x in symbols]},
+        schema={"symbol": ordered.schema["symbol"], "_floor": pl.Float64},
+    )
+    close = pl.col("close")
+    checked = (
+        ordered.join(floors, on="symbol")
+        .sort("symbol", "date")
+        .with_columns(
+            (close / close.shift(1)).log().over("symbol").alias("_move"),
+            ((pl.col("date") - pl.col("date").shift(1)).dt.total_days() > GAP_DAYS)
+            .over("symbol")
+            .fill_null(False)
+            .alias("_gap"),
+        )
+        .with_columns(
+            pl.col("_move")
+            .shift(1)
+            .rolling_std(TRAILING, min_samples=MIN_TRAILING, ddof=0)
+            .over("symbol")
+            .alias("_sd")
+        )
+    )
+    walk_bound = pl.min_horizontal(
+        pl.lit(HARD_LOG), pl.max_horizontal(SD_LIMIT * pl.col("_sd"), pl.col("_floor"))
+    )
+    bound = pl.when(pl.col("_sd").is_null()).then(pl.col("_floor")).otherwise(walk_bound)
+    suspect = (pl.col("_move").abs() > bound * _SLACK) | pl.col("_gap")
+    return {str(x) for x in checked.filter(suspect)["symbol"].unique().to_list()}
+
+
+def _macro_suspects(ordered: pl.DataFrame) -> set[str]:
+    value = pl.col("value")
+    prev = value.shift(1)
+    checked = ordered.with_columns(
+        (value - prev).over("series").alias("_change"),
+        pl.when((prev > 0) & (value > 0)).then(value / prev).over("series").alias("_ratio"),
+    ).with_columns(
+        pl.col("_change")
+        .shift(1)
+        .rolling_std(TRAILING, min_samples=MIN_TRAILING_MACRO, ddof=0)
+        .over("series")
+        .alias("_sd")
+    )
+    jump = (pl.col("_ratio") >= MACRO_RATIO * _SLACK) | (
+        pl.col("_ratio") <= 1 / (MACRO_RATIO * _SLACK)
+    )
+    large = pl.col("_sd").is_null() | (pl.col("_change").abs() > SD_LIMIT * pl.col("_sd") * _SLACK)
+    return {str(x) for x in checked.filter(jump & large)["series"].unique().to_list()}
+
+
 def screen_prices(prices: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
     """The bars that pass, in the input's order, and the findings, oldest first.
 
@@ -194,11 +257,13 @@ def screen_prices(prices: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
     if prices.is_empty():
         return prices, []
     ordered = prices.with_row_index("_row").sort("symbol", "date")
-    keep_rows: list[int] = []
+    suspects = _price_suspects(ordered)
+    if not suspects:
+        return prices, []
+    drop_rows: list[int] = []
     findings: list[Finding] = []
-    for (symbol,), part in ordered.partition_by(
-        "symbol", as_dict=True, maintain_order=True
-    ).items():
+    walked = ordered.filter(pl.col("symbol").is_in(sorted(suspects)))
+    for (symbol,), part in walked.partition_by("symbol", as_dict=True, maintain_order=True).items():
         keep, found = _screen_symbol(
             str(symbol),
             part["date"].to_physical().to_list(),
@@ -206,9 +271,9 @@ def screen_prices(prices: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
             part["known_at"],
         )
         rows = part["_row"].to_list()
-        keep_rows += [row for row, kept in zip(rows, keep, strict=True) if kept]
+        drop_rows += [row for row, kept in zip(rows, keep, strict=True) if not kept]
         findings += found
-    kept = prices.with_row_index("_row").filter(pl.col("_row").is_in(keep_rows)).drop("_row")
+    kept = prices.with_row_index("_row").filter(~pl.col("_row").is_in(drop_rows)).drop("_row")
     findings.sort(key=lambda f: (f.known_at, f.subject))
     return kept, findings
 
@@ -264,9 +329,11 @@ def screen_macro(macro: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
     if macro.is_empty():
         return macro, []
     ordered = macro.with_row_index("_row").sort("series", "date")
+    suspects = _macro_suspects(ordered)
     drop_rows: list[int] = []
     findings: list[Finding] = []
-    for (name,), part in ordered.partition_by("series", as_dict=True, maintain_order=True).items():
+    walked = ordered.filter(pl.col("series").is_in(sorted(suspects)))
+    for (name,), part in walked.partition_by("series", as_dict=True, maintain_order=True).items():
         keep, found = _screen_series(
             str(name),
             part["date"].to_physical().to_list(),
@@ -281,3 +348,12 @@ def screen_macro(macro: pl.DataFrame) -> tuple[pl.DataFrame, list[Finding]]:
     kept = macro.with_row_index("_row").filter(~pl.col("_row").is_in(drop_rows)).drop("_row")
     findings.sort(key=lambda f: (f.known_at, f.subject))
     return kept, findings
+
+
+def recent_flags(findings: Sequence[Finding], as_of: datetime, window: timedelta) -> list[DataFlag]:
+    """Flags for the findings that became known in the `window` before as_of (none later)."""
+    return [
+        DataFlag(code=f.code, subject=f.subject, detail=f.detail)
+        for f in findings
+        if as_of - window < f.known_at <= as_of
+    ]

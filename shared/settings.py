@@ -151,11 +151,12 @@ class Settings(BaseSettings):
     anthropic_synthesis_max_tokens: int = Field(default=6000, gt=0)
     # Two calls (a reply and its one repair) must fit inside the mind's Celery time limit.
     anthropic_timeout_s: float = Field(default=25.0, gt=0, description="SDK timeout per call.")
-    # Sized from the measured cost of a cycle (bench/claude_cost.py, README "The Claude desk"):
-    # $0.019 a warm cycle, $0.028 a cold one. The cycle cap leaves room for the reservations of a
-    # repair (the most a synthesis call could cost is ~$0.10); the day cap for a cycle every ten
-    # minutes around the clock ($2.72) with room for cold caches, repairs and retries.
-    anthropic_cycle_cap_usd: float = Field(default=0.25, ge=0, description="Spend cap per cycle.")
+    # Sized from the measured cost of a cycle (bench/claude_cost.py, README "Thinking with
+    # Claude"): $0.019 a warm cycle, $0.028 a cold one. The cycle cap leaves room for what is
+    # reserved before each call (the most a synthesis call could cost, ~$0.13) through a repair or
+    # a timed-out try; the day cap for a cycle every ten minutes around the clock ($2.72) with
+    # room for cold caches, repairs and retries.
+    anthropic_cycle_cap_usd: float = Field(default=0.40, ge=0, description="Spend cap per cycle.")
     anthropic_day_cap_usd: float = Field(default=4.0, ge=0, description="Spend cap per UTC day.")
 
     @field_validator(

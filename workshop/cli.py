@@ -3,36 +3,94 @@ calls, and read dispatches and the scoreboard. Entrypoints only build a request 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
-from shared.contracts import CycleTrigger, Dispatch, ScoreLine, TrackRecord
 from shared.errors import WorkshopError
-from shared.logs import configure_logging
-from shared.settings import Settings, load_settings
-from workshop import driver, render, stack
+
+# Start-up is import time: every command (and --help) pays for whatever this module imports.
+# The heavy parts (Celery, SQLAlchemy, polars, the pydantic contracts, rich's renderers) load
+# when a command first touches them, so `workshop --help` and `workshop status` stay fast.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shared.contracts import Dispatch, ScoreLine, TrackRecord
+    from shared.settings import Settings
+    from workshop import driver, render, stack
+else:
+
+    def _lazy(name: str) -> ModuleType:
+        """The module, executed on its first attribute access (importlib's LazyLoader)."""
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            raise ImportError(name)
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)
+        return module
+
+    driver = _lazy("workshop.driver")
+    render = _lazy("workshop.render")
+    stack = _lazy("workshop.stack")
+
 
 cli = typer.Typer(
     help="Workshop: an autonomous market desk on Celery workers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-# Off a terminal (CI logs, pipes) rich would wrap at 80 columns and truncate the tables.
-out = Console() if Console().is_terminal else Console(width=140)
-err = Console(stderr=True)
 
 
-def _settings() -> Settings:
+class _Console:
+    """A rich Console built on first use (rich's import is part of start-up otherwise)."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            if self._stderr:
+                self._console = Console(stderr=True)
+            else:
+                # Off a terminal (CI logs, pipes) rich would wrap at 80 columns and truncate
+                # the tables.
+                self._console = Console() if Console().is_terminal else Console(width=140)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = _Console()
+err = _Console(stderr=True)
+
+
+def _settings(*, logs: bool = True) -> Settings:
+    """The settings; logs=False for a command that logs nothing (structlog is a tenth of a
+    second of start-up)."""
+    from shared.settings import load_settings
+
     settings = load_settings()
+    if not logs:
+        return settings
+    from shared.logs import configure_logging
+
     configure_logging(
         settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level
     )
@@ -40,7 +98,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Unwrapped: a path or a reason cut across lines is hard to copy.
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -82,13 +141,15 @@ def up(
         Path | None,
         typer.Option(help="Record what live cycles fetch into this replay directory."),
     ] = None,
+    web: Annotated[bool, typer.Option(help="Also serve the desk in a browser.")] = True,
+    web_port: Annotated[int, typer.Option(help="Its port (a free one if taken).")] = 8000,
 ) -> None:
-    """Start the embedded stack (Redis on loopback with a password, a worker per service, beat);
-    on a running stack, restart whichever part of it died."""
+    """Start the embedded stack (Redis on loopback with a password, a worker per service, beat
+    and the web app); on a running stack, restart whichever part of it died."""
     settings = _settings()
     extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else None
     try:
-        state = stack.up(settings, beat=beat, extra_env=extra)
+        state = stack.up(settings, beat=beat, extra_env=extra, web_port=web_port if web else None)
     except WorkshopError as error:
         _fail(str(error))
         return
@@ -100,6 +161,8 @@ def up(
     )
     out.print(f"processes: {', '.join(f'{n} (pid {p})' for n, p in state.named_pids().items())}")
     out.print(f"logs: {Path(state.home) / 'logs'}")
+    if state.web_url:
+        out.print(f"the desk in a browser: {state.web_url}")
 
 
 @cli.command()
@@ -113,7 +176,7 @@ def down() -> None:
 @cli.command()
 def status() -> None:
     """Show which processes of the embedded stack are alive."""
-    settings = _settings()
+    settings = _settings(logs=False)
     alive = stack.status(settings)
     if not alive:
         out.print("no stack is running")
@@ -148,6 +211,8 @@ def cycle(
         "mode": chosen_mode,
         "data_dir": str(data_dir.resolve()) if data_dir else None,
     }
+    from shared.contracts import CycleTrigger
+
     try:
         trigger = CycleTrigger.model_validate(payload)
     except ValueError as error:
@@ -158,7 +223,9 @@ def cycle(
     out.print(f"cycle {trigger.cycle_key} triggered (task {task_id})")
     if wait:
         try:
-            dispatch = driver.wait_for_dispatch(settings.db_url, trigger.cycle_key, timeout)
+            dispatch = driver.wait_for_dispatch(
+                settings.db_url, trigger.cycle_key, timeout, trigger_task=app.AsyncResult(task_id)
+            )
         except WorkshopError as error:
             _fail(str(error), 1)
             return
@@ -243,7 +310,7 @@ def backtest(
         _fail(f"--to {end} is before --from {start}")
     bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, disable=not progress,
+        TimeElapsedColumn(), console=err.console, disable=not progress,
     )  # fmt: skip
     with bar:
         task = bar.add_task("backtest", total=None)
@@ -289,13 +356,43 @@ def resolve(
 
 
 @cli.command()
+def dispatches(
+    page: Annotated[int, typer.Option(min=1, help="Page, newest first.")] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=200, help="Dispatches a page.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="The page as JSON.")] = False,
+) -> None:
+    """List recent dispatches: number, date, title, call and status (`workshop dispatch N`)."""
+    settings = _settings()
+    listing = driver.dispatch_list(settings.db_url, page, per_page)
+    if as_json:
+        sys.stdout.write(listing.model_dump_json(indent=2) + "\n")
+        return
+    if not listing.items:
+        _fail("no dispatch yet" if page == 1 else f"no page {page}: there are {listing.pages}", 1)
+    out.print(render.dispatch_table(listing))
+
+
+@cli.command()
 def dispatch(
+    number: Annotated[
+        int | None, typer.Argument(help="The dispatch's number (see `workshop dispatches`).")
+    ] = None,
     last: Annotated[bool, typer.Option("--last", help="The latest dispatch.")] = True,
     key: Annotated[str | None, typer.Option(help="The dispatch of this cycle key.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The contract as JSON.")] = False,
 ) -> None:
-    """Print a dispatch (the last one by default)."""
+    """Print a dispatch: number N, or the last one by default."""
     settings = _settings()
+    if number is not None:
+        view = driver.dispatch_by_number(settings.db_url, number)
+        if view is None:
+            _fail(f"no dispatch No. {number} (`workshop dispatches` lists them)", 1)
+            return
+        if as_json:
+            sys.stdout.write(view.dispatch.model_dump_json(indent=2) + "\n")
+            return
+        _print_markdown(render.numbered_markdown(view))
+        return
     found = driver.last_dispatch(settings.db_url, cycle_key=key)
     if found is None:
         _fail("no dispatch yet" if key is None else f"no dispatch for cycle {key}", 1)
@@ -307,11 +404,16 @@ def _print_dispatch(found: Dispatch, *, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(found.model_dump_json(indent=2) + "\n")
         return
-    text = render.dispatch_markdown(found)
+    _print_markdown(render.dispatch_markdown(found))
+
+
+def _print_markdown(text: str) -> None:
     if out.is_terminal:
+        from rich.markdown import Markdown
+
         out.print(Markdown(text))
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 @cli.command()
@@ -331,6 +433,8 @@ def scoreboard(
 
 
 def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
+    from rich.table import Table
+
     table = Table(title="Scoreboard (settled from prices; abstentions never count as hits)")
     for column in ("source", "cut", "calls", "hits", "misses", "inconcl.", "open", "abstained",
                    "hit rate", "95% interval", "Brier", "base Brier", "skill", "ECE"):  # fmt: skip
@@ -383,10 +487,12 @@ def rules(
     else:
         settings = _settings()
         book = list(driver.rule_book(settings.db_url))
-        where = "the fleet's last dispatch"
+        where = "the fleet's rule book"
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in book], indent=2) + "\n")
         return
+    from rich.table import Table
+
     table = Table(
         title=f"Learned rules ({where}); a stopped call is shadow-scored, never published"
     )
@@ -504,6 +610,7 @@ def dead_letters(
 ) -> None:
     """List messages the fleet refused or that killed workers twice, with the reason."""
     import redis
+    from rich.table import Table
 
     from shared import deadletters
 
@@ -534,6 +641,29 @@ def dead_letters(
         out.print(table)
     if purge:
         out.print(f"purged {dropped} dead letters")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the desk in a browser: dispatches, their trails, the track record, feed and API."""
+    import uvicorn
+
+    from shared.db.session import migrate as run
+
+    settings = _settings()
+    run(settings.db_url)
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"the desk is at http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops it")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"serve: listening on {host}: anyone who can reach it can read the desk")
+    uvicorn.run(
+        "workshop.web.app:app_from_settings", factory=True, host=host, port=port,
+        workers=workers, log_level="warning", proxy_headers=False,
+    )  # fmt: skip
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.result import AsyncResult
 from sqlalchemy import select
 
 from shared import tasknames
@@ -22,10 +23,16 @@ from shared.db.session import session_scope
 from shared.errors import WorkshopError
 from shared.market.opening import replay_market
 from shared.records import track_record
+from workshop.web import reading
+from workshop.web.schema import DispatchList, DispatchView
 
 
 class CycleTimeout(WorkshopError):
     """A cycle did not publish within its deadline (a worker is down, or the queue is stuck)."""
+
+
+class CycleRejected(WorkshopError):
+    """The worker refused the cycle's trigger (a malformed message, a bad replay directory)."""
 
 
 def producer(broker_url: str) -> Celery:
@@ -105,14 +112,22 @@ def settle_via_queue(app: Celery, now: datetime | None, timeout: float = 120) ->
     return dict(answer)
 
 
-def wait_for_dispatch(db_url: str, cycle_key: str, timeout: float = 120) -> Dispatch:
-    """Poll the database until the cycle's dispatch exists."""
+def wait_for_dispatch(
+    db_url: str, cycle_key: str, timeout: float = 120, *, trigger_task: AsyncResult | None = None
+) -> Dispatch:
+    """Poll the database until the cycle's dispatch exists.
+
+    Given the trigger's task, fail at once when the worker rejected it (its result carries the
+    worker's reason), instead of waiting out the timeout for a dispatch that will never come.
+    """
     deadline = time.monotonic() + timeout
     pause = 0.02
     while time.monotonic() < deadline:
         found = last_dispatch(db_url, cycle_key=cycle_key)
         if found is not None:
             return found
+        if trigger_task is not None and trigger_task.state == "FAILURE":
+            raise CycleRejected(f"the worker rejected cycle {cycle_key}: {trigger_task.result}")
         time.sleep(pause)
         pause = min(pause * 1.5, 0.25)
     raise CycleTimeout(f"no dispatch for cycle {cycle_key} within {timeout:.0f}s")
@@ -128,18 +143,29 @@ def last_dispatch(db_url: str, *, cycle_key: str | None = None) -> Dispatch | No
         return Dispatch.model_validate(row.payload) if row else None
 
 
+def dispatch_list(db_url: str, page: int = 1, per_page: int = 20) -> DispatchList:
+    """A page of dispatches, newest first, each with its call's status."""
+    with session_scope(db_url) as session:
+        return reading.list_dispatches(session, page, per_page)
+
+
+def dispatch_by_number(db_url: str, number: int) -> DispatchView | None:
+    """One dispatch by its permanent number (the one in its web address)."""
+    with session_scope(db_url) as session:
+        return reading.dispatch_view(session, number)
+
+
 def cycle_count(db_url: str) -> int:
     with session_scope(db_url) as session:
         return len(session.scalars(select(Cycle.id)).all())
 
 
 def rule_book(db_url: str) -> tuple[LearnedRule, ...]:
-    """The learned rules as the last published dispatch carried them (retired ones included)."""
+    """The learned rules as the latest cycle stored them (retired ones included)."""
+    from shared.db import record as desk_state
+
     with session_scope(db_url) as session:
-        row = session.scalar(
-            select(DispatchRecord).order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
-        )
-        return Dispatch.model_validate(row.payload).rules if row is not None else ()
+        return desk_state.load_state(session).rules
 
 
 def record(db_url: str) -> TrackRecord:

@@ -19,10 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-
 from shared import tasknames
-from shared.db.session import migrate
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 
@@ -48,12 +45,16 @@ class StackState:
     beat: bool = True
     env: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    web_pid: int | None = None
+    web_url: str | None = None
     repaired: list[str] = field(default_factory=list)
 
     def record(self, name: str, pid: int) -> None:
         """Remember the pid of a part of the stack by its name."""
         if name == "beat":
             self.beat_pid = pid
+        elif name == "web":
+            self.web_pid = pid
         elif name in _WORKER_NAMES:
             self.workers[name] = pid
         else:
@@ -66,6 +67,8 @@ class StackState:
         named = dict(self.workers)
         if self.beat_pid:
             named["beat"] = self.beat_pid
+        if self.web_pid:
+            named["web"] = self.web_pid
         named.update(self.others)
         return named
 
@@ -155,6 +158,8 @@ def start_redis(
 
     The password lives in a 0600 config file, never on the command line (any local user can
     read a process' arguments)."""
+    import redis  # here, not at the top: `workshop status` and --help need no client
+
     data = home / "redis"
     data.mkdir(parents=True, exist_ok=True)
     log = (home / "logs").joinpath("redis.log")
@@ -237,10 +242,12 @@ def run_dir(home: Path) -> Path:
     return home / "run"
 
 
-def stack_commands(settings: Settings, home: Path, *, beat: bool) -> dict[str, list[str]]:
+def stack_commands(
+    settings: Settings, home: Path, *, beat: bool, web_port: int | None = None
+) -> dict[str, list[str]]:
     """Every process of the stack but Redis, by name: the list `up` starts and repairs.
 
-    Another process (a web server, say) joins the stack by adding its command here."""
+    Another process joins the stack by adding its command here."""
     run = run_dir(home)
     run.mkdir(parents=True, exist_ok=True)
     commands = {
@@ -249,6 +256,8 @@ def stack_commands(settings: Settings, home: Path, *, beat: bool) -> dict[str, l
     }
     if beat:
         commands["beat"] = beat_command(home, run / "beat.pid")
+    if web_port is not None:
+        commands["web"] = [sys.executable, "-m", "workshop.cli", "serve", "--port", str(web_port)]
     return commands
 
 
@@ -323,10 +332,15 @@ def _locked(home: Path) -> Iterator[None]:
 
 
 def up(
-    settings: Settings, *, beat: bool = True, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    *,
+    beat: bool = True,
+    extra_env: dict[str, str] | None = None,
+    web_port: int | None = None,
 ) -> StackState:
     """Start Redis, migrate the database, start a worker per service and beat; record the state.
 
+    With web_port, also the web app on loopback (that port, or a free one if it is taken).
     When a stack is already recorded for this home, repair it instead: restart whatever part of
     it died (Redis on its port with its password and append-only file, a worker, beat) and leave
     the living ones alone. Never a second fleet beside the first."""
@@ -335,6 +349,8 @@ def up(
         existing = read_state(settings)
         if existing is not None:
             return _repair(settings, existing, beat=beat, extra_env=extra_env)
+        from shared.db.session import migrate  # SQLAlchemy only for the commands that migrate
+
         migrate(settings.db_url)
         if settings.broker_url:
             broker_url, redis_pid = settings.broker_url, None
@@ -354,17 +370,46 @@ def up(
         )
         env = child_env(state, extra_env)
         logs = home / "logs"
-        for name, command in stack_commands(settings, home, beat=beat).items():
+        if web_port is not None:
+            web_port = web_port if _port_free(web_port) else free_port()
+            state.web_url = f"http://127.0.0.1:{web_port}/"
+        commands = stack_commands(settings, home, beat=beat, web_port=web_port)
+        for name, command in commands.items():
             _clear_stale_pidfile(run_dir(home) / f"{name}.pid")
             process = spawn(command, logs / f"{name}.log", env)
             state.record(name, process.pid)
         write_state(settings, state)
         try:
             wait_for_workers(broker_url, state.workers, logs)
+            if web_port is not None and state.web_pid is not None:
+                wait_for_port(web_port, state.web_pid, logs / "web.log")
         except ConfigurationError:
             _stop(settings, state)
             raise
         return state
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(port: int, pid: int, log: Path, timeout: float = 60.0) -> None:
+    """Block until a process we started listens on a loopback port; fail at once if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise ConfigurationError(f"the web server exited at start:\n{_tail(log)}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise ConfigurationError(f"the web server did not listen on port {port} within {timeout:.0f}s")
 
 
 def _repair(
@@ -383,7 +428,9 @@ def _repair(
         state.redis_pid = process.pid
         state.repaired.append("redis")
     env = child_env(state, {**state.env, **(extra_env or {})})
-    for name, command in stack_commands(settings, home, beat=beat or state.beat).items():
+    web_port = urlsplit(state.web_url).port if state.web_url else None
+    commands = stack_commands(settings, home, beat=beat or state.beat, web_port=web_port)
+    for name, command in commands.items():
         if _alive(state.pid_of(name)):
             continue
         _clear_stale_pidfile(run_dir(home) / f"{name}.pid")

@@ -7,7 +7,7 @@ health that is not ok is also a flag the minds see; nothing later than as_of get
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -23,8 +23,13 @@ from shared.contracts import (
     SourceResult,
 )
 from shared.features import compute_features, empty_features, features_at
+from shared.news import news_block
+from shared.sanity import recent_flags, screen_macro, screen_prices
 
 NO_ANSWER = "no answer within time limit"
+# How long after it became known a sanity finding is still flagged (as in the replay market).
+SANITY_WINDOW_DAILY = timedelta(days=10)
+SANITY_WINDOW_MONTHLY = timedelta(days=70)
 _FLAG_FOR_STATUS = {
     "stale": "stale_feed",
     "partial": "partial_feed",
@@ -134,6 +139,16 @@ def assemble_live(
     prices = prices_frame(bars, as_of)
     if prices.is_empty():
         return snapshot, empty_features(as_of, ("prices",))
-    frame = compute_features(prices, macro_frame(snapshot.macro, as_of))
-    features = features_at(frame, as_of)
-    return snapshot, features or empty_features(as_of, ("history",))
+    # Implausible values are set aside before the features read them, and said so this cycle.
+    prices, price_findings = screen_prices(prices)
+    macro, macro_findings = screen_macro(macro_frame(snapshot.macro, as_of))
+    sanity = recent_flags(price_findings, as_of, SANITY_WINDOW_DAILY)
+    sanity += recent_flags(macro_findings, as_of, SANITY_WINDOW_MONTHLY)
+    if sanity:
+        snapshot = snapshot.model_copy(
+            update={"flags": tuple(dict.fromkeys((*snapshot.flags, *sanity)))}
+        )
+    frame = compute_features(prices, macro, screened=True)
+    features = features_at(frame, as_of) or empty_features(as_of, ("history",))
+    news = news_block(snapshot.news, as_of)
+    return snapshot, features.model_copy(update={"news": news}) if news else features

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from services.minds.think import think
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
+from shared.brain.retry import retry_countdown
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, MindOutput
 from shared.errors import TransientError
@@ -81,7 +82,9 @@ def _think(task: Any, mind: str, payload: Any) -> MindOutput:
     except TransientError as error:
         if task.request.retries >= MAX_RETRIES:
             return MindOutput.absent(mind, f"gave up after {MAX_RETRIES} retries: {error}")
-        raise task.retry(exc=error, countdown=2 ** (task.request.retries + 1)) from error
+        # Celery's backoff with jitter, never sooner than the model API's retry-after.
+        wait = retry_countdown(task.request.retries, error)
+        raise task.retry(exc=error, countdown=wait) from error
     except Exception as error:  # process edge: a broken brain must not fail the whole chord
         log.exception("mind.failed", mind=mind)
         return MindOutput.absent(mind, f"{type(error).__name__}: {error}"[:500])

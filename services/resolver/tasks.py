@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import structlog
+from sqlalchemy.orm.exc import StaleDataError
 
 from services.resolver.forecasts import settle_forecasts
 from services.resolver.lessons import record_lessons
@@ -32,16 +33,22 @@ def settle(self: Any, now: Any = None) -> dict[str, Any]:
     except ValueError as error:
         rejected(str(error), task=tasknames.SETTLE)
         raise BadInputError(str(error)) from None
-    with session_scope(settings.db_url) as session:
-        # Settles take turns: a second one waits, then finds the first one's calls settled.
-        serialize_writers(session, "resolver.settle")
-        report = settle_matured(
-            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
-        )
-        forecasts = settle_forecasts(
-            session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
-        )
-        lessons = record_lessons(session, report.resolutions, forecasts)
+    try:
+        with session_scope(settings.db_url) as session:
+            # Settles take turns: a second one waits, then finds the first one's calls settled.
+            serialize_writers(session, "resolver.settle")
+            report = settle_matured(
+                session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
+            )
+            forecasts = settle_forecasts(
+                session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
+            )
+            lessons = record_lessons(session, report.resolutions, forecasts)
+    except StaleDataError:
+        # Another pass settled some of these calls first (a call's status is checked by its
+        # UPDATE): this pass's transaction rolled back whole, and the next pass finds the rest.
+        log.info("resolver.raced", task_id=self.request.id, now=moment.isoformat())
+        return {"settled": 0, "waiting": 0, "raced": True}
     counts: dict[str, int] = {}
     for resolution in report.resolutions:
         counts[resolution.outcome] = counts.get(resolution.outcome, 0) + 1

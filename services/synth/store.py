@@ -4,13 +4,16 @@ mind said, every call (the synthesis' and the minds'), and every abstention."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.synth.calibrate import BIN, History, logit
 from services.synth.calls import mind_prediction, pooled_forecast
 from shared.contracts import SYNTHESIS, CycleContext, Dispatch, MindOutput, Prediction
+from shared.db import record
 from shared.db.models import (
     AbstentionRecord,
     Cycle,
@@ -19,6 +22,7 @@ from shared.db.models import (
     MindRecord,
     PredictionRecord,
 )
+from shared.records import forecast_history
 
 
 def _prediction_row(
@@ -44,6 +48,19 @@ def _prediction_row(
         attempts=0,
         withheld_by=withheld_by,
     )
+
+
+def history_at(session: Session, as_of: datetime) -> History:
+    """The recalibration's history at as_of: its stored bins (constant time), or, for a cycle
+    older than the newest settlement, the forecasts settled by as_of."""
+    if not record.usable(session, as_of):
+        return History.of(forecast_history(session, as_of))
+    history = History()
+    for index, n, ups, base_logits in record.bins(session):
+        history.bins[index] = [logit(index * BIN), n, ups, base_logits]
+        history.n += n
+        history.ups += ups
+    return history
 
 
 def is_published(session: Session, cycle_key: str) -> bool:

@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from services.synth.calibrate import History, fit
+from services.synth.calibrate import Calibrator, fit
 from services.synth.rules import update_rules
-from services.synth.store import is_published, store_cycle
+from services.synth.store import history_at, is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
 from shared.brain.fallback import UnavailableModelWriter
 from shared.brain.retry import retry_countdown
 from shared.celery_app import app, settings_of
-from shared.contracts import CycleContext, Features, MindOutput, Snapshot
+from shared.contracts import (
+    CycleContext,
+    Dispatch,
+    Features,
+    LearnedRule,
+    Memory,
+    MindOutput,
+    Snapshot,
+    Story,
+)
+from shared.db import record as desk_state
 from shared.db.models import Cycle
+from shared.db.record import State, StateConflict
 from shared.db.session import session_scope
 from shared.errors import BadInputError, TransientError
 from shared.memory import fingerprint, recall_from
-from shared.records import forecast_history, lessons_near, previous_dispatch, track_record
+from shared.records import lessons_near, previous_dispatch, track_record
+from shared.settings import Settings
 from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("synth")
@@ -41,6 +54,89 @@ def _outputs(results: list[Any], expected: tuple[str, ...]) -> list[MindOutput]:
 
 
 MAX_MODEL_RETRIES = 3
+# Concurrent cycles that keep moving the desk's state under this one: redo at most this often.
+STATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a cycle weighs, read in one transaction, and the state it was read at."""
+
+    context: CycleContext
+    calibrator: Calibrator
+    rules: tuple[LearnedRule, ...]
+    stories: tuple[Story, ...]
+    recalled: tuple[Memory, ...]
+    state: State
+    current: bool  # at or after the state's as_of: this cycle carries the state forward
+
+
+def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
+    """The cycle's context, record, recalibration, rule book, stories and lessons; None when the
+    cycle was already published."""
+    with session_scope(settings.db_url) as session:
+        if is_published(session, cycle_key):
+            return None
+        cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
+        if cycle is None or cycle.snapshot is None or cycle.features is None:
+            rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
+            raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
+        context = CycleContext(
+            cycle_number=cycle.id,
+            snapshot=Snapshot.model_validate(cycle.snapshot),
+            features=Features.model_validate(cycle.features),
+            record=track_record(session, cycle.as_of),
+        )
+        state = desk_state.load_state(session)
+        # A cycle at or after the state's as_of carries it forward; an older one (a backfill)
+        # reads what the last dispatch before it carried and leaves the state alone.
+        current = state.as_of is None or cycle.as_of >= state.as_of
+        # The same recalibration the backtest fits, from the forecasts settled by as_of.
+        calibrator = fit(history_at(session, cycle.as_of), start=state.fit if current else None)
+        if current:
+            book, stories = state.rules, state.stories
+        else:
+            before = previous_dispatch(session, cycle.as_of)
+            book, stories = (before.rules, before.stories) if before else ((), ())
+        # The rule book carried forward, judged on today's evidence.
+        evidence = track_record(session, cycle.as_of, include_withheld=True)
+        rules = update_rules(book, evidence, cycle.as_of)
+        # What earlier cycles on a tape like this one taught, none settled after as_of.
+        features, tape = context.features, fingerprint(context.features)
+        recalled = (
+            recall_from(
+                lessons_near(session, features.broad, features.regime, tape, cycle.as_of),
+                features.broad,
+                features.regime,
+                tape,
+                cycle.as_of,
+            )
+            if features.broad
+            else ()
+        )
+    # The prompts see what the desk learned: the rule book, the stories, the lessons.
+    context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
+    return Reading(context, calibrator, tuple(rules), tuple(stories), tuple(recalled), state,
+                   current)  # fmt: skip
+
+
+def store_reading(
+    reading: Reading, dispatch: Dispatch, outputs: list[MindOutput], settings: Settings
+) -> bool:
+    """Store the cycle and, in the same transaction, the state it leaves (rules, stories, the
+    fit) over the version it read. Raises StateConflict (nothing stored) if another cycle
+    stored a state in between; False if the cycle was already published."""
+    with session_scope(settings.db_url) as session:
+        stored = store_cycle(
+            session, dispatch, outputs, reading.context, horizon_hours=settings.horizon_hours
+        )
+        if stored and reading.current:
+            fitted = reading.calibrator
+            desk_state.save_state(
+                session, reading.state, dispatch.as_of, dispatch.rules, dispatch.stories,
+                (fitted.a, fitted.b, fitted.n),
+            )  # fmt: skip
+    return stored
 
 
 # Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
@@ -61,77 +157,52 @@ def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> di
         structlog.contextvars.clear_contextvars()
         raise BadInputError(reason)
     try:
-        with session_scope(settings.db_url) as session:
-            if is_published(session, cycle_key):
-                log.info("synth.duplicate", outcome="ignored")
-                return {"cycle_key": cycle_key, "status": "duplicate"}
-            cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
-            if cycle is None or cycle.snapshot is None or cycle.features is None:
-                rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
-                raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
-            context = CycleContext(
-                cycle_number=cycle.id,
-                snapshot=Snapshot.model_validate(cycle.snapshot),
-                features=Features.model_validate(cycle.features),
-                record=track_record(session, cycle.as_of),
-            )
-            # The same recalibration the backtest fits, from the forecasts settled by as_of.
-            calibrator = fit(History.of(forecast_history(session, cycle.as_of)))
-            # The rule book carried forward from the last dispatch, judged on today's evidence.
-            before = previous_dispatch(session, cycle.as_of)
-            evidence = track_record(session, cycle.as_of, include_withheld=True)
-            rules = update_rules(before.rules if before else (), evidence, cycle.as_of)
-            stories = before.stories if before else ()
-            # What earlier cycles on a tape like this one taught, none settled after as_of.
-            features, tape = context.features, fingerprint(context.features)
-            recalled = (
-                recall_from(
-                    lessons_near(session, features.broad, features.regime, tape, cycle.as_of),
-                    features.broad,
-                    features.regime,
-                    tape,
-                    cycle.as_of,
-                )
-                if features.broad
-                else ()
-            )
         outputs = (
             _outputs(results, settings.minds)
             if close is None
             else [MindOutput.absent(m, str(close)[:300]) for m in settings.minds]
         )
-        # The prompts see what the desk learned: the rule book, the stories, the lessons.
-        context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
+        for attempt in range(1, STATE_ATTEMPTS + 1):
+            reading = read_cycle(cycle_key, settings)
+            if reading is None:
+                log.info("synth.duplicate", outcome="ignored")
+                return {"cycle_key": cycle_key, "status": "duplicate"}
 
-        def dispatch_with(brain: Any) -> Any:
-            return compose(
-                context,
-                outputs,
-                brain,
-                expected_minds=settings.minds,
-                horizon_hours=settings.horizon_hours,
-                calibrator=calibrator,
-                rules=rules,
-                stories=stories,
-                recalled=recalled,
-            )
+            def dispatch_with(brain: Any, reading: Reading = reading) -> Any:
+                return compose(
+                    reading.context,
+                    outputs,
+                    brain,
+                    expected_minds=settings.minds,
+                    horizon_hours=settings.horizon_hours,
+                    calibrator=reading.calibrator,
+                    rules=reading.rules,
+                    stories=reading.stories,
+                    recalled=reading.recalled,
+                )
 
-        try:
-            dispatch = dispatch_with(brain_for(settings))
-        except TransientError as error:
-            # The model is rate-limited, overloaded or unreachable: retry with Celery's backoff
-            # and jitter (never sooner than its retry-after); when the retries are spent, the
-            # cycle still publishes, in the deterministic writer's words, saying so.
-            if self.request.retries < MAX_MODEL_RETRIES:
-                wait = retry_countdown(self.request.retries, error)
-                log.warning("synth.model_retry", error=str(error), countdown=round(wait, 2))
-                raise self.retry(exc=error, countdown=wait) from None
-            log.warning("synth.model_unavailable", error=str(error))
-            dispatch = dispatch_with(UnavailableModelWriter(str(error)))
-        with session_scope(settings.db_url) as session:
-            stored = store_cycle(
-                session, dispatch, outputs, context, horizon_hours=settings.horizon_hours
-            )
+            try:
+                dispatch = dispatch_with(brain_for(settings))
+            except TransientError as error:
+                # The model is rate-limited, overloaded or unreachable: retry with Celery's
+                # backoff and jitter (never sooner than its retry-after); when the retries are
+                # spent, the cycle still publishes, in the deterministic writer's words, saying so.
+                if self.request.retries < MAX_MODEL_RETRIES:
+                    wait = retry_countdown(self.request.retries, error)
+                    log.warning("synth.model_retry", error=str(error), countdown=round(wait, 2))
+                    raise self.retry(exc=error, countdown=wait) from None
+                log.warning("synth.model_unavailable", error=str(error))
+                dispatch = dispatch_with(UnavailableModelWriter(str(error)))
+            try:
+                stored = store_reading(reading, dispatch, outputs, settings)
+            except StateConflict:
+                # Another cycle stored the desk's state since this one read it: read it again
+                # and redo, so that no cycle's rules or stories are built on a stale state.
+                log.info("synth.state_moved", attempt=attempt)
+                continue
+            break
+        else:
+            raise StateConflict(f"the desk's state kept moving for {STATE_ATTEMPTS} attempts")
         log.info(
             "synth.completed",
             outcome="published" if stored else "duplicate",

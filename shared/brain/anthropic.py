@@ -61,9 +61,10 @@ log = structlog.get_logger(__name__)
 
 # Statuses a retry may fix: rate limits, request timeouts, lock conflicts, every 5xx (529 included).
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-# A conservative characters-per-token for the pre-call estimate: JSON-heavy prompts tokenize denser
-# than prose, and overestimating keeps the cap a cap.
-CHARS_PER_TOKEN = 3
+# A conservative characters-per-token for the pre-call estimate: the 5.5 models' tokenizer counts
+# about 30% more tokens than the old ~3.8 characters a token, JSON-heavy prompts are denser still,
+# and overestimating keeps the cap a cap (a call settled above its reservation could overshoot).
+CHARS_PER_TOKEN = 2
 REDACTED = "[redacted]"
 CacheTtl = Literal["5m", "1h"]
 

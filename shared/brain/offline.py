@@ -17,9 +17,12 @@ from shared.contracts import (
     Features,
     MindCall,
     MindOutput,
+    NewsBlock,
+    ScoredHeadline,
     Stance,
     SymbolReturns,
 )
+from shared.news import quote
 
 # Daily index direction is close to a coin flip: no mind may claim more than 65/35, so that its
 # probabilities stay in the range where calibration can be measured and is plausible.
@@ -34,10 +37,15 @@ TRADING_DAYS = 252
 
 @dataclass(frozen=True)
 class Signal:
-    """One piece of evidence: its push on p(up) (positive is bullish) and the sentence saying it."""
+    """One piece of evidence: its push on p(up) (positive is bullish) and the sentence saying it.
+
+    A news signal quotes a headline; it leads the argument when it moved the mind, and closes
+    it (saying what was read and why it did not matter) when it did not.
+    """
 
     score: float
     text: str
+    news: bool = False
 
 
 @dataclass
@@ -52,6 +60,9 @@ class Reading:
 
     def add(self, score: float, text: str) -> None:
         self.signals.append(Signal(score, text))
+
+    def add_news(self, score: float, text: str) -> None:
+        self.signals.append(Signal(score, text, news=True))
 
 
 # Flags that say a number is missing or not to be trusted. Others (a ticker with no SEC filer
@@ -237,7 +248,128 @@ def read_macro(context: CycleContext) -> Reading:
             reading.add(
                 -0.005, f"Oil {oil:+.1f}% in 20 sessions: a demand scare as much as relief."
             )
+    _macro_news(context, reading)
     return reading
+
+
+# --- news ----------------------------------------------------------------------------------------
+
+# Tone past which a topic's headlines lean one way (VADER compound, mean over the topic).
+NEWS_LEAN = 0.2
+# A market headline this dark (VADER compound) is a shock the Macro mind reads as such.
+MARKET_SHOCK = 0.5
+# Market headlines needed, and how one-sided they must be, before the Contrarian fades them.
+ONE_SIDED_MIN = 2
+ONE_SIDED_BALANCE = 0.6
+_MACRO_TOPICS = ("fed_rates", "inflation", "oil_energy", "markets")
+
+
+def _topics_phrase(news: NewsBlock) -> str:
+    top = sorted(news.topics.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    return ", ".join(f"{n} on {t.replace('_', ' ')}" for t, n in top) or "none on a named topic"
+
+
+def _lead(news: NewsBlock, *topics: str) -> ScoredHeadline | None:
+    leads = [news.leads[t] for t in topics if t in news.leads]
+    return max(leads, key=lambda h: (abs(h.tone), h.published_at), default=None)
+
+
+def _macro_news(context: CycleContext, reading: Reading) -> None:
+    """Policy and geopolitics from the wire: a lean only when they bear on money or energy."""
+    news = context.features.news
+    if news is None:
+        return
+    policy = news.topics.get("fed_rates", 0) + news.topics.get("inflation", 0)
+    policy_tone = [news.topic_tone[t] for t in ("fed_rates", "inflation") if t in news.topic_tone]
+    lead = _lead(news, "fed_rates", "inflation")
+    if lead is not None and policy_tone and abs(min(policy_tone, key=abs)) >= NEWS_LEAN:
+        lean = sum(policy_tone) / len(policy_tone)
+        reading.add_news(
+            _clamp(lean * 0.03, -0.02, 0.02),
+            f"On policy the wire leans {'hawkish or fearful' if lean < 0 else 'easy'} "
+            f"({policy} headline{'s' if policy > 1 else ''} on the Fed, rates or inflation, "
+            f"tone {lean:+.2f}); the most telling, {quote(lead)}.",
+        )
+        return
+    # Conflict moves this mind only where it touches markets, energy or money; a market headline
+    # only when it is plainly a shock (growth fears, a default, a currency war).
+    seen = news.top + tuple(news.leads.values())
+    conflict = [h for h in seen if "geopolitics" in h.topics and set(h.topics) & set(_MACRO_TOPICS)]
+    shocks = [h for h in seen if "markets" in h.topics and h.tone <= -MARKET_SHOCK]
+    worst = min(conflict, key=lambda h: (h.tone, h.title), default=None)
+    if worst is not None and worst.tone <= -NEWS_LEAN:
+        reading.add_news(
+            -0.015,
+            f"Geopolitics reaches the money on the wire: {quote(worst)}; conflict that touches "
+            "energy, sanctions or markets is a risk premium, not background.",
+        )
+        return
+    shock = min(shocks, key=lambda h: (h.tone, h.title), default=None)
+    if shock is not None:
+        reading.add_news(
+            -0.015,
+            f"The wire carries a macro shock: {quote(shock)}; fear about growth, debt or "
+            "currencies travels across markets before it shows in the monthly data.",
+        )
+        return
+    geo = news.topics.get("geopolitics", 0)
+    why = (
+        f"{geo} on conflict, none touching energy, sanctions or markets"
+        if geo
+        else "none on policy or conflict"
+    )
+    reading.add_news(
+        0.0,
+        f"I read {news.count} headlines ({_topics_phrase(news)}): {why}, and no policy "
+        "headline leans clearly, so the wire does not move my macro view.",
+    )
+
+
+def _contrarian_news(context: CycleContext, reading: Reading) -> None:
+    """A one-sided market wire is a crowd to fade: everyone has read the same story."""
+    news = context.features.news
+    if news is None:
+        return
+    side = news.market_balance
+    if news.market_count >= ONE_SIDED_MIN and abs(side) >= ONE_SIDED_BALANCE:
+        loud = [h for h in news.top if set(h.topics) - {"geopolitics", "crypto"}] or list(news.top)
+        lead = min(loud, key=lambda h: h.tone) if side < 0 else max(loud, key=lambda h: h.tone)
+        gloom = side < 0
+        reading.add_news(
+            0.015 if gloom else -0.01,
+            f"The market wire is one-sided ({news.market_count} market headlines, balance "
+            f"{side:+.2f}): {'gloom' if gloom else 'cheer'} everyone has already read, the "
+            f"loudest {quote(lead)}; a crowd this sure is one to lean against.",
+        )
+        return
+    reading.add_news(
+        0.0,
+        f"I read {news.count} headlines, {news.market_count} on markets with balance "
+        f"{side:+.2f}: not one-sided enough to fade.",
+    )
+
+
+def _flow_news(context: CycleContext, reading: Reading) -> None:
+    """Deals are money moving; crypto headlines are noted for what they are."""
+    news = context.features.news
+    if news is None:
+        return
+    deal = news.leads.get("deals")
+    if deal is not None:
+        n = news.topics["deals"]
+        reading.add_news(
+            0.005,
+            f"Deal flow on the wire ({n} headline{'s' if n > 1 else ''}): {quote(deal)}; "
+            "buyers paying for assets is money coming in.",
+        )
+        return
+    coin = news.leads.get("crypto")
+    extra = f"; on crypto, {quote(coin)}, with no crypto price here to read it" if coin else ""
+    reading.add_news(
+        0.0,
+        f"I read {news.count} headlines and none on mergers or buyouts; flow reads the tape, "
+        f"not the wire{extra}.",
+    )
 
 
 # --- flow ----------------------------------------------------------------------------------------
@@ -359,6 +491,7 @@ def read_flow(context: CycleContext) -> Reading:
                 0.0,
                 f"Volume only {volume:.1f}x its 20-day average: moves on light volume mean less.",
             )
+    _flow_news(context, reading)
     return reading
 
 
@@ -437,6 +570,7 @@ def read_contrarian(context: CycleContext) -> Reading:
             )
         elif dvix <= -6:
             reading.add(-0.005, f"VIX {dvix:+.1f} pts in 5 sessions: fear drained fast.")
+    _contrarian_news(context, reading)
     return reading
 
 
@@ -482,9 +616,11 @@ def _stance(edge: float) -> Stance:
 def conclude(mind: str, spec: MindSpec, reading: Reading, context: CycleContext) -> MindOutput:
     """Turns a reading into the mind's stance, calibrated-range probability and argument."""
     known = reading.checked - len(reading.missing)
-    if reading.essentials_known <= 0 and not reading.signals:
+    # Headlines that did not move a mind cannot stand in for the data it reads.
+    evidence = [x for x in reading.signals if not x.news or x.score != 0]
+    if reading.essentials_known <= 0 and not evidence:
         return MindOutput(mind=mind, status="abstained", reason=spec.blind, topics=spec.topics)
-    if not reading.signals:
+    if not evidence:
         reading.add(0.0, "Nothing among the known inputs is far enough from normal to lean on.")
     coverage = known / reading.checked if reading.checked else 0.0
     raw = _clamp(sum(s.score for s in reading.signals), -MAX_EDGE, MAX_EDGE)
@@ -513,9 +649,12 @@ def conclude(mind: str, spec: MindSpec, reading: Reading, context: CycleContext)
 
 
 def _argument(reading: Reading, stance: Stance, p_up: float, target: str | None) -> str:
-    # Strongest evidence first; ties keep the reading order so the text is stable.
-    ranked = sorted(reading.signals, key=lambda s: -abs(s.score))[:3]
-    sentences = [s.text for s in ranked]
+    # A headline that moved the mind leads (so the dispatch quotes it); then the strongest
+    # evidence, ties in reading order so the text is stable; then headlines read but set aside.
+    moved = [s.text for s in reading.signals if s.news and s.score != 0]
+    ranked = sorted((s for s in reading.signals if not s.news), key=lambda s: -abs(s.score))[:3]
+    read = [s.text for s in reading.signals if s.news and s.score == 0]
+    sentences = moved + [s.text for s in ranked] + read
     if reading.missing:
         sentences.append(
             f"Not known at as_of: {', '.join(reading.missing)}; confidence cut accordingly."

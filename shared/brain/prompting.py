@@ -381,8 +381,21 @@ def _quotes(context: CycleContext) -> str:
     return _lines(rows, "(none)")
 
 
-def _features(context: CycleContext) -> str:
-    return _json(context.features.model_dump(mode="json", exclude_none=True, exclude={"as_of"}))
+def _features(context: CycleContext, *, with_closes: bool = True) -> str:
+    """The features; without the closes the quotes block already carries (no number twice).
+
+    The news block's scores are features; its headline texts are untrusted and reach the model
+    only inside the untrusted news block.
+    """
+    data = context.features.model_dump(
+        mode="json", exclude_none=True, exclude={"as_of": True, "news": {"top", "leads"}}
+    )
+    if not with_closes:
+        quoted = {q.symbol for q in context.snapshot.quotes}
+        closes = {k: v for k, v in data.pop("last_close", {}).items() if k not in quoted}
+        if closes:
+            data["last_close"] = closes
+    return _json(data)
 
 
 def _data_quality(context: CycleContext) -> str:
@@ -521,7 +534,7 @@ def mind_messages(
         # No cycle number or key: the same market at the same as_of is the same question, so a
         # replay of it is answered from the cache at no cost.
         f"As of {snapshot.as_of.isoformat()} ({snapshot.mode}).",
-        _block("features", _features(context)),
+        _block("features", _features(context, with_closes=False)),
         _block("quotes", _quotes(context)),
         _block("data_quality", _data_quality(context)),
         _block("track_record", _record_lines(own)),

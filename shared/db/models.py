@@ -153,6 +153,11 @@ class PredictionRecord(Base):
     # settled like any call so the rule's evidence keeps growing.
     withheld_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
+    # The status is checked by every UPDATE (`... WHERE id = ? AND status = <as read>`): of two
+    # settle passes that judged the same open call, the second matches no row and rolls back,
+    # so a call is settled, and counted in the record's aggregates, once.
+    __mapper_args__ = {"version_id_col": status, "version_id_generator": False}  # noqa: RUF012
+
 
 class ForecastRecord(Base):
     """A cycle's pooled p(up), called or not, and whether the target then closed up.
@@ -178,6 +183,9 @@ class ForecastRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    # As for calls: a forecast settles once (its bin of the recalibration counts it once).
+    __mapper_args__ = {"version_id_col": status, "version_id_generator": False}  # noqa: RUF012
 
 
 class LessonRecord(Base):

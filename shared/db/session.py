@@ -8,15 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+# Importing the record registers the flush hook that keeps its aggregates (shared.db.record):
+# every session that can write a call must have it.
+from shared.db import record as _aggregates  # noqa: F401
 from shared.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Brief write contention waits; a lock held longer fails the transaction with "database is
@@ -95,6 +99,10 @@ def _check_file(url: str, path: Path) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic is imported only to migrate: every command and worker imports this module, few
+    # of them migrate, and alembic (with mako) is a large part of a command's start-up.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -103,6 +111,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Create the database if need be and bring its schema to the newest migration."""
+    from alembic import command
+
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from shared.features import (
     features_from_row,
     new_york_instant,
 )
+from shared.news import news_block
 from shared.sanity import GAP_DAYS, Finding, screen_macro, screen_prices
 
 PRICES_FILE, MACRO_FILE, NEWS_FILE = "prices.csv", "macro.csv", "news.csv"
@@ -745,15 +746,18 @@ class ReplayMarket:
             return self._frame
 
     def features(self, snapshot: Snapshot) -> Features:
-        """Features of the last session whose close was known at snapshot.as_of."""
+        """Features of the last session whose close was known at snapshot.as_of, with the
+        snapshot's headlines scored into the news block."""
         frame = self.feature_frame()
         index = bisect_right(self._frame_known, _micros(snapshot.as_of)) - 1
+        news = news_block(snapshot.news, snapshot.as_of)
         if index < 0:
-            return empty_features(snapshot.as_of)
+            return empty_features(snapshot.as_of).model_copy(update={"news": news})
         row = self._rows.get(index)
         if row is None:
             row = self._rows[index] = frame.row(index, named=True)
-        return features_from_row(row, snapshot.as_of)
+        features = features_from_row(row, snapshot.as_of)
+        return features.model_copy(update={"news": news}) if news is not None else features
 
     # --- settlement and calendar -----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 
 import pytest
@@ -75,12 +75,11 @@ def _ledger(fleet: Fleet, cycle_key: str) -> list[ModelSpend]:
 
 
 class _Faults:
-    """A responder that answers the first `times` requests of a mind (or of the synthesis)
-    with a failure, and every other request as the desk responder does."""
+    """A responder that answers the first requests of a mind (or of the synthesis) with the
+    given failures, in order, and every other request as the desk responder does."""
 
-    def __init__(self, **faults: tuple[Reply, int]) -> None:
-        self.left = {who: times for who, (_, times) in faults.items()}
-        self.replies = {who: reply for who, (reply, _) in faults.items()}
+    def __init__(self, **faults: Sequence[Reply]) -> None:
+        self.queues = {who: list(replies) for who, replies in faults.items()}
         self.failed = dict.fromkeys(faults, 0)
         self.lock = threading.Lock()
 
@@ -91,10 +90,10 @@ class _Faults:
             found = re.search(r"# The (\w+) mind", request.system_text)
             who = found.group(1).lower() if found else "?"
         with self.lock:
-            if self.left.get(who, 0) > 0:
-                self.left[who] -= 1
+            queue = self.queues.get(who)
+            if queue:
                 self.failed[who] += 1
-                return self.replies[who]
+                return queue.pop(0)
         return desk_responder(request)
 
 
@@ -133,19 +132,21 @@ def test_claude_cycle_publishes_at_each_models_price_and_a_replay_costs_nothing(
 def test_rate_limit_and_timeout_on_minds_and_overload_on_the_synthesis_still_publish(
     claude_fleet: Fleet, claude: FakeAnthropic
 ) -> None:
-    """A 429 on one mind, a reply slower than the SDK timeout on another and a 529 on the
-    synthesis are retried by Celery with backoff; the cycle publishes with every mind ok."""
+    """A 429 on one mind, a reply slower than the SDK timeout on another, and a 529 then a
+    timeout on the synthesis are retried by Celery with backoff; the cycle publishes with every
+    mind ok and the model's own words."""
     late = json_reply({"stance": "neutral", "confidence": 0.3, "argument": "x" * 60})
     faults = _Faults(
-        macro=(rate_limited(retry_after=1), 1),
-        flow=(slow(late, 5.0), 1),
-        synthesis=(overloaded(), 1),
+        macro=[rate_limited(retry_after=1)],
+        flow=[slow(late, 5.0)],
+        synthesis=[overloaded(), slow(late, 5.0)],
     )
     claude.respond_with(faults)
     dispatch, _ = _cycle(claude_fleet, date(2016, 5, 3))
-    assert faults.failed == {"macro": 1, "flow": 1, "synthesis": 1}
+    assert faults.failed == {"macro": 1, "flow": 1, "synthesis": 2}
     assert all(m.status == "ok" for m in dispatch.minds)
     assert "The model was unavailable" not in dispatch.body_md
+    assert dispatch.title == "A Plain Dispatch From the Fake Model"
 
 
 def test_an_overloaded_synthesis_whose_retries_are_spent_publishes_and_says_so(
@@ -153,7 +154,7 @@ def test_an_overloaded_synthesis_whose_retries_are_spent_publishes_and_says_so(
 ) -> None:
     """With the synthesis overloaded through every retry, the dispatch is still published, in
     the deterministic writer's words, and says the model was unavailable."""
-    faults = _Faults(synthesis=(overloaded(), 100))
+    faults = _Faults(synthesis=[overloaded()] * 100)
     claude.respond_with(faults)
     dispatch, _ = _cycle(claude_fleet, date(2016, 5, 4))
     assert faults.failed == {"synthesis": 4}  # the first try and three retries

@@ -53,8 +53,8 @@ def test_sample_loads_with_schema_and_known_times(sample: ReplayData) -> None:
     """The shipped sample loads whole, typed, with known_at from the calendar's conventions."""
     assert sample.prices.height == 18400
     assert sample.macro.height == 55503
-    assert sample.news.is_empty()
-    assert not sample.has_news_file
+    assert sample.news.height == 203  # real headlines, 2015-06-01 to 2015-09-15
+    assert sample.has_news_file
     assert sample.prices.schema["date"] == pl.Date
     assert sample.prices.schema["known_at"] == pl.Datetime("us", "UTC")
     for day in (date(2016, 1, 4), date(2016, 6, 14)):  # winter and summer time
@@ -304,7 +304,7 @@ def test_yields_after_march_2017_are_flagged_and_slope_unknown(market: ReplayMar
 
 
 def test_no_news_file_is_flagged(market: ReplayMarket) -> None:
-    """The sample has no news: an empty news feed health and a no_news flag, not a crash."""
+    """Past the sample's headlines (2015): an empty news feed health and a no_news flag."""
     snap = _snap(market, replay_as_of(date(2016, 6, 14)))
     assert snap.news == ()
     assert any(f.code == "no_news" for f in snap.flags)

@@ -10,11 +10,12 @@ from alembic.script import ScriptDirectory
 
 import shared.brain.cache
 import shared.brain.spending
+import shared.db.aggregates
 from shared.db.models import Base
 from shared.db.session import MIGRATIONS, alembic_config, engine_for, migrate
 
 # Every module that declares tables on Base must be imported before the comparison.
-_TABLE_MODULES = (shared.brain.cache, shared.brain.spending)
+_TABLE_MODULES = (shared.brain.cache, shared.brain.spending, shared.db.aggregates)
 
 
 def test_migrations_have_one_head() -> None:

@@ -1,12 +1,11 @@
-"""The backtest's in-memory record: calls, abstentions and settlements, scored with the same
-tallies as the database's track record, and read point-in-time by each cycle."""
+"""The backtest's in-memory record: calls, abstentions and settlements, read point-in-time by
+each cycle. Its scoreboard is shared.tallies' TallyBook fed the very deltas the database's flush
+hook folds into its tables (shared.db.record): one record, kept the same way in both places."""
 
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.resolver.settle import judge
@@ -14,18 +13,8 @@ from services.synth.calibrate import History
 from shared.contracts import Fingerprint, Outcome, Prediction, ScoreLine, TrackRecord
 from shared.memory import LessonIndex, write_lesson
 from shared.ports import SettlementPrices
-from shared.scoring import (
-    ALL,
-    Abstained,
-    CallOutcome,
-    Key,
-    Tally,
-    abstention_keys,
-    keys_of,
-    line_of,
-    order,
-    score_lines,
-)
+from shared.scoring import ALL, Abstained, CallOutcome, Key
+from shared.tallies import EVIDENCE, PUBLIC, TallyBook, abstained, closed, opened
 
 
 @dataclass(slots=True)
@@ -107,36 +96,6 @@ def rule_category(key: Key) -> bool:
     return (asset_class == ALL) == (horizon == ALL) and ALL in (regime, topic)
 
 
-@dataclass
-class Book:
-    """Tallies per line key with a cache of the lines, rebuilt only for keys that changed.
-
-    `keeps` picks the cuts a cycle reads (the synthesis weighs minds by their overall and regime
-    lines; rules look at a few more): the full scoreboard is scored once, at the end, from the
-    settled calls.
-    """
-
-    keeps: Callable[[Key], bool] = overall_or_regime
-    tallies: dict[Key, Tally] = field(default_factory=lambda: defaultdict(Tally))
-    lines: dict[Key, ScoreLine] = field(default_factory=dict)
-    dirty: set[Key] = field(default_factory=set)
-
-    def touch(self, key: Key) -> Tally | None:
-        if not self.keeps(key):
-            return None
-        self.dirty.add(key)
-        return self.tallies[key]
-
-    def record(self) -> tuple[ScoreLine, ...]:
-        for key in self.dirty:
-            self.lines[key] = line_of(key, self.tallies[key], detail=False)
-        self.dirty.clear()
-        return tuple(self.lines[key] for key in sorted(self.lines, key=order))
-
-    def detailed(self) -> tuple[ScoreLine, ...]:
-        return tuple(line_of(k, self.tallies[k]) for k in sorted(self.tallies, key=order))
-
-
 class Ledger:
     """Every call and abstention of a backtest, settled by the resolver's own judge.
 
@@ -146,13 +105,11 @@ class Ledger:
 
     def __init__(self, *, max_attempts: int = 3) -> None:
         self.max_attempts = max_attempts
-        self.public = Book(overall_or_regime)
-        self.evidence = Book(rule_category)
+        self.book = TallyBook()
         self.settled: list[Settled] = []
         self._heap: list[tuple[datetime, int, OpenCall]] = []
         self._waiting: list[OpenCall] = []
         self._numbers = 0
-        self._abstained: list[Abstained] = []
         # The recalibration's history: pooled forecasts settled so far (so, by each as_of).
         self.history = History()
         self.forecasts: list[SettledForecast] = []
@@ -170,13 +127,7 @@ class Ledger:
         self._numbers += 1
         entry = OpenCall(self._numbers, cycle_key, prediction, withheld_by)
         heapq.heappush(self._heap, (prediction.matures_at, entry.number, entry))
-        outcome = outcome_of(prediction, "open", withheld_by is not None)
-        books = (self.evidence,) if withheld_by else (self.public, self.evidence)
-        for book in books:
-            for key in keys_of(outcome):
-                tally = book.touch(key)
-                if tally is not None:
-                    tally.add(outcome)
+        self.book.apply(opened(outcome_of(prediction, "open", withheld_by is not None)))
 
     def forecast(
         self, cycle_key: str, prediction: Prediction, final: float | None, calibrated: bool
@@ -188,12 +139,7 @@ class Ledger:
         heapq.heappush(self._pending, (prediction.matures_at, entry.number, entry))
 
     def abstain(self, source: str, regime: str) -> None:
-        self._abstained.append(Abstained(source, regime))
-        for book in (self.public, self.evidence):
-            for key in abstention_keys(Abstained(source, regime)):
-                tally = book.touch(key)
-                if tally is not None:
-                    tally.abstentions += 1
+        self.book.apply(abstained(Abstained(source, regime)))
 
     def settle(self, market: SettlementPrices, now: datetime) -> list[Settled]:
         """Judge every call matured by now, as the resolver does; returns what settled."""
@@ -289,14 +235,7 @@ class Ledger:
         self.lessons.add(write_lesson(cycle_key, prediction, outcome, price, now, tape))
 
     def _close(self, item: Settled) -> None:
-        outcome = outcome_of(item.prediction, item.outcome, item.withheld_by is not None)
-        p = item.prediction
-        books = (self.evidence,) if item.withheld_by else (self.public, self.evidence)
-        for book in books:
-            for key in keys_of(outcome):
-                tally = book.touch(key)
-                if tally is not None:
-                    tally.closed(item.outcome, p.confidence, p.base_rate)
+        self.book.apply(closed(outcome_of(item.prediction, item.outcome, bool(item.withheld_by))))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -306,19 +245,13 @@ class Ledger:
 
     def record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard as it stands: every call settled so far was settled by as_of."""
-        return TrackRecord(as_of=as_of, lines=self.public.record())
+        return TrackRecord(as_of=as_of, lines=self.book.lines(PUBLIC, overall_or_regime))
 
     def scoreboard(self) -> tuple[ScoreLine, ...]:
         """Every cut of the public record (regime, asset class, horizon, topic), with the
-        calibration buckets: scored once from the settled and open calls, as the database is."""
-        calls = [outcome_of(s.prediction, s.outcome) for s in self.settled if not s.withheld_by]
-        calls += [
-            outcome_of(entry.prediction, "open")
-            for entry in [*(e for _, _, e in self._heap), *self._waiting]
-            if not entry.withheld_by
-        ]
-        return score_lines(calls, self._abstained)
+        calibration buckets, as the database's scoreboard reads it from its tallies."""
+        return self.book.lines(PUBLIC, detail=True)
 
     def evidence_record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard with withheld calls counted: what learned rules are judged on."""
-        return TrackRecord(as_of=as_of, lines=self.evidence.record())
+        return TrackRecord(as_of=as_of, lines=self.book.lines(EVIDENCE, rule_category))

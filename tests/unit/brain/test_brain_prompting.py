@@ -21,6 +21,7 @@ from shared.brain.prompting import (
     load_personas,
     mind_messages,
     untrusted_block,
+    write_messages,
 )
 from shared.errors import ConfigurationError
 from tests.unit.brain.cases import CRYPTO_RULE, good_view, headline, make_context, make_deliberation
@@ -123,3 +124,17 @@ def test_contradiction_checks_the_decided_call_and_the_abstention() -> None:
     abstained = make_deliberation(call=False)
     assert contradiction(f"Nothing to do.\n\n{NO_CALL_LINE}", abstained) is None
     assert contradiction(f"{NO_CALL_LINE} [DIRECTION: down]", abstained) is not None
+
+
+def test_each_block_is_sent_once_and_no_price_twice() -> None:
+    """Every block of a mind's and the synthesis' prompt appears once, and a quoted symbol's
+    price is not repeated in the features' closes."""
+    context = make_context()
+    mind = mind_messages("macro", context)[0]["content"][0]["text"]
+    synthesis = write_messages(make_deliberation(), context)[0]["content"][0]["text"]
+    for text in (mind, synthesis):
+        for tag in ("features", "data_quality", "track_record", "rules", "stories", "lessons"):
+            assert text.count(f"<{tag}>") == 1, tag
+    features = mind.split("<features>")[1].split("</features>")[0]
+    assert "655.85" not in features  # SPY's price lives in <quotes>
+    assert mind.count("655.85") == 1

@@ -122,3 +122,25 @@ def test_macro_frame_schema() -> None:
     frame = macro_frame(list(_macro_result().macro), AS_OF)
     assert frame.columns == ["date", "series", "value", "released", "known_at"]
     assert frame.height == 2
+
+
+def test_a_glitched_live_bar_is_flagged_and_left_out_of_the_features() -> None:
+    """A fetched SPY close x100 on the 7th is set aside: the cycle flags bad_value and SPY's
+    last close and one-session return come from good bars only; live headlines are scored."""
+    bars = [
+        Bar(session=b.session, symbol=b.symbol, close=b.close * 100, volume=b.volume)
+        if b.session == SESSIONS[-3]
+        else b
+        for b in _bars("SPY", 600, 1)
+    ]
+    health = FeedHealth(source="prices", status="ok", items=len(bars))
+    result = SourceResult(source="prices", health=health, bars=tuple(bars))
+    snapshot, features = assemble_live(
+        TRIGGER, [result, _news_result()], expected=["prices", "news"]
+    )
+    flags = [f for f in snapshot.flags if f.code == "bad_value"]
+    assert [f.subject for f in flags] == ["SPY"]
+    assert features.last_close["SPY"] == 629
+    assert features.returns["SPY"].r1 == pytest.approx(100 / 628)
+    assert features.news is not None
+    assert features.news.count == 1

@@ -1,0 +1,101 @@
+"""Settling many open calls at once: the resolver's judge as one polars plan.
+
+The same rules as services.resolver.settle.judge over shared.market.replay's settlement quote,
+for a whole frame of calls: the quote is the first bar of the target closing at or after the
+call's maturity (an as-of join, forward), usable only if it was known by now; without one a
+call waits out the grace period, then spends an attempt per pass, then is inconclusive. With
+one, a call is a hit when the close is strictly beyond its line in the called direction.
+
+Times are integer microseconds since the epoch (UTC): the join needs no time-zone arithmetic.
+The reason text is left to judge() for the calls that do settle (a handful per pass), so the
+two cannot word an outcome differently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from services.resolver.settle import GRACE
+from shared.calendar import SESSION_CLOSE
+from shared.features import new_york_instant
+
+OPEN_SCHEMA = {
+    "id": pl.Int64,
+    "target": pl.Utf8,
+    "direction": pl.Utf8,
+    "reference_price": pl.Float64,
+    "line": pl.Float64,
+    "matures_us": pl.Int64,
+    "attempts": pl.Int64,
+}
+_GRACE_US = int(GRACE.total_seconds() * 1_000_000)
+
+
+def micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def settlement_frame(prices: pl.DataFrame) -> pl.DataFrame:
+    """Every bar as the judge sees it, from a replay's prices (date, symbol, close, known_at):
+    target, closes_us (the session's close), known_us, settle_price, session; sorted for the
+    as-of join."""
+    return (
+        prices.select(
+            pl.col("symbol").alias("target"),
+            new_york_instant(pl.col("date"), SESSION_CLOSE).dt.epoch("us").alias("closes_us"),
+            pl.col("known_at").dt.epoch("us").alias("known_us"),
+            pl.col("close").alias("settle_price"),
+            pl.col("date").alias("session"),
+        )
+        # The as-of join wants its key sorted over the whole frame, the `by` groups within it.
+        .sort("closes_us", "target")
+    )
+
+
+def quotes(open_calls: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
+    """Each call with the first bar of its target closing at or after its maturity (or nulls)."""
+    return open_calls.sort("matures_us").join_asof(
+        bars,
+        left_on="matures_us",
+        right_on="closes_us",
+        by="target",
+        strategy="forward",
+        # Both sides are sorted on the key here; polars cannot check it with `by` groups.
+        check_sortedness=False,
+    )
+
+
+def settle_frame(
+    open_calls: pl.DataFrame, bars: pl.DataFrame, now: datetime, *, max_attempts: int
+) -> pl.DataFrame:
+    """Judge every call in open_calls (OPEN_SCHEMA) matured by now.
+
+    Returns one row per matured call: id, outcome (hit | miss | inconclusive, or null while it
+    waits), spent_attempt, settle_price, session and realized_move_pct (null without a quote).
+    Eager on purpose: for the few thousand rows of a pass, planning a lazy query costs more
+    than running it.
+    """
+    now_us = micros(now)
+    joined = quotes(open_calls.filter(pl.col("matures_us") <= now_us), bars)
+    priced = pl.col("known_us").is_not_null() & (pl.col("known_us") <= now_us)
+    price = pl.col("settle_price")
+    up = pl.col("direction") == "up"
+    beyond = (up & (price > pl.col("line"))) | (~up & (price < pl.col("line")))
+    past_grace = pl.col("matures_us") <= now_us - _GRACE_US
+    give_up = pl.col("attempts") >= max_attempts - 1
+    return joined.select(
+        "id",
+        pl.when(priced)
+        .then(pl.when(beyond).then(pl.lit("hit")).otherwise(pl.lit("miss")))
+        .when(past_grace & give_up)
+        .then(pl.lit("inconclusive"))
+        .alias("outcome"),
+        (~priced & past_grace & ~give_up).alias("spent_attempt"),
+        pl.when(priced).then(price).alias("settle_price"),
+        pl.when(priced).then(pl.col("session")).alias("session"),
+        pl.when(priced)
+        .then((price / pl.col("reference_price") - 1.0) * 100.0)
+        .alias("realized_move_pct"),
+    )

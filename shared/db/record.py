@@ -1,0 +1,408 @@
+"""The database's incremental record: the scoreboard's tallies and the recalibration's bins,
+folded in by every flush that stores or settles a call, and read in constant time.
+
+Every ORM flush that inserts a call, an abstention or a settled forecast, or turns a call or a
+forecast from open to settled, adds its deltas (shared.tallies) in the same transaction, by
+additive upserts: concurrent writers never lose an update, and there is no code path that writes
+a call without its aggregates. A settled row's status is its mapper's version column (see
+shared.db.models), so two settle passes that judged the same call cannot both count it: the
+second's UPDATE matches no row and its transaction rolls back.
+
+The aggregates hold every event folded so far; desk_state.record_through is the newest of them.
+A cycle whose as_of is at or after it reads the aggregates; one before it (a backfill, a replay
+run out of order) reads the rows, as before, so that nothing settled after its as_of leaks in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, event, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, UOWTransaction
+
+from shared.contracts import LearnedRule, ScoreLine, Story
+from shared.db.aggregates import (
+    CalibrationBin,
+    CalibrationFit,
+    DeskState,
+    LearnedRuleRecord,
+    ScoreCell,
+    ScoreTally,
+    StoryRecord,
+)
+from shared.db.models import (
+    AbstentionRecord,
+    ForecastRecord,
+    PredictionRecord,
+    UtcDateTime,
+)
+from shared.scoring import Abstained, CallOutcome, Key, Tally, line_of, order
+from shared.tallies import (
+    EVIDENCE,
+    PUBLIC,
+    SUMS,
+    Delta,
+    absorb,
+    abstained,
+    closed,
+    cut_key,
+    cut_text,
+    opened,
+    touched_cells,
+)
+
+DESK = "desk"
+# The recalibration's bin width in pooled p(up); services.synth.calibrate bins the same way.
+BIN = 0.002
+
+
+def bin_of(pooled: float) -> int:
+    return round(pooled / BIN)
+
+
+def logit(p: float) -> float:
+    p = min(1 - 1e-9, max(1e-9, p))
+    return math.log(p / (1 - p))
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _upsert(dialect: str, model: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum;
+    built once per dialect and table (building a statement costs more than running it)."""
+    found = _UPSERTS.get((dialect, model))
+    if found is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = model.__table__
+        stmt = insert(table)
+        found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={n: table.c[n] + stmt.excluded[n] for n in sums}
+        )
+    return found
+
+
+_UPSERTS: dict[tuple[str, Any], Any] = {}
+
+
+def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
+    """Add the deltas to the stored tallies: one upsert per line touched, in one round trip."""
+    combined: dict[tuple[str, str], Tally] = {}
+    for book, key, delta in deltas:
+        tally = combined.get((book, cut_text(key)))
+        if tally is None:
+            tally = combined[(book, cut_text(key))] = Tally()
+        absorb(tally, delta)
+    if not combined:
+        return
+    dialect = connection.dialect.name
+    stmt = _upsert(dialect, ScoreTally, ("book", "cut"), SUMS)
+    rows = [
+        {"book": b, "cut": c, **{n: getattr(t, n) for n in SUMS}} for (b, c), t in combined.items()
+    ]
+    connection.execute(stmt, rows)
+    cells = [
+        {"book": b, "cut": c, "bucket": bucket, "n": int(cell[0]), "stated": cell[1],
+         "hits": cell[2]}
+        for (b, c), t in combined.items()
+        for bucket, cell in touched_cells(t)
+    ]  # fmt: skip
+    if cells:
+        cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
+        connection.execute(cell_stmt, cells)
+
+
+def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | None]]) -> None:
+    """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins."""
+    rows: dict[int, list[float]] = {}
+    for pooled, went_up, base_rate in items:
+        cell = rows.setdefault(bin_of(pooled), [0, 0, 0.0])
+        cell[0] += 1
+        cell[1] += int(went_up)
+        # Without a known base rate the forecast is anchored on a coin (logit 0).
+        cell[2] += logit(base_rate) if base_rate is not None else 0.0
+    if not rows:
+        return
+    stmt = _upsert(
+        connection.dialect.name, CalibrationBin, ("bin",), ("n", "ups", "base_logit_sum")
+    )
+    values = [{"bin": i, "n": int(n), "ups": int(k), "base_logit_sum": s}
+              for i, (n, k, s) in rows.items()]  # fmt: skip
+    connection.execute(stmt, values)
+
+
+_WHEN = bindparam("moment", type_=UtcDateTime())
+_THROUGH = DeskState.record_through
+_REACH = (
+    update(DeskState)
+    .where(DeskState.name == DESK)
+    .values(record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH))
+)
+
+
+def reach(connection: Connection, moment: datetime) -> None:
+    """Move desk_state.record_through up to moment (never down)."""
+    connection.execute(_REACH, {"moment": moment})
+
+
+def _call(row: PredictionRecord, status: str) -> CallOutcome:
+    return CallOutcome(
+        row.source,
+        row.regime,
+        status,
+        row.confidence,
+        asset_class=row.asset_class,
+        horizon_hours=row.horizon_hours,
+        topic=row.topic,
+        base_rate=row.base_rate,
+        withheld=row.withheld_by is not None,
+    )
+
+
+def _changed_from_open(row: Any) -> bool:
+    from sqlalchemy import inspect
+
+    history = inspect(row).attrs.status.history
+    before = history.deleted[0] if history.deleted else None
+    return before in (None, "open") and row.status not in (None, "open") and bool(history.added)
+
+
+def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
+    """before_flush: the deltas of what this flush stores, written in the same transaction."""
+    deltas: list[Delta] = []
+    forecasts: list[tuple[float, bool, float | None]] = []
+    moments: list[datetime] = []
+    for row in session.new:
+        if isinstance(row, PredictionRecord):
+            deltas += opened(_call(row, "open"))
+            moments.append(row.made_at)
+            if row.status not in (None, "open"):
+                deltas += closed(_call(row, row.status))
+                if row.settled_at is not None:
+                    moments.append(row.settled_at)
+        elif isinstance(row, AbstentionRecord):
+            deltas += abstained(Abstained(row.source, row.regime))
+            moments.append(row.made_at)
+        elif isinstance(row, ForecastRecord) and _forecast_settled(row):
+            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            moments.append(row.settled_at)  # type: ignore[arg-type]
+    for row in session.dirty:
+        if isinstance(row, PredictionRecord) and _changed_from_open(row):
+            deltas += closed(_call(row, row.status))
+            if row.settled_at is not None:
+                moments.append(row.settled_at)
+        elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
+            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            moments.append(row.settled_at)  # type: ignore[arg-type]
+    if not deltas and not forecasts:
+        return
+    # The session's own connection: its transaction, and no autoflush from inside a flush.
+    connection = session.connection()
+    apply(connection, deltas)
+    add_bins(connection, forecasts)
+    if moments:
+        reach(connection, max(moments))
+
+
+def _forecast_settled(row: ForecastRecord) -> bool:
+    return row.status == "settled" and row.went_up is not None and row.settled_at is not None
+
+
+event.listen(Session, "before_flush", _fold)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+_DESK = select(DeskState.built, DeskState.record_through).where(DeskState.name == DESK)
+
+
+def _desk(session: Session) -> tuple[bool, datetime | None]:
+    row = session.execute(_DESK).first()
+    if row is None:
+        return False, None
+    return bool(row[0]), row[1]
+
+
+def usable(session: Session, as_of: datetime | None) -> bool:
+    """Whether the aggregates are the record as it stood at as_of (None: everything stored)."""
+    built, through = _desk(session)
+    if not built:
+        built = rebuild(session)
+    if not built:
+        return False
+    return as_of is None or through is None or through <= as_of
+
+
+_TALLIES = select(ScoreTally.cut, *(getattr(ScoreTally, n) for n in SUMS)).where(
+    ScoreTally.book == bindparam("book")
+)
+_CELLS = select(
+    ScoreCell.cut, ScoreCell.bucket, ScoreCell.n, ScoreCell.stated, ScoreCell.hits
+).where(ScoreCell.book == bindparam("book"))
+
+
+def lines(
+    session: Session, *, include_withheld: bool = False, detail: bool = False
+) -> tuple[ScoreLine, ...]:
+    """Every line of one book (public, or evidence with include_withheld) from its tallies."""
+    book = {"book": EVIDENCE if include_withheld else PUBLIC}
+    tallies: dict[str, Tally] = {}
+    for row in session.execute(_TALLIES, book):
+        tallies[row[0]] = Tally(**dict(zip(SUMS, row[1:], strict=True)))
+    for cut, bucket, n, stated, hits in session.execute(_CELLS, book):
+        tally = tallies.get(cut)
+        if tally is not None:
+            tally.cells[bucket] = [n, stated, hits]
+    keyed: dict[Key, Tally] = {cut_key(cut): tally for cut, tally in tallies.items()}
+    return tuple(line_of(k, keyed[k], detail=detail) for k in sorted(keyed, key=order))
+
+
+def bins(session: Session) -> list[tuple[int, int, int, float]]:
+    """(bin, forecasts, ups, sum of base-rate logits) of every bin of settled pooled forecasts."""
+    query = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups,
+                   CalibrationBin.base_logit_sum).order_by(CalibrationBin.bin)  # fmt: skip
+    return [(int(b), int(n), int(k), float(s)) for b, n, k, s in session.execute(query)]
+
+
+def rebuild(session: Session) -> bool:
+    """Build the aggregates from the stored rows, once (a database from before they existed).
+
+    The first caller claims the job by flipping desk_state.built; others see it built. Returns
+    whether the aggregates can be read.
+    """
+    from shared.scoring import tallies
+
+    desk = session.get(DeskState, DESK)
+    if desk is None:
+        session.add(DeskState(name=DESK, version=0, built=False))
+        session.flush()
+    claimed = session.execute(
+        update(DeskState).where(DeskState.name == DESK, DeskState.built.is_(False))
+        .values(built=True)
+    )  # fmt: skip
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return True
+    p = PredictionRecord
+    columns = (p.source, p.regime, p.status, p.confidence, p.asset_class, p.horizon_hours,
+               p.topic, p.base_rate, p.withheld_by, p.made_at, p.settled_at)  # fmt: skip
+    calls: list[CallOutcome] = []
+    moments: list[datetime] = []
+    for r in session.execute(select(*columns)):
+        calls.append(CallOutcome(r.source, r.regime, r.status, r.confidence,
+                                 asset_class=r.asset_class, horizon_hours=r.horizon_hours,
+                                 topic=r.topic, base_rate=r.base_rate,
+                                 withheld=r.withheld_by is not None))  # fmt: skip
+        moments.append(r.settled_at or r.made_at)
+    skipped = session.execute(
+        select(AbstentionRecord.source, AbstentionRecord.regime, AbstentionRecord.made_at)
+    ).all()
+    abstentions = [Abstained(s, r) for s, r, _ in skipped]
+    moments += [made for *_, made in skipped]
+    connection = session.connection()
+    for book, include in ((PUBLIC, False), (EVIDENCE, True)):
+        found = tallies(calls, abstentions, include_withheld=include)
+        apply(connection, ((book, key, tally) for key, tally in found.items()))
+    forecasts = session.execute(
+        select(ForecastRecord.raw_probability_up, ForecastRecord.went_up,
+               ForecastRecord.base_rate_up, ForecastRecord.settled_at)
+        .where(ForecastRecord.status == "settled", ForecastRecord.went_up.is_not(None))
+    ).all()  # fmt: skip
+    add_bins(connection, ((pooled, bool(up), base) for pooled, up, base, _ in forecasts))
+    moments += [settled for *_, settled in forecasts if settled is not None]
+    if moments:
+        reach(connection, max(moments))
+    return True
+
+
+# --- the desk's own state -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """Rules, stories and the last fit as the latest cycle left them, with the version to check
+    when storing the next state."""
+
+    version: int
+    as_of: datetime | None
+    rules: tuple[LearnedRule, ...]
+    stories: tuple[Story, ...]
+    fit: tuple[float, float] | None
+
+
+class StateConflict(Exception):
+    """Another cycle stored a new state since this one read it: read again and redo."""
+
+
+def load_state(session: Session) -> State:
+    desk = session.execute(
+        select(DeskState.version, DeskState.as_of).where(DeskState.name == DESK)
+    ).first()
+    version, as_of = (int(desk[0]), desk[1]) if desk is not None else (0, None)
+    rules = session.execute(
+        select(LearnedRuleRecord.payload).order_by(LearnedRuleRecord.position)
+    ).scalars()
+    stories = session.execute(select(StoryRecord.payload).order_by(StoryRecord.position)).scalars()
+    fit = session.execute(select(CalibrationFit.a, CalibrationFit.b)).first()
+    return State(
+        version=version,
+        as_of=as_of,
+        rules=tuple(LearnedRule.model_validate(r) for r in rules),
+        stories=tuple(Story.model_validate(s) for s in stories),
+        fit=(float(fit[0]), float(fit[1])) if fit is not None else None,
+    )
+
+
+def save_state(
+    session: Session,
+    read: State,
+    as_of: datetime,
+    rules: Sequence[LearnedRule],
+    stories: Sequence[Story],
+    fit: tuple[float, float, int] | None,
+) -> None:
+    """Store the state a cycle leaves, if no other cycle stored one since `read` was loaded.
+
+    Raises StateConflict otherwise (the caller's transaction then rolls back, cycle and all).
+    """
+    bumped = session.execute(
+        update(DeskState)
+        .where(DeskState.name == DESK, DeskState.version == read.version)
+        .values(version=read.version + 1, as_of=as_of)
+    )
+    if bumped.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateConflict(f"the desk's state moved past version {read.version}")
+    # Unchanged rules or stories (most cycles) need no write.
+    if tuple(rules) != read.rules:
+        _replace(session, LearnedRuleRecord, "rule_id", [(r.id, r.status, r) for r in rules], as_of)
+    if tuple(stories) != read.stories:
+        _replace(session, StoryRecord, "story_key", [(s.key, s.status, s) for s in stories], as_of)
+    if fit is not None:
+        a, b, n = fit
+        row = session.get(CalibrationFit, "synthesis")
+        if row is None:
+            session.add(CalibrationFit(name="synthesis", a=a, b=b, n=n, fitted_as_of=as_of))
+        else:
+            row.a, row.b, row.n, row.fitted_as_of = a, b, n, as_of
+
+
+def _replace(
+    session: Session, model: Any, key: str, items: list[tuple[str, str, Any]], when: datetime
+) -> None:
+    """Make the table hold exactly these items, in this order (rows change only if they did)."""
+    held = {getattr(row, key): row for row in session.execute(select(model)).scalars()}
+    for position, (name, status, item) in enumerate(items):
+        payload = item.model_dump(mode="json")
+        row = held.pop(name, None)
+        if row is None:
+            session.add(model(**{key: name}, position=position, status=status, payload=payload,
+                              updated_at=when))  # fmt: skip
+        elif row.payload != payload or row.position != position:
+            row.position, row.status, row.payload, row.updated_at = position, status, payload, when
+    for row in held.values():
+        session.delete(row)

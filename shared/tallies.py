@@ -1,0 +1,132 @@
+"""The record's aggregates, kept incrementally: what a cycle reads is a fold of small additive
+deltas, applied when a call is made, an abstention recorded, or a call settled, never a scan of
+every stored call.
+
+A delta is a Tally holding increments (a settled call is open -1, hits +1, ...): deltas commute,
+so the database applies each as one `INSERT ... ON CONFLICT DO UPDATE SET col = col + delta`
+(no read, no lost update between concurrent writers), and the backtest adds them in memory. Both
+take their deltas from the functions here: the two records cannot drift.
+
+Two books are kept: "public" (the scoreboard: calls a learned rule withheld are left out) and
+"evidence" (what rules are judged on: withheld calls counted as if made). A line's key is the
+scoring Key; its text form (fields joined by "|") is the stored key, so a cut added to the Key
+later (a call's kind, say) needs no new column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from shared.contracts import ScoreLine
+from shared.scoring import (
+    BUCKETS,
+    Abstained,
+    CallOutcome,
+    Key,
+    Tally,
+    abstention_keys,
+    keys_of,
+    line_of,
+    order,
+)
+
+PUBLIC = "public"
+EVIDENCE = "evidence"
+BOOKS = (PUBLIC, EVIDENCE)
+# Tally fields that are plain sums (everything but the calibration cells).
+SUMS = tuple(f.name for f in dataclasses.fields(Tally) if f.name != "cells")
+
+Delta = tuple[str, Key, Tally]  # book, line key, increments
+
+
+def cut_text(key: Key) -> str:
+    return "|".join(key)
+
+
+def cut_key(text: str) -> Key:
+    return tuple(text.split("|"))  # type: ignore[return-value]
+
+
+def _books(withheld: bool) -> tuple[str, ...]:
+    return (EVIDENCE,) if withheld else BOOKS
+
+
+def opened(call: CallOutcome) -> Iterator[Delta]:
+    """A call made (status open): counted in every line it belongs to."""
+    delta = Tally()
+    delta.add(dataclasses.replace(call, status="open"))
+    for book in _books(call.withheld):
+        for key in keys_of(call):
+            yield book, key, delta
+
+
+def closed(call: CallOutcome) -> Iterator[Delta]:
+    """An open call settled with call.status (hit, miss or inconclusive)."""
+    delta = Tally()
+    delta.closed(call.status, call.confidence, call.base_rate)
+    for book in _books(call.withheld):
+        for key in keys_of(call):
+            yield book, key, delta
+
+
+def abstained(item: Abstained) -> Iterator[Delta]:
+    delta = Tally(abstentions=1)
+    for book in BOOKS:
+        for key in abstention_keys(item):
+            yield book, key, delta
+
+
+def absorb(into: Tally, delta: Tally) -> None:
+    """Add a delta's increments to a tally (what the database's upsert does, in memory)."""
+    for name in SUMS:
+        setattr(into, name, getattr(into, name) + getattr(delta, name))
+    for cell, add in zip(into.cells, delta.cells, strict=True):
+        if add[0]:
+            cell[0] += add[0]
+            cell[1] += add[1]
+            cell[2] += add[2]
+
+
+def touched_cells(delta: Tally) -> Iterator[tuple[int, list[float]]]:
+    """The calibration cells a delta changes (bucket, [count, sum of stated, hits])."""
+    for bucket in range(BUCKETS):
+        cell = delta.cells[bucket]
+        if cell[0]:
+            yield bucket, cell
+
+
+@dataclass
+class TallyBook:
+    """The in-memory record: one Tally per (book, key), lines rebuilt only for keys that changed.
+
+    `keeps` picks the lines a reader needs (the backtest's cycles read the overall and regime
+    lines of the public book, rules a few cuts of the evidence book); the others are still
+    counted, so the full scoreboard is there at the end.
+    """
+
+    tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
+    _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
+    _dirty: set[tuple[str, Key]] = field(default_factory=set)
+
+    def apply(self, deltas: Iterable[Delta]) -> None:
+        for book, key, delta in deltas:
+            tally = self.tallies.get((book, key))
+            if tally is None:
+                tally = self.tallies[(book, key)] = Tally()
+            absorb(tally, delta)
+            self._dirty.add((book, key))
+
+    def lines(
+        self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
+    ) -> tuple[ScoreLine, ...]:
+        """The book's lines in scoreboard order; without detail they are cached between reads."""
+        wanted = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
+        if detail:
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in sorted(wanted, key=order))
+        for key in wanted:
+            if (book, key) in self._dirty or (book, key) not in self._lines:
+                self._lines[(book, key)] = line_of(key, self.tallies[(book, key)], detail=False)
+                self._dirty.discard((book, key))
+        return tuple(self._lines[(book, k)] for k in sorted(wanted, key=order))

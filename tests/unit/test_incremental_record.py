@@ -1,0 +1,219 @@
+"""The database's incremental record (tallies, calibration bins, the desk's state) always equals
+the record scanned from the stored rows, cannot count a call twice, and guards its state."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm.exc import StaleDataError
+
+from shared.contracts import TrackRecord
+from shared.db import record
+from shared.db.aggregates import CalibrationBin, DeskState, ScoreCell, ScoreTally
+from shared.db.models import AbstentionRecord, Cycle, ForecastRecord, PredictionRecord
+from shared.db.session import migrate, session_scope
+from shared.records import forecast_history, scanned_record, track_record
+
+SOURCES = ("synthesis", "macro", "flow", "contrarian")
+REGIMES = ("risk_on", "chop", "risk_off")
+START = datetime(2016, 1, 4, 21, tzinfo=UTC)
+
+
+def _url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    migrate(url)
+    return url
+
+
+def _same(a: TrackRecord, b: TrackRecord) -> None:
+    assert [x.model_dump(exclude={"brier", "log_score", "ece", "brier_skill", "base_rate",
+            "base_rate_brier", "calibration"}) for x in a.lines] == [
+        x.model_dump(exclude={"brier", "log_score", "ece", "brier_skill", "base_rate",
+        "base_rate_brier", "calibration"}) for x in b.lines]  # fmt: skip
+    for x, y in zip(a.lines, b.lines, strict=True):
+        for name in ("brier", "log_score", "ece", "brier_skill", "base_rate", "base_rate_brier"):
+            assert getattr(x, name) == pytest.approx(getattr(y, name), abs=1e-12), name
+        assert len(x.calibration) == len(y.calibration)
+
+
+def _day(rng: random.Random, session: object, n: int, now: datetime) -> None:
+    """One day of a desk: a cycle's calls and abstentions, a forecast, and settling."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    key = f"c{n}"
+    session.add(Cycle(cycle_key=key, as_of=now, mode="replay"))
+    session.flush()
+    for source in SOURCES:
+        if rng.random() < 0.3:
+            session.add(AbstentionRecord(cycle_key=key, source=source,
+                        regime=rng.choice(REGIMES), reason="-", made_at=now))  # fmt: skip
+            continue
+        session.add(
+            PredictionRecord(
+                cycle_key=key, source=source, target="^GSPC", direction="up",
+                horizon_hours=rng.choice([24, 48]), reference_price=100.0,
+                confidence=rng.uniform(0.5, 0.7), made_at=now,
+                matures_at=now + timedelta(days=1), regime=rng.choice(REGIMES), topic="index",
+                asset_class="equity_index", payload={},
+                base_rate=rng.choice([None, rng.uniform(0.45, 0.55)]),
+                withheld_by="flow|all#1" if source == "flow" and rng.random() < 0.3 else None,
+            )
+        )  # fmt: skip
+    session.add(
+        ForecastRecord(
+            cycle_key=key, target="^GSPC", horizon_hours=24, reference_price=100.0,
+            made_at=now, matures_at=now + timedelta(days=1), regime="chop",
+            raw_probability_up=rng.uniform(0.4, 0.6), base_rate_up=rng.choice([None, 0.53]),
+        )
+    )  # fmt: skip
+    session.flush()
+    for row in session.scalars(select(PredictionRecord).where(
+            PredictionRecord.status == "open", PredictionRecord.matures_at <= now)):  # fmt: skip
+        row.status = rng.choice(["hit", "miss", "miss", "inconclusive"])
+        row.settled_at = now
+    for forecast in session.scalars(select(ForecastRecord).where(
+            ForecastRecord.status == "open", ForecastRecord.matures_at <= now)):  # fmt: skip
+        up = rng.random() < 0.8
+        forecast.status = "settled" if up or rng.random() < 0.5 else "inconclusive"
+        forecast.went_up = rng.random() < 0.5 if forecast.status == "settled" else None
+        forecast.settled_at = now
+
+
+def test_aggregates_equal_the_scanned_record_day_after_day(tmp_path: Path) -> None:
+    """Through 40 days of calls, abstentions, withheld calls, settlements and forecasts, both
+    books' lines (calibration buckets too) and the recalibration's bins equal a scan of the rows."""
+    url = _url(tmp_path)
+    rng = random.Random(3)
+    for n in range(40):
+        now = START + timedelta(days=n)
+        with session_scope(url) as session:
+            _day(rng, session, n, now)
+        with session_scope(url) as session:
+            for withheld in (False, True):
+                fast = track_record(session, now, include_withheld=withheld, detail=True)
+                _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
+            stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+            scanned: dict[int, tuple[int, int]] = {}
+            for p, up, _ in forecast_history(session, now):
+                k, u = scanned.get(record.bin_of(p), (0, 0))
+                scanned[record.bin_of(p)] = (k + 1, u + int(up))
+            assert stored == scanned
+    with session_scope(url) as session:
+        overall = [x for x in track_record(session, now).lines if x.regime == "all"]
+        assert sum(x.calls for x in overall if x.is_overall()) > 100, "the record is not empty"
+
+
+def _bins_as_history(session: object) -> list[tuple[int, int, int, float]]:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    return [(b, 0, n, k) for b, n, k, _ in record.bins(session)]
+
+
+def test_a_call_settled_by_two_passes_counts_once(tmp_path: Path) -> None:
+    """Two settle passes that both read a call open: the second one's update matches no row,
+    rolls back, and the call is counted in the record once."""
+    url = _url(tmp_path)
+    with session_scope(url) as session:
+        _day(random.Random(1), session, 0, START)
+    later = START + timedelta(days=2)
+    with session_scope(url) as first, session_scope(url) as second:
+        a = first.scalars(select(PredictionRecord).where(PredictionRecord.status == "open")).all()
+        b = second.scalars(select(PredictionRecord).where(PredictionRecord.status == "open")).all()
+        assert a
+        assert len(a) == len(b)
+        for row in a:
+            row.status, row.settled_at = "hit", later
+        first.commit()
+        for row in b:
+            row.status, row.settled_at = "hit", later
+        with pytest.raises(StaleDataError):
+            second.flush()
+        second.rollback()
+    with session_scope(url) as session:
+        lines = {(x.source, x.regime): x for x in track_record(session, later).lines}
+        scanned = {(x.source, x.regime): x for x in scanned_record(session, later).lines}
+        assert lines == scanned
+        assert sum(x.hits for k, x in lines.items() if k[1] == "all") == len(a) - sum(
+            1 for row in a if row.withheld_by
+        )
+
+
+def test_an_older_cycle_reads_the_rows_as_they_stood(tmp_path: Path) -> None:
+    """A cycle older than the newest settlement reads the record at its own as_of (the calls
+    settled after it still open), not the aggregates' later state."""
+    url = _url(tmp_path)
+    rng = random.Random(5)
+    for n in range(6):
+        with session_scope(url) as session:
+            _day(rng, session, n, START + timedelta(days=n))
+    back = START + timedelta(days=2, hours=1)
+    with session_scope(url) as session:
+        assert not record.usable(session, back)
+        old = track_record(session, back)
+        assert old == scanned_record(session, back)
+        assert old != track_record(session, None)
+
+
+def test_a_database_from_before_the_aggregates_builds_them_once(tmp_path: Path) -> None:
+    """Rows stored without aggregates (built = false) are folded in by the first reader."""
+    url = _url(tmp_path)
+    rng = random.Random(9)
+    for n in range(5):
+        with session_scope(url) as session:
+            _day(rng, session, n, START + timedelta(days=n))
+    with session_scope(url) as session:
+        for model in (ScoreTally, ScoreCell, CalibrationBin):
+            session.execute(delete(model))
+        session.execute(update(DeskState).values(built=False, record_through=None))
+    end = START + timedelta(days=10)
+    with session_scope(url) as session:
+        _same(track_record(session, end, detail=True), scanned_record(session, end, detail=True))
+        assert session.scalar(select(DeskState.built))
+    with session_scope(url) as session:
+        _same(track_record(session, end, include_withheld=True),
+              scanned_record(session, end, include_withheld=True))  # fmt: skip
+
+
+def test_state_is_stored_only_over_the_version_it_was_read_at(tmp_path: Path) -> None:
+    """Two cycles that read the same state: the first stores its rules, stories and fit, the
+    second is refused (StateConflict) and nothing of it is stored."""
+    from shared.contracts import LearnedRule, Story
+
+    url = _url(tmp_path)
+    rule = LearnedRule(id="flow|risk_off#1", source="flow", regime="risk_off", created_at=START,
+                       settled=120, hits=50, hit_rate=50 / 120, low=0.33, high=0.49)  # fmt: skip
+    story = Story(key="drawdown:^GSPC", title="A drawdown", started=START.date(),
+                  last_seen=START.date(), strength=6.0, peak=6.0)  # fmt: skip
+    with session_scope(url) as session:
+        read = record.load_state(session)
+    with session_scope(url) as session:
+        record.save_state(session, read, START, [rule], [story], (0.1, 0.2, 150))
+    with session_scope(url) as session, pytest.raises(record.StateConflict):
+        record.save_state(session, read, START, [], [], None)
+    with session_scope(url) as session:
+        state = record.load_state(session)
+    assert state.version == read.version + 1
+    assert state.rules == (rule,)
+    assert state.stories == (story,)
+    assert state.fit == (0.1, 0.2)
+    from workshop import driver
+
+    assert driver.rule_book(url) == (rule,), "`workshop rules` reads the stored book"
+
+
+def test_stored_bins_are_the_recalibrations_bins() -> None:
+    """The database bins pooled forecasts exactly as the recalibration's History does."""
+    from services.synth.calibrate import BIN, History, logit
+
+    assert record.BIN == BIN
+    history = History()
+    for p in (0.0, 0.3337, 0.5, 0.5011, 0.999):
+        history.add(p, True, 0.53)
+        assert record.bin_of(p) in history.bins
+        assert record.logit(p) == logit(p)

@@ -1,0 +1,52 @@
+"""The command line imports only what a command needs: --help and status load no database,
+broker, data-frame or contract library (what made every command take seconds to start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# (typer loads rich's renderers for its own help: those are its cost, not ours.)
+HEAVY = ("sqlalchemy", "alembic", "polars", "celery", "kombu", "redis", "shared.contracts",
+         "structlog")  # fmt: skip
+
+PROBE = """
+import json, sys
+from workshop.cli import main
+sys.argv = ["workshop", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def _loaded(args: list[str], home: Path) -> tuple[list[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=repr(HEAVY)), *args],
+        capture_output=True, text=True, env=dict(os.environ, WORKSHOP_HOME=str(home)),
+        check=False, timeout=60,
+    )  # fmt: skip
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status"]])
+def test_light_commands_import_nothing_heavy(args: list[str], tmp_path: Path) -> None:
+    """`workshop --help` and `workshop status` (no stack) leave every heavy library unloaded."""
+    loaded, output = _loaded(args, tmp_path)
+    assert loaded == []
+    assert "status" in output or "no stack is running" in output
+
+
+def test_a_command_still_gets_what_it_uses(tmp_path: Path) -> None:
+    """The lazy modules load on first use: `workshop migrate` creates the schema."""
+    loaded, output = _loaded(["migrate"], tmp_path)
+    assert "is up to date" in output
+    assert "sqlalchemy" in loaded
+    assert "alembic" in loaded
