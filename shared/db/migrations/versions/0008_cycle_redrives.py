@@ -1,16 +1,16 @@
 """fleet: a stuck cycle's re-drives (how many, when last), so the sweep re-drives it a bounded
 number of times and then closes it
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
