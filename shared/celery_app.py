@@ -13,9 +13,10 @@ from celery import Celery
 from celery.signals import setup_logging
 from kombu.entity import Queue
 
-from shared import tasknames
+from shared import consumer, tasknames
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
+from shared.timing import HARD_MARGIN_S, transport_options
 
 TASK_MODULES = [
     "services.ingest.tasks",
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
+        result_accept_content=["json"],
         # A task is acknowledged only once it has run, and a task whose worker died is put back:
         # together with natural keys on every write this makes a lost worker harmless.
         task_acks_late=True,
@@ -52,9 +54,23 @@ def create_app(settings: Settings) -> Celery:
         result_backend_thread_safe=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # Redelivery of a dead worker's messages waits for the visibility timeout; it must exceed
-        # the longest task (a mind's time limit plus retries), or a slow task runs twice.
-        broker_transport_options={"visibility_timeout": 3600},
+        # Every task message passes size, depth, shape and delivery-count checks in the worker's
+        # main process before Celery decodes it (a bad message is dead-lettered, never fatal).
+        worker_consumer="shared.consumer:GuardedConsumer",
+        # ... and an envelope that is not kombu's at all is dropped, not fatal (shared.transport).
+        broker_transport="shared.transport:GuardedTransport",
+        # Every task has a hard time limit (minds their own, longer one); the visibility timeout
+        # exceeds the longest, so a message is redelivered only when its worker is gone, and
+        # then within visibility_timeout + unacked_restore_interval (see redelivery_bound).
+        task_soft_time_limit=settings.task_time_limit_s,
+        task_time_limit=settings.task_time_limit_s + HARD_MARGIN_S,
+        broker_transport_options=transport_options(settings),
+        # A result that cannot be stored while Redis restarts is retried, not dropped (a lost
+        # mind result would strand the chord until the sweep re-drives it).
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
+        result_backend_max_sleep_between_retries_ms=5000,
+        broker_connection_max_retries=None,
         timezone="UTC",
         beat_schedule=_beat_schedule(settings),
     )
@@ -67,7 +83,12 @@ def _beat_schedule(settings: Settings) -> dict[str, Any]:
         "settle-matured-calls": {
             "task": tasknames.SETTLE,
             "schedule": float(settings.resolve_every_s),
-        }
+        },
+        # No cycle left behind: re-drive (or close) cycles that never published.
+        "sweep-stuck-cycles": {
+            "task": tasknames.SWEEP,
+            "schedule": float(settings.sweep_every_s),
+        },
     }
     if settings.cycle_every_s:
         schedule["live-cycle"] = {
@@ -82,6 +103,10 @@ def _logging(**_: Any) -> None:
     # Celery would install its own handlers; the desk logs through structlog everywhere.
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
+
+
+# The guard's delivery bookkeeping listens to task signals in every process that imports the app.
+consumer.listen_for_finished_tasks()
 
 
 def settings_of(celery_app: Celery) -> Settings:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, date
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.moments import check_moment
 
 Mode = Literal["live", "replay"]
 Stance = Literal["bullish", "bearish", "neutral"]
@@ -45,8 +47,16 @@ class CycleTrigger(Contract):
     as_of: AwareDatetime = Field(description="Nothing published later may enter the cycle.")
     mode: Mode = "replay"
     data_dir: str | None = Field(
-        default=None, description="Replay directory; None means the sample shipped in the package."
+        default=None,
+        max_length=4096,
+        description="Replay directory; None means the sample shipped in the package.",
     )
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _iso_moment(cls, value: object) -> object:
+        # ISO text only, 1900 to tomorrow: never a number read as seconds since 1970.
+        return check_moment(value, "as_of")
 
 
 # --- snapshot ------------------------------------------------------------------------------------
@@ -102,9 +112,14 @@ class Filing(Contract):
 class OperatorNote(Contract):
     """A note an operator posted for the desk; untrusted input with its author and time."""
 
-    author: str
+    author: str = Field(min_length=1, max_length=2000)
     posted_at: AwareDatetime
     text: str = Field(max_length=2000)
+
+    @field_validator("posted_at", mode="before")
+    @classmethod
+    def _iso_moment(cls, value: object) -> object:
+        return check_moment(value, "posted_at")
 
 
 class FeedHealth(Contract):

@@ -39,3 +39,7 @@ class ConfigurationError(WorkshopError):
 
 class BudgetExceeded(WorkshopError):
     """The model-spending cap for the cycle or the day is reached."""
+
+
+class StorageUnavailable(TransientError):
+    """The database cannot be written safely right now (its file vanished or was replaced)."""

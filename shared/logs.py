@@ -6,6 +6,7 @@ Tasks bind the cycle key, task id and mind through contextvars so every line car
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -22,6 +23,59 @@ def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# A log line is at most this long, whatever a message carried: one field is cut at FIELD_CHARS.
+MAX_LINE_CHARS = 16_000
+FIELD_CHARS = 2_000
+# Keys in URL query strings (FRED's api_key=...) and passwords in URLs (redis://:pw@host).
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|apikey|key|token|access_token|secret|client_secret|password|pass"
+    r"|auth|signature|sig)=)[^&\s\"'#]+"
+)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s\"']*:)[^@/\s\"']+@")
+
+
+def scrub(text: str) -> str:
+    """Text with every URL query key and URL password replaced by [redacted]."""
+    text = _QUERY_SECRET.sub(r"\1[redacted]", text)
+    return _URL_PASSWORD.sub(r"\1[redacted]@", text)
+
+
+def _bound(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # A 4 MB field (an echoed message, a huge repr) would make a 4 MB line: cut it.
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > FIELD_CHARS:
+            event[key] = f"{value[:FIELD_CHARS]}...[{len(value) - FIELD_CHARS} more chars]"
+    return event
+
+
+class _SafeRenderer:
+    """The renderer, then the secret scrub and the line bound; a value it cannot render (too
+    deep, not serialisable) is rendered by its cut-down repr instead of failing the log call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+        try:
+            line = str(self.inner(logger, name, dict(event)))
+        except (RecursionError, TypeError, ValueError):
+            line = ""
+        if not line or len(line) > MAX_LINE_CHARS:
+            cut = {k: v if isinstance(v, int | float | bool) or v is None else _short(v)
+                   for k, v in event.items()}  # fmt: skip
+            cut["truncated"] = True
+            line = str(self.inner(logger, name, cut))[:MAX_LINE_CHARS]
+        return scrub(line)
+
+
+def _short(value: Any) -> str:
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__} too deep to show>"
+    return text[:500]
+
+
 def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     """Configure structlog and route stdlib logging (Celery's) through the same renderer."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -30,8 +84,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
+        _bound,
     ]
-    renderer: Any = (
+    renderer: Any = _SafeRenderer(
         structlog.processors.JSONRenderer()
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -54,6 +109,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request line at INFO, query string (and any key in it) included.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str | None = None) -> Any:

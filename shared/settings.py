@@ -68,16 +68,40 @@ class Settings(BaseSettings):
         "warm-started on; 0 starts cold (workshop up --cold).",
     )
     mind_time_limit_s: float = Field(default=60.0, gt=0)
+    task_time_limit_s: float = Field(
+        default=60.0, gt=0, description="Soft time limit of every task but the minds' (+10 s hard)."
+    )
     chaos_fail_minds: Names = Field(
         default=(), description="Minds that fail on purpose, for fire drills of the absent path."
     )
     chaos_mind_delay_s: float = Field(
         default=0.0, ge=0, description="Seconds each mind waits first: drills of lost workers."
     )
+    chaos_kill_minds: Names = Field(
+        default=(), description="Minds whose process kills itself: drills of dead letters."
+    )
     cycle_every_s: int = Field(default=0, ge=0, description="Beat schedule for live cycles; 0 off.")
     resolve_every_s: int = Field(default=300, gt=0)
     resolver_max_attempts: int = Field(default=3, ge=1)
     worker_concurrency: int = Field(default=3, ge=1)
+
+    # --- the fleet (issue 12) ---------------------------------------------------------------------
+    message_max_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest task message a worker accepts."
+    )
+    message_max_depth: int = Field(
+        default=32, ge=8, le=200, description="Deepest JSON nesting a worker accepts."
+    )
+    max_deliveries: int = Field(
+        default=2, ge=1, description="Deliveries that never finish before a dead letter."
+    )
+    cycle_deadline_s: float = Field(
+        default=300.0, gt=0, description="A cycle unpublished this long after its start is stuck."
+    )
+    sweep_every_s: float = Field(default=30.0, gt=0, description="Beat's stuck-cycle sweep.")
+    max_redrives: int = Field(
+        default=2, ge=0, description="Re-drives of a stuck cycle before it is closed."
+    )
 
     # --- logging ---------------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -142,7 +166,13 @@ class Settings(BaseSettings):
     anthropic_day_cap_usd: float = Field(default=4.0, ge=0, description="Spend cap per UTC day.")
 
     @field_validator(
-        "minds", "chaos_fail_minds", "watchlist", "fred_series", "news_feeds", mode="before"
+        "minds",
+        "chaos_fail_minds",
+        "chaos_kill_minds",
+        "watchlist",
+        "fred_series",
+        "news_feeds",
+        mode="before",
     )
     @classmethod
     def _tuple_from_text(cls, value: object) -> object:

@@ -7,6 +7,7 @@ FETCH_SOURCE = "ingest.fetch_source"
 ASSEMBLE = "ingest.assemble"
 TRIGGER_LIVE = "ingest.trigger_live"
 POST_NOTE = "ingest.post_note"
+SWEEP = "ingest.sweep_stuck"
 SYNTHESIZE = "synth.synthesize"
 SETTLE = "resolver.settle"
 

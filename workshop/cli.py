@@ -104,11 +104,26 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _broker(settings: Settings) -> str:
+    """The broker's URL, once it answers: a stopped broker is a clear error in seconds."""
+    import redis
+
     try:
-        return settings.resolved_broker_url()
+        url = settings.resolved_broker_url()
     except WorkshopError as error:
         _fail(str(error))
         raise
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        _fail(
+            f"the broker at {stack.mask_url(url)} does not answer ({type(error).__name__}): "
+            "`workshop status` shows the stack and `workshop up` restarts what died",
+            1,
+        )
+    finally:
+        client.close()
+    return url
 
 
 def _parse_day(text: str, name: str) -> date:
@@ -132,7 +147,8 @@ def up(
         bool, typer.Option(help="No warm start: the desk's calibration starts from nothing.")
     ] = False,
 ) -> None:
-    """Start the embedded stack: Redis on loopback, a worker per service, beat and the web app."""
+    """Start the embedded stack (Redis on loopback with a password, a worker per service, beat
+    and the web app); on a running stack, restart whichever part of it died."""
     settings = _settings()
     extra = {"WORKSHOP_RECORD_DIR": str(record.resolve())} if record else {}
     if cold:
@@ -144,8 +160,13 @@ def up(
     except WorkshopError as error:
         _fail(str(error))
         return
-    out.print(f"stack up: broker {state.broker_url}, database {state.database_url}")
-    out.print(f"workers: {', '.join(f'{n} (pid {p})' for n, p in state.workers.items())}")
+    if state.repaired:
+        out.print(f"stack repaired: restarted {', '.join(state.repaired)}")
+    out.print(
+        f"stack up: broker {state.masked_broker_url()}, "
+        f"database {stack.mask_url(state.database_url)}"
+    )
+    out.print(f"processes: {', '.join(f'{n} (pid {p})' for n, p in state.named_pids().items())}")
     out.print(f"logs: {Path(state.home) / 'logs'}")
     if state.web_url:
         out.print(f"the desk in a browser: {state.web_url}")
@@ -168,7 +189,7 @@ def status() -> None:
         out.print("no stack is running")
         raise typer.Exit(1)
     for name, ok in alive.items():
-        out.print(f"{name:10} {'up' if ok else 'DOWN'}")
+        out.print(f"{name:10} {'up' if ok else 'DOWN (workshop up restarts it)'}")
     if not all(alive.values()):
         raise typer.Exit(1)
 
@@ -508,7 +529,12 @@ def worker(
     """Run one worker in the foreground for chosen queues (for a fleet on several machines)."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    command = stack.worker_command(name, queues.split(","), concurrency)
+    # A pid file in the home's run folder: `workshop status` and `down` know this worker too.
+    # exec keeps the pid, so the file can be named by it.
+    run = stack.run_dir(settings.home.resolve())
+    run.mkdir(parents=True, exist_ok=True)
+    pidfile = run / f"{name}-by-hand-{os.getpid()}.pid"
+    command = stack.worker_command(name, queues.split(","), concurrency, pidfile=pidfile)
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with the worker
 
 
@@ -517,8 +543,10 @@ def beat() -> None:
     """Run Celery beat in the foreground (periodic settling and, if set, live cycles)."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "beat",
-               "-s", str(settings.home.resolve() / "beat-schedule")]  # fmt: skip
+    home = settings.home.resolve()
+    stack.run_dir(home).mkdir(parents=True, exist_ok=True)
+    pidfile = stack.run_dir(home) / f"beat-by-hand-{os.getpid()}.pid"
+    command = stack.beat_command(home, pidfile)
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with beat
 
 
@@ -526,24 +554,38 @@ def beat() -> None:
 def flower(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 5555,
     address: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs --basic-auth.")
+        str, typer.Option(help="Address to bind; anything but loopback needs credentials.")
     ] = "127.0.0.1",
-    basic_auth: Annotated[
-        str | None, typer.Option(help="user:password; default from WORKSHOP_FLOWER_AUTH.")
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding user:password (mode 0600); else WORKSHOP_FLOWER_AUTH."),
     ] = None,
 ) -> None:
-    """Start Flower on the fleet's broker (loopback by default)."""
+    """Start Flower on the fleet's broker (loopback by default), behind basic auth.
+
+    Credentials come from a file or the environment, never the command line, where any local
+    user could read them."""
     settings = _settings()
     os.environ.setdefault("WORKSHOP_BROKER_URL", _broker(settings))
-    auth = basic_auth or os.environ.get("WORKSHOP_FLOWER_AUTH")
+    auth = os.environ.get("WORKSHOP_FLOWER_AUTH")
+    if auth_file is not None:
+        try:
+            if auth_file.stat().st_mode & 0o077:
+                _fail(f"{auth_file} is readable by others: chmod 600 {auth_file}")
+            auth = auth_file.read_text().strip()
+        except OSError as error:
+            _fail(f"cannot read {auth_file}: {error.strerror}")
+    if auth is not None and ":" not in auth:
+        _fail("Flower credentials must be user:password")
     if not auth and address not in ("127.0.0.1", "localhost", "::1"):
-        _fail(f"refusing to serve Flower on {address} without --basic-auth")
+        _fail(f"refusing to serve Flower on {address} without credentials")
     command = [sys.executable, "-m", "celery", "-A", stack.CELERY_APP, "flower",
                f"--address={address}", f"--port={port}"]  # fmt: skip
     if auth:
-        command.append(f"--basic-auth={auth}")
+        # Flower reads FLOWER_<OPTION> from its environment, private to its own user.
+        os.environ["FLOWER_BASIC_AUTH"] = auth
     else:
-        err.print("flower: no --basic-auth given; the UI is open to anyone on this machine")
+        err.print("flower: no credentials given; the UI is open to anyone on this machine")
     os.execvp(command[0], command)  # noqa: S606 - replaces this process with Flower
 
 
@@ -570,6 +612,47 @@ def note(
     app = driver.producer(_broker(settings))
     answer = driver.post_note(app, message)
     out.print(f"note {answer['note_id']} posted by {author} at {posted.isoformat()}")
+
+
+@cli.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON lines.")] = False,
+    purge: Annotated[bool, typer.Option(help="Drop them all after listing.")] = False,
+) -> None:
+    """List messages the fleet refused or that killed workers twice, with the reason."""
+    import redis
+    from rich.table import Table
+
+    from shared import deadletters
+
+    settings = _settings()
+    client = redis.Redis.from_url(_broker(settings), socket_connect_timeout=3, socket_timeout=5)
+    try:
+        found = deadletters.letters(client, limit)
+        dropped = deadletters.purge(client) if purge else 0
+    except redis.RedisError as error:
+        _fail(f"cannot read dead letters: broker unreachable ({type(error).__name__})", 1)
+        return
+    finally:
+        client.close()
+    if as_json:
+        for letter in found:
+            sys.stdout.write(letter.model_dump_json() + "\n")
+    elif not found:
+        out.print("no dead letters")
+    else:
+        table = Table(title="Dead letters (refused or worker-killing messages, acknowledged)")
+        for column in ("when (UTC)", "task", "cycle key", "reason", "body"):
+            table.add_column(column)
+        for letter in found:
+            when = datetime.fromtimestamp(letter.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(
+                when, letter.task or "-", letter.cycle_key or "-", letter.reason, letter.body[:60]
+            )
+        out.print(table)
+    if purge:
+        out.print(f"purged {dropped} dead letters")
 
 
 @cli.command()
@@ -606,7 +689,34 @@ def migrate() -> None:
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except Exception as error:
+        message = expected_failure(error)
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {message}")
+        sys.exit(1)
+
+
+def expected_failure(error: BaseException) -> str | None:
+    """What to tell the user for a failure that is not a bug (the broker or the database away,
+    a wait that timed out); None for anything else, whose traceback is worth seeing."""
+    import celery.exceptions
+    import kombu.exceptions
+    import redis
+    import sqlalchemy.exc
+
+    if isinstance(error, kombu.exceptions.OperationalError | redis.ConnectionError | OSError):
+        return (
+            f"the broker is unreachable ({type(error).__name__}): is the stack up? "
+            "`workshop status` shows it and `workshop up` restarts what died"
+        )
+    if isinstance(error, celery.exceptions.TimeoutError | redis.TimeoutError):
+        return "no answer from the workers in time: `workshop status` shows which are up"
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return f"the database is unreachable or locked: {str(error.orig)[:200]}"
+    return None
 
 
 if __name__ == "__main__":

@@ -42,8 +42,30 @@ def producer(broker_url: str) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
+        result_accept_content=["json"],
         task_routes=(lambda name, *a, **k: {"queue": tasknames.queue_for(name)},),
         broker_connection_retry_on_startup=True,
+        # A producer facing a dead broker gives up within seconds with an error the command line
+        # can print, instead of retrying for half a minute.
+        broker_connection_timeout=3,
+        broker_connection_max_retries=2,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 1,
+            "interval_max": 1,
+        },
+        broker_transport_options={"socket_connect_timeout": 3, "socket_timeout": 10},
+        redis_socket_connect_timeout=3,
+        redis_socket_timeout=10,
+        result_backend_transport_options={
+            "retry_policy": {
+                "max_retries": 2,
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            },
+        },
     )
     return app
 

@@ -4,16 +4,20 @@ processes that outlive the command that started them (`workshop up` / `workshop 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from shared import tasknames
 from shared.errors import ConfigurationError
@@ -28,7 +32,8 @@ _CHILDREN: list[subprocess.Popen[bytes]] = []
 
 @dataclass
 class StackState:
-    """What `workshop up` started, recorded in <home>/stack.json for every later command."""
+    """What `workshop up` started, recorded in <home>/stack.json (0600: the broker URL carries
+    the embedded Redis' password) for every later command."""
 
     broker_url: str
     database_url: str
@@ -36,9 +41,54 @@ class StackState:
     redis_pid: int | None
     workers: dict[str, int] = field(default_factory=dict)
     beat_pid: int | None = None
+    others: dict[str, int] = field(default_factory=dict)
+    beat: bool = True
+    env: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     web_pid: int | None = None
     web_url: str | None = None
+    repaired: list[str] = field(default_factory=list)
+
+    def record(self, name: str, pid: int) -> None:
+        """Remember the pid of a part of the stack by its name."""
+        if name == "beat":
+            self.beat_pid = pid
+        elif name == "web":
+            self.web_pid = pid
+        elif name in _WORKER_NAMES:
+            self.workers[name] = pid
+        else:
+            self.others[name] = pid
+
+    def pid_of(self, name: str) -> int | None:
+        return self.named_pids().get(name)
+
+    def named_pids(self) -> dict[str, int]:
+        named = dict(self.workers)
+        if self.beat_pid:
+            named["beat"] = self.beat_pid
+        if self.web_pid:
+            named["web"] = self.web_pid
+        named.update(self.others)
+        return named
+
+    def pids(self) -> list[int]:
+        return list(self.named_pids().values())
+
+    def masked_broker_url(self) -> str:
+        """The broker URL with its password hidden, for printing."""
+        return mask_url(self.broker_url)
+
+
+_WORKER_NAMES = ("ingest", "minds", "synth", "resolver")
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def find_redis_server() -> str:
@@ -65,40 +115,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis(home: Path, port: int, *, persistent: bool = True) -> subprocess.Popen[bytes]:
-    """Start redis-server bound to loopback only and wait until it answers PING."""
+# Commands a local user could turn against the desk's own account (CONFIG SET dir + SAVE writes
+# files anywhere; DEBUG, MODULE load code) or its data (FLUSHALL); the desk uses none of them.
+DISABLED_COMMANDS = (
+    "CONFIG", "DEBUG", "MODULE", "SLAVEOF", "REPLICAOF", "MIGRATE", "FLUSHALL", "FLUSHDB", "ACL",
+    "SHUTDOWN", "BGREWRITEAOF", "SAVE", "BGSAVE", "SYNC", "PSYNC", "MONITOR",
+)  # fmt: skip
+
+
+def redis_config(data: Path, port: int, password: str | None, *, persistent: bool) -> str:
+    """The embedded Redis' configuration: loopback only, password, dangerous commands gone."""
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f'dir "{data.resolve()}"',
+        'save ""',
+        # An append-only file (fsync every second) keeps queued and unacknowledged messages, and
+        # chord state, across a restart of the broker.
+        f"appendonly {'yes' if persistent else 'no'}",
+        "appendfsync everysec",
+    ]
+    if password:
+        lines.append(f"requirepass {password}")
+        lines += [f'rename-command {name} ""' for name in DISABLED_COMMANDS]
+    return "\n".join(lines) + "\n"
+
+
+def _private_file(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created 0600, never world-readable for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
+def start_redis(
+    home: Path, port: int, *, persistent: bool = True, password: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start redis-server bound to loopback only and wait until it answers PING.
+
+    The password lives in a 0600 config file, never on the command line (any local user can
+    read a process' arguments)."""
     import redis  # here, not at the top: `workshop status` and --help need no client
 
     data = home / "redis"
     data.mkdir(parents=True, exist_ok=True)
     log = (home / "logs").joinpath("redis.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    args = [
-        find_redis_server(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data.resolve()),
-        "--save", "",
-        # An append-only file keeps queued triggers across a restart of the embedded broker.
-        "--appendonly", "yes" if persistent else "no",
-        "--protected-mode", "yes",
-    ]  # fmt: skip
+    config = home / "redis.conf"
+    _private_file(config, redis_config(data, port, password, persistent=persistent))
     with log.open("ab") as out:
         process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [find_redis_server(), str(config.resolve())],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     _CHILDREN.append(process)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=0.5)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ConfigurationError(f"redis-server exited at start; see {log}")
-        try:
-            if client.ping():
-                client.close()
-                return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ConfigurationError(f"redis-server exited at start; see {log}")
+            try:
+                if client.ping():
+                    return process
+            except redis.ConnectionError:
+                time.sleep(0.05)
+            except redis.BusyLoadingError:
+                time.sleep(0.1)  # replaying its append-only file after a restart
+    finally:
+        client.close()
     process.kill()
     raise ConfigurationError(f"redis-server did not answer on port {port} within 15s; see {log}")
 
@@ -116,9 +206,13 @@ def worker_groups(settings: Settings) -> dict[str, tuple[list[str], int]]:
 
 
 def worker_command(
-    name: str, queues: list[str], concurrency: int, pool: str = "prefork"
+    name: str,
+    queues: list[str],
+    concurrency: int,
+    pool: str = "prefork",
+    pidfile: Path | None = None,
 ) -> list[str]:
-    return [
+    command = [
         sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
         "-Q", ",".join(queues),
         "-n", f"{name}@%h",
@@ -128,6 +222,43 @@ def worker_command(
         "--without-mingle", "--without-gossip",
         "--loglevel", "INFO",
     ]  # fmt: skip
+    if pidfile is not None:
+        command += ["--pidfile", str(pidfile)]
+    return command
+
+
+def beat_command(home: Path, pidfile: Path | None = None) -> list[str]:
+    command = [
+        sys.executable, "-m", "celery", "-A", CELERY_APP, "beat",
+        "-s", str(home / "beat-schedule"), "--loglevel", "INFO",
+    ]  # fmt: skip
+    if pidfile is not None:
+        command += ["--pidfile", str(pidfile)]
+    return command
+
+
+def run_dir(home: Path) -> Path:
+    """Where every process of the stack (started by `up` or by hand) leaves its pid file."""
+    return home / "run"
+
+
+def stack_commands(
+    settings: Settings, home: Path, *, beat: bool, web_port: int | None = None
+) -> dict[str, list[str]]:
+    """Every process of the stack but Redis, by name: the list `up` starts and repairs.
+
+    Another process joins the stack by adding its command here."""
+    run = run_dir(home)
+    run.mkdir(parents=True, exist_ok=True)
+    commands = {
+        name: worker_command(name, queues, concurrency, pidfile=run / f"{name}.pid")
+        for name, (queues, concurrency) in worker_groups(settings).items()
+    }
+    if beat:
+        commands["beat"] = beat_command(home, run / "beat.pid")
+    if web_port is not None:
+        commands["web"] = [sys.executable, "-m", "workshop.cli", "serve", "--port", str(web_port)]
+    return commands
 
 
 def child_env(state: StackState, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -188,6 +319,18 @@ def _tail(path: Path, lines: int = 8) -> str:
         return f"(no log at {path})"
 
 
+@contextlib.contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    """One `up` or `down` at a time per home: two would start two fleets."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "stack.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(
     settings: Settings,
     *,
@@ -198,52 +341,52 @@ def up(
     """Start Redis, migrate the database, start a worker per service and beat; record the state.
 
     With web_port, also the web app on loopback (that port, or a free one if it is taken).
-    """
+    When a stack is already recorded for this home, repair it instead: restart whatever part of
+    it died (Redis on its port with its password and append-only file, a worker, beat) and leave
+    the living ones alone. Never a second fleet beside the first."""
     home = settings.home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    existing = read_state(settings)
-    if existing is not None and _alive(existing.redis_pid):
-        raise ConfigurationError(
-            f"a stack is already running from {home} (broker {existing.broker_url}); "
-            "run `workshop down` first"
-        )
-    from shared.db.session import migrate  # SQLAlchemy only for the commands that migrate
+    with _locked(home):
+        existing = read_state(settings)
+        if existing is not None:
+            return _repair(settings, existing, beat=beat, extra_env=extra_env)
+        from shared.db.session import migrate  # SQLAlchemy only for the commands that migrate
 
-    migrate(settings.db_url)
-    if settings.broker_url:
-        broker_url, redis_pid = settings.broker_url, None
-    else:
-        port = settings.redis_port or free_port()
-        redis_process = start_redis(home, port)
-        broker_url, redis_pid = f"redis://127.0.0.1:{port}/0", redis_process.pid
-    state = StackState(
-        broker_url=broker_url, database_url=settings.db_url, home=str(home), redis_pid=redis_pid
-    )
-    env = child_env(state, extra_env)
-    logs = home / "logs"
-    for name, (queues, concurrency) in worker_groups(settings).items():
-        process = spawn(worker_command(name, queues, concurrency), logs / f"{name}.log", env)
-        state.workers[name] = process.pid
-    if beat:
-        command = [
-            sys.executable, "-m", "celery", "-A", CELERY_APP, "beat",
-            "-s", str(home / "beat-schedule"), "--loglevel", "INFO",
-        ]  # fmt: skip
-        state.beat_pid = spawn(command, logs / "beat.log", env).pid
-    if web_port is not None:
-        port = web_port if _port_free(web_port) else free_port()
-        command = [sys.executable, "-m", "workshop.cli", "serve", "--port", str(port)]
-        state.web_pid = spawn(command, logs / "web.log", env).pid
-        state.web_url = f"http://127.0.0.1:{port}/"
-    write_state(settings, state)
-    try:
-        wait_for_workers(broker_url, state.workers, logs)
-        if state.web_pid is not None:
-            wait_for_port(port, state.web_pid, logs / "web.log")
-    except ConfigurationError:
-        down(settings)
-        raise
-    return state
+        migrate(settings.db_url)
+        if settings.broker_url:
+            broker_url, redis_pid = settings.broker_url, None
+        else:
+            port = settings.redis_port or free_port()
+            password = secrets.token_urlsafe(24)
+            redis_process = start_redis(home, port, password=password)
+            broker_url = f"redis://:{password}@127.0.0.1:{port}/0"
+            redis_pid = redis_process.pid
+        state = StackState(
+            broker_url=broker_url,
+            database_url=settings.db_url,
+            home=str(home),
+            redis_pid=redis_pid,
+            beat=beat,
+            env=dict(extra_env or {}),
+        )
+        env = child_env(state, extra_env)
+        logs = home / "logs"
+        if web_port is not None:
+            web_port = web_port if _port_free(web_port) else free_port()
+            state.web_url = f"http://127.0.0.1:{web_port}/"
+        commands = stack_commands(settings, home, beat=beat, web_port=web_port)
+        for name, command in commands.items():
+            _clear_stale_pidfile(run_dir(home) / f"{name}.pid")
+            process = spawn(command, logs / f"{name}.log", env)
+            state.record(name, process.pid)
+        write_state(settings, state)
+        try:
+            wait_for_workers(broker_url, state.workers, logs)
+            if web_port is not None and state.web_pid is not None:
+                wait_for_port(web_port, state.web_pid, logs / "web.log")
+        except ConfigurationError:
+            _stop(settings, state)
+            raise
+        return state
 
 
 def _port_free(port: int) -> bool:
@@ -269,12 +412,54 @@ def wait_for_port(port: int, pid: int, log: Path, timeout: float = 60.0) -> None
     raise ConfigurationError(f"the web server did not listen on port {port} within {timeout:.0f}s")
 
 
+def _repair(
+    settings: Settings,
+    state: StackState,
+    *,
+    beat: bool,
+    extra_env: dict[str, str] | None,
+) -> StackState:
+    home = Path(state.home)
+    logs = home / "logs"
+    state.repaired = []
+    if state.redis_pid is not None and not _alive(state.redis_pid):
+        url = urlsplit(state.broker_url)
+        process = start_redis(home, int(url.port or 6379), password=url.password)
+        state.redis_pid = process.pid
+        state.repaired.append("redis")
+    env = child_env(state, {**state.env, **(extra_env or {})})
+    web_port = urlsplit(state.web_url).port if state.web_url else None
+    commands = stack_commands(settings, home, beat=beat or state.beat, web_port=web_port)
+    for name, command in commands.items():
+        if _alive(state.pid_of(name)):
+            continue
+        _clear_stale_pidfile(run_dir(home) / f"{name}.pid")
+        process = spawn(command, logs / f"{name}.log", env)
+        state.record(name, process.pid)
+        state.repaired.append(name)
+    write_state(settings, state)
+    wait_for_workers(state.broker_url, state.workers, logs)
+    return state
+
+
 def down(settings: Settings, timeout: float = 30.0) -> StackState | None:
-    """Stop beat and the workers (warm shutdown: running tasks finish), then Redis."""
-    state = read_state(settings)
-    if state is None:
-        return None
-    pids = [p for p in [state.beat_pid, state.web_pid, *state.workers.values()] if p]
+    """Stop every process of the stack (warm shutdown: running tasks finish), then Redis.
+
+    Every process means the recorded ones, any started by hand in this home (their pid files),
+    and, on the stack's own Redis, any other worker that answers on it."""
+    with _locked(settings.home.resolve()):
+        state = read_state(settings)
+        if state is None:
+            return None
+        _stop(settings, state, timeout)
+        return state
+
+
+def _stop(settings: Settings, state: StackState, timeout: float = 30.0) -> None:
+    home = Path(state.home)
+    if state.redis_pid is not None and _alive(state.redis_pid):
+        _broadcast_shutdown(state.broker_url)
+    pids = sorted({*state.pids(), *(pid for _, pid in _pidfiles(home))})
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     _wait_gone(pids, timeout)
@@ -284,21 +469,89 @@ def down(settings: Settings, timeout: float = 30.0) -> StackState | None:
         _signal(state.redis_pid, signal.SIGTERM)
         _wait_gone([state.redis_pid], 10)
         _signal(state.redis_pid, signal.SIGKILL)
+    for path, _ in _pidfiles(home, alive_only=False):
+        path.unlink(missing_ok=True)
     settings.stack_file.unlink(missing_ok=True)
-    return state
+
+
+def _broadcast_shutdown(broker_url: str) -> None:
+    """Ask every worker on the stack's own broker to stop, wherever it was started from."""
+    from celery import Celery
+
+    probe = Celery("probe", broker=broker_url)
+    try:
+        probe.control.broadcast("shutdown")
+    except Exception as error:  # a broker that will not answer is being stopped anyway
+        _warn(f"could not broadcast shutdown: {type(error).__name__}")
+    finally:
+        probe.close()
 
 
 def status(settings: Settings) -> dict[str, bool]:
+    """Every process of the stack and whether it is alive: the recorded ones, the ones started
+    by hand in this home, and, on the stack's broker, every worker answering a ping."""
     state = read_state(settings)
     if state is None:
         return {}
     alive = {"redis": _alive(state.redis_pid)} if state.redis_pid else {}
-    alive.update({name: _alive(pid) for name, pid in state.workers.items()})
-    if state.beat_pid:
-        alive["beat"] = _alive(state.beat_pid)
-    if state.web_pid:
-        alive["web"] = _alive(state.web_pid)
+    alive.update({name: _alive(pid) for name, pid in state.named_pids().items()})
+    recorded = set(state.pids())
+    for path, pid in _pidfiles(Path(state.home), alive_only=False):
+        if pid not in recorded:
+            alive[f"{path.stem} (pid {pid}, by hand)"] = _alive(pid)
+    if alive.get("redis", True):
+        for node in _answering(state.broker_url):
+            if node.split("@", 1)[0] not in alive:
+                alive[f"{node} (on the broker)"] = True
     return alive
+
+
+def _answering(broker_url: str) -> list[str]:
+    from celery import Celery
+
+    probe = Celery("probe", broker=broker_url)
+    try:
+        replies = probe.control.ping(timeout=1.0) or []
+    except Exception:  # status is best-effort about remote workers; local ones are by pid
+        return []
+    finally:
+        probe.close()
+    return sorted(name for reply in replies for name in reply)
+
+
+def _pidfiles(home: Path, *, alive_only: bool = True) -> list[tuple[Path, int]]:
+    found = []
+    for path in sorted(run_dir(home).glob("*.pid")):
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not alive_only or (_alive(pid) and _is_ours(pid)):
+            found.append((path, pid))
+    return found
+
+
+def _is_ours(pid: int) -> bool:
+    """A pid from a pid file is signalled only if it still runs celery (pids get reused)."""
+    try:
+        return b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _clear_stale_pidfile(path: Path) -> None:
+    # Celery refuses to start over a pid file whose pid lives; a dead one is only in the way.
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        path.unlink(missing_ok=True)
+        return
+    if not (_alive(pid) and _is_ours(pid)):
+        path.unlink(missing_ok=True)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
 
 
 def read_state(settings: Settings) -> StackState | None:
@@ -308,8 +561,8 @@ def read_state(settings: Settings) -> StackState | None:
 
 
 def write_state(settings: Settings, state: StackState) -> None:
-    settings.stack_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.stack_file.write_text(json.dumps(asdict(state), indent=2))
+    """Record the state readable by its owner only: it carries the broker's password."""
+    _private_file(settings.stack_file, json.dumps(asdict(state), indent=2))
 
 
 def _alive(pid: int | None) -> bool:

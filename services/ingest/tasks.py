@@ -4,7 +4,7 @@ cycle key, and launch the minds' chord. The work itself lives in pure modules.""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -12,32 +12,46 @@ from celery import chord
 from pydantic import ValidationError
 
 from services.ingest import cycle as cycles
+from services.ingest import sweep
 from services.ingest.cycle import parse_trigger
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
-from shared.contracts import CycleTrigger, Features, Snapshot
+from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
 from shared.db.session import session_scope
 from shared.errors import BadInputError
 from shared.market.opening import replay_market
+from shared.moments import check_moment
+from shared.records import track_record
+from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("ingest")
 
 
-@app.task(name=tasknames.START_CYCLE, bind=True)
+@app.task(name=tasknames.START_CYCLE, bind=True, **STORAGE_RETRY)
 def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
     """Start one cycle from a trigger message; a repeated key is acknowledged and ignored."""
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
-    key = payload.get("cycle_key") if isinstance(payload, dict) else None
+    # Only a well-formed key goes into the log context: the payload is untrusted.
+    key = key_or_none(payload.get("cycle_key")) if isinstance(payload, dict) else None
     structlog.contextvars.bind_contextvars(cycle_key=key)
     try:
         trigger = parse_trigger(payload)
         settings = settings_of(app)
         with session_scope(settings.db_url) as session:
-            if cycles.is_duplicate(session, trigger.cycle_key):
-                log.info("cycle.duplicate", outcome="ignored")
-                return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
+            duplicate = cycles.is_duplicate(session, trigger.cycle_key)
+            stuck = (
+                sweep.stuck_cycles(session, utc_now(), _deadline(), cycle_key=trigger.cycle_key)
+                if duplicate
+                else []
+            )
+        if stuck:
+            # A trigger for a cycle that never published re-drives it instead of being ignored.
+            return {"cycle_key": trigger.cycle_key, "status": redrive(stuck[0], utc_now())}
+        if duplicate:
+            log.info("cycle.duplicate", outcome="ignored")
+            return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
         if trigger.mode == "live":
             return _fetch_live(trigger)
         market = replay_market(trigger.data_dir)
@@ -45,7 +59,7 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
         features = market.features(snapshot)
         return launch(trigger, snapshot, features)
     except BadInputError as error:
-        log.error("cycle.rejected", reason=str(error))
+        rejected(str(error), task=tasknames.START_CYCLE)
         raise
     finally:
         log.info("task.finished", task=tasknames.START_CYCLE, seconds=time.perf_counter() - started)
@@ -61,10 +75,7 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
     if context is None:
         log.info("cycle.duplicate", outcome="ignored")
         return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
-    message = context.model_dump(mode="json")
-    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
-    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": trigger.cycle_key})
-    chord(header)(body)
+    _send_minds(context)
     with session_scope(settings.db_url) as session:
         cycles.mark_launched(session, trigger.cycle_key)
     log.info(
@@ -79,6 +90,79 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
         "cycle_number": context.cycle_number,
         "status": "launched",
     }
+
+
+def _send_minds(context: CycleContext) -> None:
+    """Every mind gets the context at once; the synthesis is the chord's body."""
+    settings = settings_of(app)
+    message = context.model_dump(mode="json")
+    key = context.snapshot.cycle_key
+    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
+    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": key})
+    chord(header)(body)
+
+
+def _deadline() -> timedelta:
+    return timedelta(seconds=settings_of(app).cycle_deadline_s)
+
+
+def redrive(stuck: sweep.Stuck, now: datetime) -> str:
+    """Take one re-drive of a stuck cycle: send its minds again, or close it when the re-drives
+    are spent (a dispatch with every mind absent, saying why). Returns what was done."""
+    settings = settings_of(app)
+    structlog.contextvars.bind_contextvars(cycle_key=stuck.cycle_key)
+    context = None
+    with session_scope(settings.db_url) as session:
+        if not sweep.take_redrive(session, stuck, now):
+            return "duplicate"
+        if stuck.redrives > settings.max_redrives:
+            # Even the closing dispatch could not be written: stop, loudly.
+            reason = f"no dispatch after {stuck.redrives} re-drives and a closing attempt"
+            sweep.give_up(session, stuck.cycle_key, reason)
+            log.error("cycle.failed", reason=reason)
+            return "failed"
+        cycle = cycles.existing_cycle(session, stuck.cycle_key)
+        if cycle is not None and stuck.redrives < settings.max_redrives:
+            context = CycleContext(
+                cycle_number=cycle.id,
+                snapshot=Snapshot.model_validate(cycle.snapshot),
+                features=Features.model_validate(cycle.features),
+                record=track_record(session, cycle.as_of),
+            )
+    waited = round((now - stuck.since).total_seconds())
+    if context is not None:
+        _send_minds(context)
+        log.warning("cycle.redriven", redrive=stuck.redrives + 1, waited_s=waited)
+        return "redriven"
+    reason = (
+        f"the cycle did not publish within {settings.cycle_deadline_s:g}s, "
+        f"{stuck.redrives} re-drive(s) included; closed by the sweep"
+    )
+    app.send_task(
+        tasknames.SYNTHESIZE, args=[[]], kwargs={"cycle_key": stuck.cycle_key, "close": reason}
+    )
+    log.warning("cycle.closing", redrives=stuck.redrives, waited_s=waited, reason=reason)
+    return "closing"
+
+
+@app.task(name=tasknames.SWEEP, **STORAGE_RETRY)
+def sweep_stuck() -> dict[str, Any]:
+    """Beat's sweep: every cycle that never published within its deadline is re-driven once
+    more, or closed with a dispatch that says why."""
+    settings = settings_of(app)
+    now = utc_now()
+    with session_scope(settings.db_url) as session:
+        found = sweep.stuck_cycles(session, now, _deadline())
+    outcomes: dict[str, int] = {}
+    for stuck in found:
+        try:
+            outcome = redrive(stuck, now)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if found:
+        log.info("sweep.finished", stuck=len(found), **outcomes)
+    return {"stuck": len(found), **outcomes}
 
 
 def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:
@@ -99,8 +183,8 @@ def _fetch_live(trigger: CycleTrigger) -> dict[str, Any]:
     return {"cycle_key": trigger.cycle_key, "status": "fetching", "sources": names}
 
 
-@app.task(name=tasknames.FETCH_SOURCE, bind=True, soft_time_limit=60, time_limit=90)
-def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
+@app.task(name=tasknames.FETCH_SOURCE, bind=True)
+def fetch_source(self: Any, name: Any, as_of: Any) -> dict[str, Any]:
     """Fetch one live source; a dead feed comes back as a health record, never as an error."""
     from celery.exceptions import SoftTimeLimitExceeded
 
@@ -108,7 +192,13 @@ def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
     from shared.market.live import build_sources
 
     settings = settings_of(app)
-    moment = datetime.fromisoformat(as_of)
+    try:
+        moment = check_moment(as_of, "as_of")
+        if not isinstance(name, str) or name not in build_sources(settings):
+            raise ValueError(f"no live source named {str(name)[:80]!r}")
+    except ValueError as error:
+        rejected(str(error), task=tasknames.FETCH_SOURCE)
+        raise BadInputError(str(error)) from None
     try:
         result = build_sources(settings)[name].fetch(moment)
     except SoftTimeLimitExceeded:
@@ -127,18 +217,27 @@ def fetch_source(self: Any, name: str, as_of: str) -> dict[str, Any]:
     return result.model_dump(mode="json")
 
 
-@app.task(name=tasknames.ASSEMBLE, bind=True)
-def assemble(
-    self: Any, results: list[dict[str, Any]], payload: dict[str, Any], expected: list[str]
-) -> dict[str, Any]:
+@app.task(name=tasknames.ASSEMBLE, bind=True, **STORAGE_RETRY)
+def assemble(self: Any, results: Any, payload: Any, expected: Any) -> dict[str, Any]:
     """Merge the sources' answers into one snapshot and launch the minds."""
     from services.ingest.live import assemble_live
     from shared.contracts import SourceResult
 
     settings = settings_of(app)
-    trigger = parse_trigger(payload)
-    structlog.contextvars.bind_contextvars(cycle_key=trigger.cycle_key, task_id=self.request.id)
-    parsed = [SourceResult.model_validate(r) for r in results]
+    try:
+        trigger = parse_trigger(payload)
+        structlog.contextvars.bind_contextvars(cycle_key=trigger.cycle_key, task_id=self.request.id)
+        if not isinstance(results, list) or not isinstance(expected, list):
+            raise BadInputError("assemble needs a list of source results and of expected sources")
+        try:
+            parsed = [SourceResult.model_validate(r) for r in results]
+        except ValidationError as error:
+            problems = error.error_count()
+            raise BadInputError(f"malformed source result: {problems} problems") from None
+    except BadInputError as error:
+        rejected(str(error), task=tasknames.ASSEMBLE)
+        structlog.contextvars.clear_contextvars()
+        raise
     if settings.record_dir is not None:
         from shared.market.live.recorder import record
 
@@ -147,7 +246,7 @@ def assemble(
     return launch(trigger, snapshot, features)
 
 
-@app.task(name=tasknames.POST_NOTE)
+@app.task(name=tasknames.POST_NOTE, **STORAGE_RETRY)
 def post_note(payload: Any) -> dict[str, Any]:
     """Take an operator's note from its queue into the inbox the next snapshots read."""
     from shared.contracts import OperatorNote
@@ -155,7 +254,11 @@ def post_note(payload: Any) -> dict[str, Any]:
     try:
         note = OperatorNote.model_validate(payload)
     except ValidationError as error:
-        raise BadInputError(f"malformed note: {error.error_count()} problems: {error}") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'note'}: {e['msg']}" for e in error.errors()
+        )
+        rejected(f"malformed note: {problems}", task=tasknames.POST_NOTE)
+        raise BadInputError(f"malformed note: {problems}") from None
     settings = settings_of(app)
     with session_scope(settings.db_url) as session:
         note_id = cycles.post_note(session, note)

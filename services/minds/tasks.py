@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ from shared.brain.retry import retry_countdown
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, MindOutput
 from shared.errors import TransientError
+from shared.tasking import key_or_none, rejected
 
 log = structlog.get_logger("minds")
 MAX_RETRIES = 3
@@ -31,7 +34,7 @@ def _register(mind: str) -> None:
         time_limit=settings.mind_time_limit_s + 15,
         max_retries=MAX_RETRIES,
     )
-    def mind_task(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    def mind_task(self: Any, payload: Any) -> dict[str, Any]:
         started = time.perf_counter()
         structlog.contextvars.bind_contextvars(task_id=self.request.id, mind=mind)
         try:
@@ -53,11 +56,20 @@ def _register(mind: str) -> None:
         return output.model_dump(mode="json")
 
 
-def _think(task: Any, mind: str, payload: dict[str, Any]) -> MindOutput:
+def _think(task: Any, mind: str, payload: Any) -> MindOutput:
     settings = settings_of(app)
+    if mind in settings.chaos_kill_minds:
+        # Fire drill: the process dies as a segfault or the OOM killer would end it.
+        os.kill(os.getpid(), signal.SIGKILL)
     try:
         context = CycleContext.model_validate(payload)
     except ValidationError as error:
+        key = (
+            key_or_none(payload.get("snapshot", {}).get("cycle_key"))
+            if isinstance(payload, dict) and isinstance(payload.get("snapshot"), dict)
+            else None
+        )
+        rejected(f"unusable context: {error.error_count()} errors", task=mind, cycle_key=key)
         return MindOutput.absent(mind, f"unusable context: {error.error_count()} errors")
     structlog.contextvars.bind_contextvars(cycle_key=context.snapshot.cycle_key)
     try:

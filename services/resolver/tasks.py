@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -16,19 +15,28 @@ from services.resolver.wiring import markets
 from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
-from shared.db.session import session_scope
+from shared.db.session import serialize_writers, session_scope
+from shared.errors import BadInputError
+from shared.moments import check_moment
+from shared.tasking import STORAGE_RETRY, rejected
 
 log = structlog.get_logger("resolver")
 
 
-@app.task(name=tasknames.SETTLE, bind=True)
-def settle(self: Any, now: str | None = None) -> dict[str, Any]:
+@app.task(name=tasknames.SETTLE, bind=True, **STORAGE_RETRY)
+def settle(self: Any, now: Any = None) -> dict[str, Any]:
     """Settle what has matured by `now` (the replay clock when given, else the wall clock)."""
     started = time.perf_counter()
     settings = settings_of(app)
-    moment = datetime.fromisoformat(now) if now else utc_now()
+    try:
+        moment = check_moment(now, "now") if now is not None else utc_now()
+    except ValueError as error:
+        rejected(str(error), task=tasknames.SETTLE)
+        raise BadInputError(str(error)) from None
     try:
         with session_scope(settings.db_url) as session:
+            # Settles take turns: a second one waits, then finds the first one's calls settled.
+            serialize_writers(session, "resolver.settle")
             report = settle_matured(
                 session, markets(settings), moment, max_attempts=settings.resolver_max_attempts
             )

@@ -40,6 +40,7 @@ from shared.market.opening import replay_market
 from shared.memory import fingerprint, recall_from
 from shared.records import cycle_number, lessons_near, previous_dispatch, track_record
 from shared.settings import Settings
+from shared.tasking import STORAGE_RETRY, key_or_none, rejected
 
 log = structlog.get_logger("synth")
 
@@ -82,6 +83,7 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
             return None
         cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
         if cycle is None or cycle.snapshot is None or cycle.features is None:
+            rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
             raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
         context = CycleContext(
             cycle_number=cycle_number(session, cycle),
@@ -150,14 +152,29 @@ def store_reading(
     return stored
 
 
-@app.task(name=tasknames.SYNTHESIZE, bind=True, max_retries=MAX_MODEL_RETRIES)
-def synthesize(self: Any, results: list[Any], cycle_key: str) -> dict[str, Any]:
-    """Weigh whoever showed up, write the dispatch, store it once for the cycle key."""
+# Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
+# MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
+@app.task(name=tasknames.SYNTHESIZE, bind=True, **STORAGE_RETRY)
+def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> dict[str, Any]:
+    """Weigh whoever showed up, write the dispatch, store it once for the cycle key.
+
+    `close` (from the stuck-cycle sweep) publishes the cycle with every mind absent for that
+    reason: a dispatch that says why the cycle could not complete."""
     started = time.perf_counter()
-    structlog.contextvars.bind_contextvars(cycle_key=cycle_key, task_id=self.request.id)
+    key = key_or_none(cycle_key)
+    structlog.contextvars.bind_contextvars(cycle_key=key, task_id=self.request.id)
     settings = settings_of(app)
+    if key is None or not isinstance(results, list):
+        reason = "synthesis needs a well-formed cycle key and a list of the minds' replies"
+        rejected(reason, task=tasknames.SYNTHESIZE)
+        structlog.contextvars.clear_contextvars()
+        raise BadInputError(reason)
     try:
-        outputs = _outputs(results, settings.minds)
+        outputs = (
+            _outputs(results, settings.minds)
+            if close is None
+            else [MindOutput.absent(m, str(close)[:300]) for m in settings.minds]
+        )
         for attempt in range(1, STATE_ATTEMPTS + 1):
             reading = read_cycle(cycle_key, settings)
             if reading is None:

@@ -77,6 +77,9 @@ class Cycle(Base):
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A stuck cycle is re-driven a bounded number of times, then closed (services.ingest.sweep).
+    redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    redriven_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class MindRecord(Base):

@@ -3,6 +3,7 @@ started by the same code as `workshop up`, and a SQLite database in a temporary 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import glob
 import itertools
@@ -59,12 +60,14 @@ def start_fleet(
     redis_port: int,
     extra_env: dict[str, str] | None = None,
     database_url: str | None = None,
+    *,
+    beat: bool = False,
 ) -> Iterator[Fleet]:
     home = tmp_path_factory.mktemp("fleet")
     broker = f"redis://127.0.0.1:{redis_port}/{next(_databases)}"
     settings = Settings(home=home, broker_url=broker, database_url=database_url)
     env = {"WORKSHOP_LOG_FORMAT": "json", **(extra_env or {})}
-    stack.up(settings, beat=False, extra_env=env)
+    stack.up(settings, beat=beat, extra_env=env)
     app = driver.producer(broker)
     try:
         yield Fleet(settings=settings, app=app, home=home)
@@ -94,8 +97,30 @@ def _postgres_binary(name: str) -> str:
     return found
 
 
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL server the tests can stop and start again."""
+
+    url: str
+    base: Path
+    options: str
+    prefix: list[str]
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.prefix, _postgres_binary("pg_ctl"), "-D", str(self.base / "data"), *args],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._ctl("-o", self.options, "-l", str(self.base / "server.log"), "-w", "start")
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL server on a free loopback port, in a throw-away cluster."""
     # PostgreSQL refuses to run as root; as root the cluster belongs to the postgres user, in a
     # folder that user can reach (pytest's own temp folders are private to root).
@@ -111,12 +136,13 @@ def postgres_url() -> Iterator[str]:
         check=True, capture_output=True,
     )  # fmt: skip
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = _postgres_binary("pg_ctl")
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "server.log"), "-w",
-         "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    server = Postgres(
+        url=f"postgresql+psycopg://desk@127.0.0.1:{port}/workshop",
+        base=base,
+        options=options,
+        prefix=prefix,
+    )
+    server.start()
     try:
         from sqlalchemy import create_engine, text
 
@@ -126,8 +152,14 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text("CREATE DATABASE workshop"))
         admin.dispose()
-        yield f"postgresql+psycopg://desk@127.0.0.1:{port}/workshop"
+        yield server
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], check=False,
-                       capture_output=True)  # fmt: skip
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: Postgres) -> str:
+    """The URL of the session's PostgreSQL database."""
+    return postgres.url

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,9 +23,12 @@ pytestmark = pytest.mark.integration
 def test_flower_requires_auth_and_lists_the_workers(fleet: Fleet) -> None:
     """Without credentials Flower answers 401; with them its API lists every service's worker."""
     port = stack.free_port()
-    env = {**os.environ, "WORKSHOP_BROKER_URL": fleet.settings.resolved_broker_url()}
-    command = [sys.executable, "-m", "workshop.cli", "flower", "--port", str(port),
-               "--basic-auth", "ops:s3cret"]  # fmt: skip
+    env = {
+        **os.environ,
+        "WORKSHOP_BROKER_URL": fleet.settings.resolved_broker_url(),
+        "WORKSHOP_FLOWER_AUTH": "ops:s3cret",
+    }
+    command = [sys.executable, "-m", "workshop.cli", "flower", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -51,6 +55,8 @@ def test_flower_requires_auth_and_lists_the_workers(fleet: Fleet) -> None:
             names = {name.split("@", 1)[0] for name in answer.json()}
             time.sleep(0.5)
         assert {"ingest", "minds", "synth", "resolver"} <= names
+        # The credentials are not on any process' command line.
+        assert b"s3cret" not in Path(f"/proc/{process.pid}/cmdline").read_bytes()
     finally:
         process.terminate()
         process.communicate(timeout=20)
