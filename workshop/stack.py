@@ -285,7 +285,7 @@ def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pope
 
 
 def wait_for_workers(
-    broker_url: str, workers: dict[str, int], logs: Path, timeout: float = 60.0
+    broker_url: str, workers: dict[str, int], logs: Path, timeout: float = 120.0
 ) -> None:
     """Block until every named worker answers a ping; fail at once if one of them died."""
     from celery import Celery

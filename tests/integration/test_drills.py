@@ -124,11 +124,15 @@ def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: St
         time.sleep(0.05)  # SIGKILL is not instant: repair once the worker is really gone
     repaired = stack.up(own_stack.settings, beat=True, extra_env=DRILL_ENV)
     assert repaired.repaired == ["minds"]
-    dispatch = driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=150)
+    # The messages come back when the visibility timeout lapses or when the new worker is up,
+    # whichever is later (a loaded machine can take longer than the timeout to start a worker).
+    restarted = time.monotonic() - killed
+    dispatch = driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=240)
     elapsed = time.monotonic() - killed
     bound = redelivery_bound(own_stack.settings)
-    _note(f"whole minds worker killed: dispatch {elapsed:.1f}s after the kill (bound {bound:g}s)")
-    assert elapsed <= bound + 20
+    _note(f"whole minds worker killed: dispatch {elapsed:.1f}s after the kill (bound {bound:g}s,"
+          f" worker back after {restarted:.1f}s)")  # fmt: skip
+    assert elapsed <= max(bound, restarted) + 30
     assert [m.status for m in dispatch.minds] == ["ok", "ok", "ok"]
     time.sleep(3)
     assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
@@ -198,7 +202,7 @@ def test_database_locked_past_the_busy_timeout_is_retried_to_one_dispatch(
         holder.execute("ROLLBACK")
         holder.close()
     released = time.monotonic()
-    driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=120)
+    driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=240)
     _note(f"sqlite locked 35s: dispatch {time.monotonic() - released:.1f}s after the release")
     assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
     logs = "".join(
