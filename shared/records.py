@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from shared.contracts import Dispatch, Fingerprint, Lesson, TrackRecord
+from shared.contracts import Dispatch, Fingerprint, LearnedRule, Lesson, Story, TrackRecord
 from shared.db import record as aggregates
 from shared.db.models import (
     AbstentionRecord,
@@ -82,6 +82,23 @@ def previous_dispatch(session: Session, as_of: datetime) -> Dispatch | None:
         .limit(1)
     )
     return Dispatch.model_validate(row.payload) if row is not None else None
+
+
+def carried_book(
+    session: Session, as_of: datetime
+) -> tuple[tuple[LearnedRule, ...], tuple[Story, ...]]:
+    """The rule book and stories a cycle at as_of starts from, for the minds' prompts.
+
+    The desk's own state tables hold them as the latest cycle left them; a cycle that is not
+    later than that state (a re-run of the same day, a backfill) starts from what the last
+    dispatch before it carried instead, so nothing learned on or after its as_of reaches it and
+    the same market at the same as_of is shown the same book.
+    """
+    state = aggregates.load_state(session)
+    if state.as_of is not None and state.as_of < as_of:
+        return state.rules, state.stories
+    before = previous_dispatch(session, as_of)
+    return (before.rules, before.stories) if before is not None else ((), ())
 
 
 def forecast_history(session: Session, as_of: datetime) -> list[tuple[float, bool, float | None]]:

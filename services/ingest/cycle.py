@@ -22,7 +22,7 @@ from shared.contracts import (
 from shared.db.models import Cycle, DispatchRecord, NoteRecord
 from shared.errors import BadInputError
 from shared.memory import fingerprint, recall_from
-from shared.records import cycle_number, lessons_near, previous_dispatch, track_record
+from shared.records import carried_book, cycle_number, lessons_near, track_record
 
 
 def parse_trigger(payload: Any) -> CycleTrigger:
@@ -81,9 +81,9 @@ def claim(
     cycle.snapshot = snapshot.model_dump(mode="json")
     cycle.features = features.model_dump(mode="json")
     record = track_record(session, trigger.as_of)
-    # What the desk learned, for the minds' prompts: the rules in force and the stories as the
-    # last dispatch left them, and the lessons of tapes like this one (none settled after as_of).
-    before = previous_dispatch(session, trigger.as_of)
+    # What the desk learned, for the minds' prompts: the rules in force and the stories from the
+    # desk's state tables, and the lessons of tapes like this one (none settled after as_of).
+    book, stories = carried_book(session, trigger.as_of)
     recalled: tuple[Memory, ...] = ()
     if features.broad:
         tape = fingerprint(features)
@@ -94,8 +94,8 @@ def claim(
         snapshot=snapshot,
         features=features,
         record=record,
-        rules=tuple(r for r in before.rules if r.status == "active") if before else (),
-        stories=before.stories if before else (),
+        rules=tuple(r for r in book if r.status == "active"),
+        stories=stories,
         recalled=recalled,
     )
 

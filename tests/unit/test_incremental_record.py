@@ -217,3 +217,23 @@ def test_stored_bins_are_the_recalibrations_bins() -> None:
         history.add(p, True, 0.53)
         assert record.bin_of(p) in history.bins
         assert record.logit(p) == logit(p)
+
+
+def test_the_minds_start_from_the_state_tables_not_a_later_or_same_day_book(
+    tmp_path: Path,
+) -> None:
+    """A cycle after the stored state starts from the state tables' rule book (no dispatch need
+    carry it); a cycle on the state's own day or before it starts from the dispatch before it,
+    so a re-run of the same day is shown the same book as the first run."""
+    from shared.contracts import LearnedRule
+    from shared.records import carried_book
+
+    url = _url(tmp_path)
+    rule = LearnedRule(id="macro|chop#1", source="macro", regime="chop", created_at=START,
+                       settled=130, hits=50, hit_rate=50 / 130, low=0.30, high=0.47)  # fmt: skip
+    with session_scope(url) as session:
+        record.save_state(session, record.load_state(session), START, [rule], [], None)
+    with session_scope(url) as session:
+        assert carried_book(session, START + timedelta(days=1)) == ((rule,), ())
+        assert carried_book(session, START) == ((), ())
+        assert carried_book(session, START - timedelta(days=1)) == ((), ())
