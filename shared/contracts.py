@@ -726,6 +726,23 @@ class Recalibration(Contract):
     minimum: int = Field(ge=0)
 
 
+class Recap(Contract):
+    """The previous dispatch as the next one sees it, so the dispatch can say what changed since:
+    a mind changing sides, a story turning, a rule coming into force, the last call settling."""
+
+    as_of: AwareDatetime
+    minds: tuple[MindSummary, ...] = ()
+    prediction: Prediction | None = None
+    probability_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    stories: tuple[Story, ...] = ()
+    settled: Outcome | None = Field(
+        default=None, description="The previous call's outcome, when this cycle's close settles it."
+    )
+    settle_price: float | None = None
+    new_rules: tuple[LearnedRule, ...] = Field(default=(), description="Came into force since.")
+    retired_rules: tuple[LearnedRule, ...] = Field(default=(), description="Retired since.")
+
+
 class Deliberation(Contract):
     """What the synthesis decided in code, before any prose; the brain writes words for it."""
 
@@ -756,6 +773,9 @@ class Deliberation(Contract):
     )
     target: str | None = None
     horizon_hours: int = 24
+    previous: Recap | None = Field(
+        default=None, description="The last dispatch before this one, for what changed since."
+    )
 
 
 class DispatchDraft(Contract):

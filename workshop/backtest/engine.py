@@ -161,6 +161,7 @@ def run_backtest(
             rules=book,
             stories=stories,
             recalled=recalled,
+            previous=result.last_dispatch,
         )
         book, stories = dispatch.rules, dispatch.stories
         _store(ledger, dispatch, outputs, context)
