@@ -217,6 +217,7 @@ class Change:
     salience: float
     headline: str  # a title clause
     sentence: str  # how the lede says it
+    key: str = ""  # the story it is about, if any: said here, not again among the stories
 
 
 def changes(d: Deliberation, features: Features) -> list[Change]:
@@ -291,6 +292,7 @@ def changes(d: Deliberation, features: Features) -> list[Change]:
                     2.0,
                     _story_opens(story, features),
                     f"A new story opened today: {what} ({_story_detail(story, features)}).",
+                    story.key,
                 )
             )
         elif story.status in ("reversing", "resolved", "accelerating"):
@@ -307,6 +309,7 @@ def changes(d: Deliberation, features: Features) -> list[Change]:
                     + {"reversing": "Turns", "resolved": "Is Over"}.get(story.status, "Speeds Up"),
                     f"The story of {what} {verb} after {_plural(story.sessions, 'session')} "
                     f"({_story_detail(story, features)}).",
+                    story.key,
                 )
             )
     return out
@@ -353,7 +356,7 @@ def _story_name(story: Story, features: Features) -> str:
 
 
 def _story_detail(story: Story, features: Features) -> str:
-    text = humanize(story.detail, features.returns)
+    text = humanize(story.detail, features.returns).replace(" pts", " points")
     return text.replace("10y-2y", "the 10-year less the 2-year").replace(
         "realised vol", "volatility"
     )
@@ -621,11 +624,11 @@ def _lede_fact(fact: Fact, features: Features, d: Deliberation) -> str:
     move = day_move(features)
     b = features.breadth
     vol = features.realized_vol_20d
-    sigma = (
-        f", {abs(move.sigma):.1f} times its typical daily move over the last month"
-        if move.sigma is not None
-        else ""
-    )
+    sigma = ""
+    if move.sigma is not None and abs(move.sigma) >= 0.8:
+        sigma = f", {abs(move.sigma):.1f} times its typical daily move over the last month"
+    elif move.sigma is not None:
+        sigma = f", well inside the month's typical daily swing (volatility {vol:.0f}%)"
     if fact.kind == "move" and move.pct is not None:
         lead = f"{name} {move.verb()} {abs(move.pct):.2f}% today{sigma}."
         if move.size == "violent":
@@ -797,6 +800,8 @@ def _record(d: Deliberation, source: str, reg: str) -> tuple[ScoreLine | None, s
 
 def _record_words(line: ScoreLine, scope: str) -> str:
     n = _settled(line)
+    if n < MIN_REGIME_CALLS:
+        return f"{line.hits} of {n} {scope}, too few to lean on"
     return f"{line.hits / n:.0%} over {_plural(n, 'settled call')} {scope}"
 
 
@@ -919,9 +924,10 @@ def _objection(
         f"{objector.weight:.2f} weight at {objector.confidence:.0%} against "
         f"{champion.weight:.2f} at {champion.confidence:.0%}"
     )
+    their_n, my_n = _settled(theirs), _settled(mine)
     if thick and theirs is not None and mine is not None:
-        rate_t = theirs.hits / _settled(theirs)
-        rate_m = mine.hits / _settled(mine)
+        rate_t = theirs.hits / their_n
+        rate_m = mine.hits / my_n
         if rate_t < rate_m - 0.005:
             answer = (
                 f"My answer is its record: {_record_words(theirs, their_scope)}, against "
@@ -933,11 +939,16 @@ def _objection(
                 f"Its record is no worse ({_record_words(theirs, their_scope)}), so I do not "
                 f"dismiss it; it loses on conviction, not on record ({pull})."
             )
-    elif theirs is not None:
-        n = _settled(theirs)
+    elif theirs is not None and their_n >= MIN_REGIME_CALLS:
         answer = (
-            f"Its record is too thin to settle it ({theirs.hits} of {n}), so the argument is "
-            f"decided by conviction: {pull}."
+            f"Its record is the longer one ({_record_words(theirs, their_scope)}), against "
+            f"{my_n} settled for {mind_label(champion.mind)}: I go with conviction here, and I "
+            f"know it is the weaker footing ({pull})."
+        )
+    elif theirs is not None:
+        answer = (
+            f"Its record is too thin to settle it ({theirs.hits} of {their_n}), so the argument "
+            f"is decided by conviction: {pull}."
         )
     else:
         answer = f"It has no settled record yet, so it is heard, not followed ({pull})."
@@ -1122,6 +1133,10 @@ def _gaps(d: Deliberation, features: Features) -> list[str]:
         low = item.lower()
         if "news" in low:
             said["no news this cycle"] = None
+        elif "broad fallback" in low:
+            # The index the desk reads changed: worth a sentence in full, in names.
+            detail = item.split("(", 1)[-1].split(" (preference")[0].rstrip(")")
+            said[humanize(detail, features.returns)] = None
         elif low.startswith("the ") and "feed" in low:
             said[humanize(item[:100], features.returns)] = None
         elif "vix" in low:
@@ -1150,7 +1165,7 @@ def _gaps(d: Deliberation, features: Features) -> list[str]:
         elif "regime" in low:
             said["no regime reading"] = None
         else:
-            words = humanize(item.split(":")[0], features.returns).replace("_", " ")
+            words = humanize(item[:100], features.returns).replace("_", " ")
             said[words.replace(" not computable", " (not computable)")] = None
     return list(said)
 
@@ -1176,8 +1191,8 @@ def _missing(d: Deliberation, features: Features, r: Reading) -> list[str]:
 # --- stories, memory, notes ----------------------------------------------------------------------
 
 
-def _stories(d: Deliberation, features: Features) -> list[str]:
-    open_ = [s for s in d.stories if s.status != "resolved"]
+def _stories(d: Deliberation, features: Features, told: set[str]) -> list[str]:
+    open_ = [s for s in d.stories if s.status != "resolved" and s.key not in told]
     if not open_:
         return []
     parts = [
@@ -1185,7 +1200,8 @@ def _stories(d: Deliberation, features: Features) -> list[str]:
         f"({_story_detail(s, features)})"
         for s in open_[:3]
     ]
-    return ["Stories I'm following: " + "; ".join(parts) + "."]
+    head = "Also following: " if told else "Stories I'm following: "
+    return [head + "; ".join(parts) + "."]
 
 
 def _memory(d: Deliberation, features: Features) -> list[str]:
@@ -1309,7 +1325,8 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
     else:
         opening = _lede_fact(lead, features, d)
     since = " ".join(c.sentence for c in news[:2])
-    memory, stories = _memory(d, features), _stories(d, features)
+    told = {c.key for c in (*news[:2], *([lead] if isinstance(lead, Change) else [])) if c.key}
+    memory, stories = _memory(d, features), _stories(d, features, told)
     paragraphs: list[str] = [
         f"**Cycle {context.cycle_number} | {as_of:%B %d, %Y — %H:%M} UTC**",
         _sentences(opening),

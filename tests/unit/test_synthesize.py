@@ -124,7 +124,7 @@ def test_body_cites_the_regime_record_or_says_there_is_none() -> None:
     cited = _run(_hollow_context(record=record))
     assert "My own record: 58% over 12 settled calls in choppy tapes." in cited.body_md
     thin = _run(_hollow_context(record=TrackRecord(lines=(fx.line("synthesis", 4, 3),))))
-    assert "My own record: 57% over 7 settled calls overall." in thin.body_md
+    assert "My own record: 4 of 7 overall, too few to lean on." in thin.body_md
 
 
 def test_title_is_drawn_from_the_dominant_fact() -> None:
