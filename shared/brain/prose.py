@@ -430,7 +430,11 @@ def _with(r: Reading, up: bool) -> Literal["with", "against", "none"]:
 def _move_verb(move: Move, close: float | None = None) -> str:
     """A third-person verb for a title: 'Slips 0.7%', 'Plunges 3.2%', 'Holds 2,093'."""
     if move.size in ("quiet", "unknown"):
-        return f"Holds {close:,.0f}" if close is not None else "Holds Still"
+        if move.pct is None:
+            return "Holds Still"
+        # The close and the move together: flat weeks do not print the same title twice.
+        way = "Edges Up" if move.up else "Edges Down"
+        return f"{way} {abs(move.pct):.2f}%" + (f" to {close:,.0f}" if close is not None else "")
     words = {
         "ordinary": ("Gains", "Slips"),
         "big": ("Jumps", "Drops"),
@@ -569,7 +573,7 @@ def _fact_title(fact: Fact, features: Features, d: Deliberation, r: Reading) -> 
             "down": ", but the Lean Is Lower",
             "none": ": a Quiet Day I Won't Dress Up",
         }[r.lean]
-        return f"{big} Holds {close:,.0f}" + tail
+        return f"{big} {_move_verb(move, close)}" + tail
     return f"A Thin Tape on {name}"
 
 
