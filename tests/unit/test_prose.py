@@ -14,6 +14,7 @@ import pytest
 
 from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
+from shared.brain.prompting import contradiction
 from shared.brain.prose import day_move, speak_call
 from shared.contracts import (
     Breadth,
@@ -182,6 +183,13 @@ def test_title_body_and_call_agree(name: str) -> None:
         if lean and d.probability_up is not None:
             body_lean = "higher" if lean.group(1) == "Higher" else "lower"
             assert f"lean is {'lower' if body_lean == 'higher' else 'higher'}" not in w.body
+
+
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_the_claude_writers_check_finds_no_contradiction(name: str) -> None:
+    """Every body passes the check the Claude writer applies to its drafts (it falls back here)."""
+    problems = [(w.day, contradiction(w.body, w.deliberation)) for w in written(name)]
+    assert [p for p in problems if p[1] is not None] == []
 
 
 @pytest.mark.parametrize("name", sorted(SLICES))
