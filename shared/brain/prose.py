@@ -357,6 +357,7 @@ def _story_name(story: Story, features: Features) -> str:
 
 def _story_detail(story: Story, features: Features) -> str:
     text = humanize(story.detail, features.returns).replace(" pts", " points")
+    text = re.sub(r" \(x[0-9.]+ = [0-9.]+\)", "", text)  # the detector's scaling, not news
     return text.replace("10y-2y", "the 10-year less the 2-year").replace(
         "realised vol", "volatility"
     )
@@ -904,6 +905,33 @@ def _argument(d: Deliberation, features: Features, r: Reading) -> list[str]:
     return paragraphs
 
 
+# How shared.news quotes a headline inside a mind's argument: untrusted text, attributed.
+HEADLINE_MARK = "headline (untrusted text"
+
+
+def _wire(d: Deliberation, features: Features, already: str) -> list[str]:
+    """The headline that moved a mind, quoted as the mind quoted it (source and date, marked as
+    untrusted text), unless the argument above already carries it.
+
+    A mind's argument leads with its strongest evidence, so a headline in its first sentence
+    is one that moved it; a headline further down was read and set aside.
+    """
+    moved: list[str] = []
+    for output in d.outputs:
+        if output.status != "ok" or output.stance == "neutral" or not output.argument:
+            continue
+        first = re.split(r"(?<=[.!?])\s+", output.argument.strip(), maxsplit=1)[0]
+        if HEADLINE_MARK not in first:
+            continue
+        sentence = _sentences(humanize(first, features.returns))
+        if sentence in already:
+            continue
+        moved.append(f"The wire moved {mind_label(output.mind)}: {_lower_first(sentence)}")
+    if not moved:
+        return []
+    return [" ".join(moved) + " A headline is a claim, not a fact; I weigh it as the mind did."]
+
+
 def _objection(
     d: Deliberation,
     features: Features,
@@ -996,8 +1024,8 @@ def _tape_misleads(d: Deliberation, features: Features, r: Reading) -> list[str]
             else f"{instrument(features.broad)} has closed lower after "
             f"{1 - d.base_rate_up:.0%} of sessions in the history I know"
         )
-    if r5 is not None and features.realized_vol_20d:
-        sd5 = features.realized_vol_20d * math.sqrt(5 / TRADING_DAYS)
+    sd5 = (features.realized_vol_20d or 0.0) * math.sqrt(5 / TRADING_DAYS)
+    if r5 is not None and sd5 > 0 and abs(r5) / sd5 >= 1.5:
         reasons.append(
             f"the week's {_pct(r5, 1)} is {abs(r5) / sd5:.1f} sd, stretched enough to give "
             "some back"
@@ -1331,12 +1359,14 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
     since = " ".join(c.sentence for c in news[:2])
     told = {c.key for c in (*news[:2], *([lead] if isinstance(lead, Change) else [])) if c.key}
     memory, stories = _memory(d, features), _stories(d, features, told)
+    argument = _argument(d, features, r)
     paragraphs: list[str] = [
         f"**Cycle {context.cycle_number} | {as_of:%B %d, %Y — %H:%M} UTC**",
         _sentences(opening),
         *([_sentences(since)] if since else []),
         _sentences(_tape(features)),
-        *_argument(d, features, r),
+        *argument,
+        *_wire(d, features, " ".join(argument)),
         *_tape_misleads(d, features, r),
         _refusal(d, features, r),
         *_missing(d, features, r),

@@ -269,3 +269,22 @@ def test_speak_call_words_a_threshold_call() -> None:
         matures_at=fx.AS_OF.replace(day=7),
     )
     assert speak_call(p) == "VIX closes below 26.00 within 24 hours"
+
+
+def test_a_headline_that_moved_a_mind_is_quoted_as_untrusted_and_attributed() -> None:
+    """A mind whose argument leads with a headline has it quoted, with source, as untrusted."""
+    ctx = fx.context(fx.calm_features(**fx.hawkish_macro()))
+    brain = OfflineBrain()
+    outputs = [brain.think(m, ctx) for m in MINDS]
+    headline = (
+        'On policy the wire leans hawkish or fearful (3 headlines on the Fed, rates or '
+        'inflation, tone -0.41); the most telling, headline (untrusted text, Reuters, '
+        '2016-01-06): "Fed signals faster hikes as inflation sticks".'
+    )
+    macro = outputs[0].model_copy(
+        update={"stance": "bearish", "argument": f"{headline} {outputs[0].argument}"}
+    )
+    dispatch = synthesize(ctx, [macro, *outputs[1:]], brain, expected_minds=MINDS)
+    body = dispatch.body_md
+    assert body.count('"Fed signals faster hikes as inflation sticks"') == 1
+    assert "headline (untrusted text, Reuters, 2016-01-06)" in body
