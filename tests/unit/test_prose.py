@@ -201,9 +201,11 @@ def test_every_dispatch_is_250_to_600_words(name: str) -> None:
 
 
 def test_missing_data_is_said_once_in_words() -> None:
-    """The demo has no news file: the dispatch says so once, in words, never as an internal id."""
+    """A cycle without headlines says so once, in words, never as an internal id."""
+    quiet_wire = [w for w in written("demo") if w.features.news is None]
+    assert quiet_wire, "the demo has sessions without headlines"
     for w in written("demo"):
-        assert w.body.count("no news this cycle") == 1
+        assert w.body.count("no news this cycle") == (1 if w.features.news is None else 0)
         assert "news.csv" not in w.body
         assert "replay.news" not in w.body
         assert "not computable" not in w.body
@@ -277,8 +279,8 @@ def test_a_headline_that_moved_a_mind_is_quoted_as_untrusted_and_attributed() ->
     brain = OfflineBrain()
     outputs = [brain.think(m, ctx) for m in MINDS]
     headline = (
-        'On policy the wire leans hawkish or fearful (3 headlines on the Fed, rates or '
-        'inflation, tone -0.41); the most telling, headline (untrusted text, Reuters, '
+        "On policy the wire leans hawkish or fearful (3 headlines on the Fed, rates or "
+        "inflation, tone -0.41); the most telling, headline (untrusted text, Reuters, "
         '2016-01-06): "Fed signals faster hikes as inflation sticks".'
     )
     macro = outputs[0].model_copy(
