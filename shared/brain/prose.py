@@ -305,7 +305,7 @@ def changes(d: Deliberation, features: Features) -> list[Change]:
                 Change(
                     f"story_{story.status}",
                     2.4 if story.status != "accelerating" else 1.8,
-                    f"{title_case(what)} "
+                    f"{title_case(what).replace('Mega-caps', 'Mega-Caps')} "
                     + {"reversing": "Turns", "resolved": "Is Over"}.get(story.status, "Speeds Up"),
                     f"The story of {what} {verb} after {_plural(story.sessions, 'session')} "
                     f"({_story_detail(story, features)}).",
@@ -431,8 +431,8 @@ def _with(r: Reading, up: bool) -> Literal["with", "against", "none"]:
 def _move_verb(move: Move, close: float | None = None) -> str:
     """A third-person verb for a title: 'Slips 0.7%', 'Plunges 3.2%', 'Holds 2,093'."""
     if move.size in ("quiet", "unknown"):
-        if move.pct is None:
-            return "Holds Still"
+        if move.pct is None or abs(move.pct) < 0.005:
+            return f"Holds at {close:,.0f}" if close is not None else "Holds Still"
         # The close and the move together: flat weeks do not print the same title twice.
         way = "Edges Up" if move.up else "Edges Down"
         return f"{way} {abs(move.pct):.2f}%" + (f" to {close:,.0f}" if close is not None else "")
@@ -924,7 +924,8 @@ def _wire(d: Deliberation, features: Features, already: str) -> list[str]:
         if HEADLINE_MARK not in first:
             continue
         sentence = _sentences(humanize(first, features.returns))
-        if sentence in already:
+        quoted = re.search(r'"[^"]+"', sentence)
+        if (quoted.group(0) if quoted else sentence) in already:
             continue
         moved.append(f"The wire moved {mind_label(output.mind)}: {_lower_first(sentence)}")
     if not moved:
@@ -941,6 +942,9 @@ def _objection(
 ) -> str:
     reg = features.regime
     said = _evidence(outputs.get(objector.mind), features)
+    if HEADLINE_MARK in said:
+        # A headline alone is thin as an objection: give the mind's next piece of evidence too.
+        said = _evidence(outputs.get(objector.mind), features, 2)
     head = (
         f"The strongest objection is {mind_label(objector.mind)}'s, {objector.stance} at "
         f"{objector.confidence:.0%}" + (f": {_lower_first(said)}" if said else ".")
