@@ -152,6 +152,9 @@ class Reading:
     lean: Literal["up", "down", "none"]
     edge: float  # calibrated (or raw) p(up) less its reference
     reference: float
+    # A plain call is a direction call on the broad index: the title can say "It Higher".
+    # Any other (VIX below a level, a range, another index) is named in full.
+    plain: bool = True
 
     @property
     def called(self) -> bool:
@@ -166,9 +169,13 @@ def reading_of(d: Deliberation) -> Reading:
         "up" if edge >= LEAN else "down" if edge <= -LEAN else "none"
     )
     reason: Reason
+    plain = True
     if d.prediction is not None:
         reason = "call"
-        lean = "down" if d.prediction.direction == "down" else "up"
+        p = d.prediction
+        plain = str(getattr(p, "kind", "direction")) == "direction" and p.target == d.target
+        if plain:
+            lean = "down" if p.direction == "down" else "up"
     elif d.probability_up is None:
         reason = "blind"
     elif any(w.prediction.source == SYNTHESIS for w in d.withheld):
@@ -179,10 +186,10 @@ def reading_of(d: Deliberation) -> Reading:
         reason = "calibrating"
     else:
         reason = "edge"
-    return Reading(reason, lean, edge, reference)
+    return Reading(reason, lean, edge, reference, plain)
 
 
-def speak_call(p: Prediction, horizon_style: Literal["short", "long"] = "long") -> str:
+def speak_call(p: Prediction, horizon_style: Literal["short", "long", "title"] = "long") -> str:
     """One call in words, whatever its kind: the one place a call is worded.
 
     direction: "the S&P 500 closes above 2,071.50 within 24 hours"; threshold: "VIX closes
@@ -198,6 +205,14 @@ def speak_call(p: Prediction, horizon_style: Literal["short", "long"] = "long") 
     )
     if horizon_style == "short":
         when = "by the next close" if sessions == 1 else when
+    if horizon_style == "title":
+        # "VIX Below 26.00 by the Next Close": the call as a title's clause, no verb.
+        when = "by the next close" if sessions == 1 else when.replace("within", "in")
+        if kind == "range":
+            width = getattr(p, "range_pct", None) or 0.0
+            where = "within" if side == "inside" else "outside"
+            return f"{name} {where} ±{width:g}% of {_num(p.reference_price)} {when}"
+        return f"{name} {'above' if side == 'up' else 'below'} {_num(p.line)} {when}"
     if kind == "range":
         width = getattr(p, "range_pct", None) or 0.0
         verb = "closes within" if side == "inside" else "closes outside"
@@ -416,7 +431,7 @@ def _lean_words(r: Reading) -> str:
     word = {"up": "Higher", "down": "Lower", "none": ""}[r.lean]
     if r.reason == "rule":
         return "but My Own Rule Stops the Call"
-    if r.called:
+    if r.called and r.plain:
         return f"and I'm Calling It {word}"
     return f"and I Lean {word}" if word else "and I Have No Lean"
 
@@ -447,18 +462,18 @@ def _move_verb(move: Move, close: float | None = None) -> str:
 
 
 def _call_tail(r: Reading, d: Deliberation) -> str:
-    """For a call of another kind than direction, the title names the call itself."""
+    """A call that is not a plain direction on the index is named in full in the title."""
     p = d.prediction
-    if p is None or str(getattr(p, "kind", "direction")) == "direction":
+    if p is None or r.plain:
         return ""
-    return f": I'm Calling {capital(speak_call(p, 'short'))}"
+    return f": I Call {title_case(speak_call(p, 'title'))}"
 
 
 def _fact_title(fact: Fact, features: Features, d: Deliberation, r: Reading) -> str:
     name = instrument(features.broad)
     big = capital(name)
     move = day_move(features)
-    calling = r.called
+    calling = r.called and r.plain
     close = features.last_close.get(features.broad or "")
     if fact.kind == "move" and move.pct is not None and move.size in ("big", "violent"):
         way = _with(r, move.up)
@@ -1134,6 +1149,24 @@ def _refusal(d: Deliberation, features: Features, r: Reading) -> str:
     ).strip()
 
 
+def _closest(d: Deliberation, features: Features) -> str:
+    """On an abstention from the menu of calls, the candidate that came closest, in words."""
+    c = getattr(d, "closest", None)
+    if c is None:
+        return ""
+    considered = int(getattr(d, "considered", 0) or 0)
+    wording = humanize(str(c.wording), features.returns)
+    wording = re.sub(r"\b(\d+)h\b", r"\1 hours", wording)
+    remains = max(0.0, abs(float(c.edge)) - float(c.stderr))
+    of = f", of the {considered} I weighed" if considered > 1 else ""
+    return (
+        f"The call that came closest{of}: {wording}, at {float(c.probability):.1%} against its "
+        f"base rate of {float(c.base_rate):.1%} (a random walk says "
+        f"{float(c.naive_probability):.1%}). My calibration is good to ±{float(c.stderr):.1%}, "
+        f"so {remains:.1%} of edge remains, and that is not enough to publish."
+    )
+
+
 def _rule_words(rule_id: str, d: Deliberation) -> str:
     """A rule in words from its id and, when the applied list carries it, its evidence."""
     source, _, rest = rule_id.partition("|")
@@ -1373,6 +1406,7 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         *_wire(d, features, " ".join(argument)),
         *_tape_misleads(d, features, r),
         _refusal(d, features, r),
+        *([closest] if (closest := _closest(d, features)) and not r.called else []),
         *_missing(d, features, r),
         *_notes(context),
         *stories,

@@ -171,13 +171,15 @@ def test_title_body_and_call_agree(name: str) -> None:
         d = w.deliberation
         if d.prediction is None:
             assert "Calling" not in w.title, (w.day, w.title)
+            assert "I Call" not in w.title, (w.day, w.title)
             assert "[DIRECTION:" not in w.body
             assert "**No call this cycle.**" in w.body
             assert "I am calling" not in w.prose
         else:
-            assert "Calling" in w.title or "Rule" in w.title
-            other = "Lower" if d.prediction.direction == "up" else "Higher"
-            assert other not in w.title, (w.day, w.title)
+            assert "Calling" in w.title or "I Call" in w.title, (w.day, w.title)
+            if d.prediction.target == d.target and d.prediction.direction in ("up", "down"):
+                other = "Lower" if d.prediction.direction == "up" else "Higher"
+                assert other not in w.title, (w.day, w.title)
             assert f"[DIRECTION: {d.prediction.direction}]" in w.body
         lean = re.search(r"I Lean (Higher|Lower)", w.title)
         if lean and d.probability_up is not None:
