@@ -18,7 +18,7 @@ from shared.db.models import (
     PredictionRecord,
 )
 from shared.memory import CELL_DEPTH, near_cells
-from shared.scoring import Abstained, CallOutcome, score_lines
+from shared.scoring import Abstained, score_lines
 
 # A cycle leaves at most a lesson per source (four) and one for its pooled forecast, all in the
 # cell of its tape: the newest CELL_DEPTH cycles of a cell fit in one read of this many per cycle.
@@ -66,19 +66,7 @@ def scanned_record(
         # A call settled after as_of was still open then: the record must not know its outcome.
         if as_of is not None and row.settled_at is not None and row.settled_at > as_of:
             status = "open"
-        calls.append(
-            CallOutcome(
-                row.source,
-                row.regime,
-                status,
-                row.confidence,
-                asset_class=row.asset_class,
-                horizon_hours=row.horizon_hours,
-                topic=row.topic,
-                base_rate=row.base_rate,
-                withheld=row.withheld_by is not None,
-            )
-        )
+        calls.append(aggregates.call_outcome(row, status))
     abstentions = [Abstained(a.source, a.regime) for a in session.scalars(skipped)]
     lines = score_lines(calls, abstentions, detail=detail, include_withheld=include_withheld)
     return TrackRecord(as_of=as_of, lines=lines)

@@ -150,7 +150,8 @@ def reach(connection: Connection, moment: datetime) -> None:
     connection.execute(_REACH, {"moment": moment})
 
 
-def _call(row: PredictionRecord, status: str) -> CallOutcome:
+def call_outcome(row: PredictionRecord, status: str) -> CallOutcome:
+    """A stored call as scoring counts it, with the status it had at the moment asked about."""
     return CallOutcome(
         row.source,
         row.regime,
@@ -179,10 +180,10 @@ def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
     moments: list[datetime] = []
     for row in session.new:
         if isinstance(row, PredictionRecord):
-            deltas += opened(_call(row, "open"))
+            deltas += opened(call_outcome(row, "open"))
             moments.append(row.made_at)
             if row.status not in (None, "open"):
-                deltas += closed(_call(row, row.status))
+                deltas += closed(call_outcome(row, row.status))
                 if row.settled_at is not None:
                     moments.append(row.settled_at)
         elif isinstance(row, AbstentionRecord):
@@ -193,7 +194,7 @@ def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
             moments.append(row.settled_at)  # type: ignore[arg-type]
     for row in session.dirty:
         if isinstance(row, PredictionRecord) and _changed_from_open(row):
-            deltas += closed(_call(row, row.status))
+            deltas += closed(call_outcome(row, row.status))
             if row.settled_at is not None:
                 moments.append(row.settled_at)
         elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
