@@ -461,12 +461,86 @@ def _move_verb(move: Move, close: float | None = None) -> str:
     return f"{pair[0] if move.up else pair[1]} {abs(move.pct or 0.0):.2f}%"
 
 
-def _call_tail(r: Reading, d: Deliberation) -> str:
-    """A call that is not a plain direction on the index is named in full in the title."""
-    p = d.prediction
-    if p is None or r.plain:
-        return ""
-    return f": I Call {title_case(speak_call(p, 'title'))}"
+def _title_call(p: Prediction) -> str:
+    """The call as a title's clause: "I Call VIX Within ±15% of 28.03 in 5 Sessions"."""
+    return title_case(f"I call {speak_call(p, 'title')}")
+
+
+def _fact_head(fact: Fact, features: Features, d: Deliberation) -> str:
+    """The lead fact alone, without the desk's reading: what a title that names a call hangs on."""
+    name = instrument(features.broad)
+    big = capital(name)
+    move = day_move(features)
+    close = features.last_close.get(features.broad or "")
+    day = f"{big} {_move_verb(move, close)}" if move.pct is not None else f"A Thin Tape on {name}"
+    if fact.kind == "mega_down":
+        who = _named_megas(features, down=True) or "the Mega-Caps"
+        verb = "Slide" if " and " in who or who == "the Mega-Caps" else "Slides"
+        return f"{capital(who)} {verb} While {name} {_move_verb(move, close)}"
+    if fact.kind == "mega_up":
+        who = _named_megas(features, down=False) or "the Mega-Caps"
+        verb = "Rise" if " and " in who or who == "the Mega-Caps" else "Rises"
+        return f"{capital(who)} {verb} and {name} {_move_verb(move, close)}"
+    if fact.kind == "vix_spike" and features.vix_change_5d is not None and features.vix:
+        return f"VIX Jumps {features.vix_change_5d:.0f} Points in a Week to {features.vix:.1f}"
+    if fact.kind in ("vix_high", "vix_low") and features.vix is not None:
+        return f"VIX at {features.vix:.2f} as {name} {_move_verb(move, close)}"
+    if fact.kind == "month":
+        r20 = _r(features, features.broad).r20 or 0.0
+        return f"{big} {'Down' if r20 < 0 else 'Up'} {abs(r20):.1f}% in a Month"
+    if fact.kind == "inverted" and features.curve_slope is not None:
+        return f"The Curve Inverted at {features.curve_slope:+.2f} Points"
+    if fact.kind == "split" and move.pct is not None:
+        return f"The Minds Split as {name} {_move_verb(move, close)}"
+    return day
+
+
+def _call_joint(p: Prediction, features: Features) -> str:
+    """How the call meets the day: "but" when it runs against the day's look, "and" when not.
+
+    A range inside after a big day bets on calm after it; outside after a quiet one bets on a
+    break; a side call (threshold, or direction on another instrument) against the day's move.
+    """
+    move = day_move(features)
+    loud = move.size in ("big", "violent") or (features.vix_change_5d or 0.0) >= 5
+    kind = str(p.kind)
+    if kind == "range":
+        against = loud if p.direction == "inside" else not loud
+    else:
+        # A side call meets its own instrument's day (VIX rising on a falling index is with it).
+        own = _r(features, p.target).r1
+        day = own if own is not None else move.pct
+        against = day is not None and abs(day) >= 0.5 and (p.direction == "up") != (day > 0)
+    return ", but " if against else ", and "
+
+
+def _called_title(
+    lead: Fact | Change, features: Features, d: Deliberation, p: Prediction
+) -> list[str]:
+    """Titles that name a call other than a plain direction on the index, longest first."""
+    call = _title_call(p)
+    joint = _call_joint(p, features)
+    move = day_move(features)
+    close = features.last_close.get(features.broad or "")
+    if isinstance(lead, Change):
+        day = (
+            f" as {instrument(features.broad)} {_move_verb(move, close)}"
+            if move.pct is not None
+            else ""
+        )
+        head = f"{lead.headline}{day}"
+    else:
+        head = _fact_head(lead, features, d)
+    short = (
+        f"{capital(instrument(features.broad))} {_move_verb(move, close)}"
+        if move.pct is not None
+        else ""
+    )
+    return [
+        capital(head) + joint + call,
+        *([short + joint + call] if short else []),
+        call,
+    ]
 
 
 def _fact_title(fact: Fact, features: Features, d: Deliberation, r: Reading) -> str:
@@ -506,12 +580,21 @@ def _fact_title(fact: Fact, features: Features, d: Deliberation, r: Reading) -> 
         who = _named_megas(features, down=True) or "the Mega-Caps"
         verb = "Slide" if " and " in who or who == "the Mega-Caps" else "Slides"
         head = f"{capital(who)} {verb} While {name} {_move_verb(move, close)}"
+        if r.lean == "down" and calling:
+            # Two named mega-caps and a close make this the longest title: the close gives way.
+            title = f"{head}: the Mega-Caps Are Lying to the Index, and I'm Calling It Lower"
+            if len(title) > TITLE_MAX:
+                title = (
+                    f"{capital(who)} {verb} While {name} {_move_verb(move)}: the Mega-Caps Are "
+                    "Lying to the Index, and I'm Calling It Lower"
+                )
+            return title
         if r.lean == "down":
-            return f"{head}: the Mega-Caps Are Lying to the Index" + (
-                ", and I'm Calling It Lower" if calling else ""
-            )
+            return f"{head}: the Mega-Caps Are Lying to the Index"
         if r.lean == "up":
-            return f"{head}, and I Side With the Index" + (" on a Call" if calling else "")
+            if calling:
+                return f"{head}: I Side With the Index and I'm Calling It Higher"
+            return f"{head}, and I Side With the Index"
         return f"{head}, and I Can't Yet Tell Which One Is Lying"
     if fact.kind == "mega_up":
         who = _named_megas(features, down=False) or "the Mega-Caps"
@@ -616,14 +699,34 @@ def _change_title(change: Change, features: Features, d: Deliberation, r: Readin
 
 
 def _title(lead: Fact | Change, features: Features, d: Deliberation, r: Reading) -> str:
-    if isinstance(lead, Change):
-        title = _change_title(lead, features, d, r)
+    """The thesis in at most TITLE_MAX characters: a shorter whole title, never a cut one."""
+    if r.called and not r.plain and d.prediction is not None:
+        options = _called_title(lead, features, d, d.prediction)
     else:
-        title = _fact_title(lead, features, d, r)
-    if r.reason == "rule" and "Rule" not in title:
-        title += ", but My Own Rule Stops the Call"
-    title = capital(title) + _call_tail(r, d)
-    return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1].rstrip() + "…"
+        if isinstance(lead, Change):
+            title = _change_title(lead, features, d, r)
+        else:
+            title = _fact_title(lead, features, d, r)
+        if r.reason == "rule" and "Rule" not in title:
+            title += ", but My Own Rule Stops the Call"
+        move = day_move(features)
+        close = features.last_close.get(features.broad or "")
+        short = capital(instrument(features.broad)) + (
+            f" {_move_verb(move, close)}" if move.pct is not None else ""
+        )
+        options = [capital(title), f"{short}, {_lean_words(r)}"]
+        if r.called and d.prediction is not None and not re.search(r"Calling|I Call", title):
+            # A lead whose tail reads the tape but not the call (a split, a VIX level, a mind
+            # turning): the call is added in words, or the title names it in full.
+            word = "Higher" if r.lean == "up" else "Lower"
+            named = f"I Call {instrument(d.prediction.target)} {word}"
+            joint = ": " if ":" not in title else ", and " if ", and" not in title else "; "
+            options = [
+                f"{capital(title)}{joint}{named}",
+                *_called_title(lead, features, d, d.prediction),
+                f"{short}, {_lean_words(r)}",
+            ]
+    return next((t for t in options if len(t) <= TITLE_MAX), options[-1])
 
 
 def _named_megas(features: Features, *, down: bool) -> str:
@@ -1013,8 +1116,9 @@ def _objection(
 
 
 def _tape_misleads(d: Deliberation, features: Features, r: Reading) -> list[str]:
-    """When the call runs against the tape's look, say why the tape misleads."""
-    if not r.called or d.prediction is None:
+    """When the call runs against the tape's look, say why the tape misleads (a direction call
+    on the index; a call of another kind says what it bets on in _the_call)."""
+    if not r.called or not r.plain or d.prediction is None:
         return []
     move = day_move(features)
     r5 = _r(features, features.broad).r5
@@ -1056,6 +1160,59 @@ def _tape_misleads(d: Deliberation, features: Features, r: Reading) -> list[str]
     ]
 
 
+def _the_call(d: Deliberation, features: Features, r: Reading) -> list[str]:
+    """A call that is not a direction on the index: what it bets on, and why it is not the
+    argument's lean restated (the minds argue direction; the menu chose this call)."""
+    p = d.prediction
+    if not r.called or r.plain or p is None:
+        return []
+    name = instrument(p.target)
+    move = day_move(features)
+    loud = move.size in ("big", "violent") or (features.vix_change_5d or 0.0) >= 5
+    kind = str(p.kind)
+    words = speak_call(p)
+    if kind == "range":
+        if p.direction == "inside":
+            bet = (
+                "a bet that the sessions after a day this loud are quieter"
+                if loud
+                else "a bet that this calm holds"
+            )
+        else:
+            bet = (
+                "a bet that the swings go on, whichever way"
+                if loud
+                else "a bet that this calm breaks, whichever way"
+            )
+        lead = f"My call is on size, not direction: {words}, {bet}."
+    elif kind == "threshold":
+        lead = f"My call is on a level, not on the minds' lean: {words}."
+    else:
+        lead = f"My call is on {name}, not on {instrument(features.broad)}: {words}."
+    odds = (
+        f" My calibration gives it {p.confidence:.0%}; a random walk at today's volatility, "
+        f"{p.naive_probability:.0%}."
+        if p.naive_probability is not None
+        else ""
+    )
+    return [lead + odds]
+
+
+def _since(lead: Fact | Change, news: list[Change]) -> str:
+    """What else changed, in at most two sentences; a second new story is not announced as new
+    twice in a row."""
+    said: list[str] = []
+    opened = isinstance(lead, Change) and lead.kind == "story_new"
+    for c in news[:2]:
+        text = c.sentence
+        if c.kind == "story_new":
+            if opened:
+                text = text.replace("A new story opened today: ", "Another opened beside it: ", 1)
+            opened = True
+        said.append(text)
+    return " ".join(said)
+
+
 # --- what the desk refuses, and what stops it ----------------------------------------------------
 
 
@@ -1090,6 +1247,9 @@ def _refusal(d: Deliberation, features: Features, r: Reading) -> str:
             if p.base_rate is not None
             else ""
         )
+        if p.base_rate is not None and p.confidence < p.base_rate:
+            # The menu calls the likelier side even when it is less likely than usual: say so.
+            base += ", less often than usual and still more often than not"
         return (
             f"What I will not do is dress this up: it is a {p.confidence:.0%} call{base}, "
             "and I size my words to it. " + record + rule_words
@@ -1401,18 +1561,20 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         )
     else:
         opening = _lede_fact(lead, features, d)
-    since = " ".join(c.sentence for c in news[:2])
+    since = _since(lead, news)
     told = {c.key for c in (*news[:2], *([lead] if isinstance(lead, Change) else [])) if c.key}
     memory, stories = _memory(d, features), _stories(d, features, told)
     argument = _argument(d, features, r)
+    wire = _wire(d, features, " ".join(argument))
     paragraphs: list[str] = [
         f"**Cycle {context.cycle_number} | {as_of:%B %d, %Y — %H:%M} UTC**",
         _sentences(opening),
         *([_sentences(since)] if since else []),
         _sentences(_tape(features)),
         *argument,
-        *_wire(d, features, " ".join(argument)),
+        *wire,
         *_tape_misleads(d, features, r),
+        *_the_call(d, features, r),
         _refusal(d, features, r),
         *([closest] if (closest := _closest(d, features)) and not r.called else []),
         *_missing(d, features, r),
@@ -1423,8 +1585,8 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         "---",
         _footer(d),
     ]
-    # Over the length a reader will finish, memory goes first, then the stories.
-    for optional in (memory, stories):
+    # Over the length a reader will finish, memory goes first, then the stories, then the wire.
+    for optional in (memory, stories, wire):
         if sum(len(x.split()) for x in paragraphs) <= MAX_WORDS:
             break
         paragraphs = [x for x in paragraphs if x not in optional]

@@ -15,7 +15,7 @@ import pytest
 from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
 from shared.brain.prompting import contradiction
-from shared.brain.prose import day_move, speak_call
+from shared.brain.prose import TITLE_MAX, day_move, speak_call, write_dispatch
 from shared.contracts import (
     Breadth,
     CycleContext,
@@ -56,6 +56,7 @@ class Written:
     deliberation: Deliberation
     title: str
     body: str
+    context: CycleContext
 
     @property
     def prose(self) -> str:
@@ -86,6 +87,7 @@ class RecordingBrain(OfflineBrain):
                 deliberation,
                 draft.title,
                 draft.body_md,
+                context,
             )
         )
         return draft
@@ -181,10 +183,79 @@ def test_title_body_and_call_agree(name: str) -> None:
                 other = "Lower" if d.prediction.direction == "up" else "Higher"
                 assert other not in w.title, (w.day, w.title)
             assert f"[DIRECTION: {d.prediction.direction}]" in w.body
+            assert instrument(d.prediction.target).lower() in w.title.lower(), (w.day, w.title)
+        assert "…" not in w.title, (w.day, w.title)
+        assert len(w.title) <= TITLE_MAX, (w.day, w.title)
         lean = re.search(r"I Lean (Higher|Lower)", w.title)
         if lean and d.probability_up is not None:
             body_lean = "higher" if lean.group(1) == "Higher" else "lower"
             assert f"lean is {'lower' if body_lean == 'higher' else 'higher'}" not in w.body
+
+
+def _as_kind(p: Prediction, kind: str, side: str, target: str, reference: float) -> Prediction:
+    """The same call moment recast as another kind of call, as the menu could have chosen it."""
+    return p.model_copy(
+        update={
+            "target": target,
+            "kind": kind,
+            "direction": side,
+            "reference_price": reference,
+            "threshold": round(reference * (1.02 if side == "up" else 0.98), 2)
+            if kind == "threshold"
+            else None,
+            "range_pct": 1.5 if kind == "range" else None,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "kind", "side", "target", "words"),
+    [
+        # The day whose long split title was cut to "...: I…" with a range call.
+        ("2015-07-15", "range", "inside", "MSFT", ("Microsoft Within ±1.5% of",)),
+        ("2015-07-15", "range", "outside", "^IXIC", ("the Nasdaq Outside ±1.5% of",)),
+        ("2015-07-15", "threshold", "up", "^VIX", ("VIX Above",)),
+        ("2015-07-15", "threshold", "down", "^GSPC", ("the S&P 500 Below",)),
+        ("2015-07-15", "direction", "up", "^IXIC", ("the Nasdaq Above",)),
+        ("2015-07-15", "direction", "down", "^GSPC", ()),
+        ("2015-07-15", "direction", "up", "^GSPC", ()),
+        ("2015-08-26", "direction", "down", "^GSPC", ()),
+        # A 3.9% surge: a range call is not "calling down anyway".
+        ("2015-08-26", "range", "inside", "^VIX", ("VIX Within ±1.5% of",)),
+        ("2015-08-26", "threshold", "down", "^VIX", ("VIX Below",)),
+    ],
+)
+def test_every_kind_of_call_gets_a_whole_title_that_names_it(
+    day: str, kind: str, side: str, target: str, words: tuple[str, ...]
+) -> None:
+    """A direction, threshold or range call (or an abstention) on a real cycle gets a whole title
+    within TITLE_MAX that names the call, and a body that never words it as another kind."""
+    w = next(x for x in written("demo") if x.day == date.fromisoformat(day))
+    assert w.deliberation.prediction is not None
+    reference = w.context.features.last_close[target]
+    call = _as_kind(w.deliberation.prediction, kind, side, target, reference)
+    d = w.deliberation.model_copy(update={"prediction": call, "target": "^GSPC"})
+    title, body = write_dispatch(d, w.context)
+    assert len(title) <= TITLE_MAX, title
+    assert "…" not in title, title
+    assert "Calling" in title or "I Call" in title, title
+    for word in words:
+        assert word in title, title
+    if kind != "direction" or target != "^GSPC":
+        assert "I am calling" not in body
+        assert "Higher" not in title, title
+        assert "Lower" not in title, title
+    else:
+        other = ("Lower", "Below") if side == "up" else ("Higher", "Above")
+        assert not any(x in title for x in other), title
+    assert f"[DIRECTION: {side}]" in body
+    assert speak_call(call).removeprefix(instrument(target)) in body
+    none, none_body = write_dispatch(d.model_copy(update={"prediction": None}), w.context)
+    assert len(none) <= TITLE_MAX, none
+    assert "…" not in none, none
+    assert "I Call" not in none, none
+    assert "Calling" not in none, none
+    assert "**No call this cycle.**" in none_body
 
 
 @pytest.mark.parametrize("name", sorted(SLICES))
