@@ -1171,29 +1171,27 @@ def _the_call(d: Deliberation, features: Features, r: Reading) -> list[str]:
     loud = move.size in ("big", "violent") or (features.vix_change_5d or 0.0) >= 5
     kind = str(p.kind)
     words = speak_call(p)
+    # A rough tape without a loud day (VIX in the mid-20s, a month of 25% volatility) is not calm.
+    rough = (features.vix or 0.0) >= 25 or (features.realized_vol_20d or 0.0) >= 25
+    tape = "loud" if loud else "rough" if rough else "calm"
     if kind == "range":
-        if p.direction == "inside":
-            bet = (
-                "a bet that the sessions after a day this loud are quieter"
-                if loud
-                else "a bet that this calm holds"
-            )
-        else:
-            bet = (
-                "a bet that the swings go on, whichever way"
-                if loud
-                else "a bet that this calm breaks, whichever way"
-            )
-        lead = f"My call is on size, not direction: {words}, {bet}."
+        bet = {
+            ("inside", "loud"): "a bet that the sessions after a day this loud are quieter",
+            ("inside", "rough"): "a bet that this rough tape keeps settling",
+            ("inside", "calm"): "a bet that this calm holds",
+            ("outside", "loud"): "a bet that the swings go on, whichever way",
+            ("outside", "rough"): "a bet that this rough tape swings again, whichever way",
+            ("outside", "calm"): "a bet that this calm breaks, whichever way",
+        }[(str(p.direction), tape)]
+        lead = f"My call is on size, not direction: {words}, {bet}"
     elif kind == "threshold":
-        lead = f"My call is on a level, not on the minds' lean: {words}."
+        lead = f"My call is on a level, not on the minds' lean: {words}"
     else:
-        lead = f"My call is on {name}, not on {instrument(features.broad)}: {words}."
+        lead = f"My call is on {name}, not on {instrument(features.broad)}: {words}"
     odds = (
-        f" My calibration gives it {p.confidence:.0%}; a random walk at today's volatility, "
-        f"{p.naive_probability:.0%}."
+        f" ({p.confidence:.0%} by my calibration, {p.naive_probability:.0%} for a random walk)."
         if p.naive_probability is not None
-        else ""
+        else "."
     )
     return [lead + odds]
 
@@ -1249,7 +1247,17 @@ def _refusal(d: Deliberation, features: Features, r: Reading) -> str:
         )
         if p.base_rate is not None and p.confidence < p.base_rate:
             # The menu calls the likelier side even when it is less likely than usual: say so.
-            base += ", less often than usual and still more often than not"
+            base += ", rarer than usual but likelier than not"
+        if not r.plain and d.probability_up is not None:
+            # The minds argued direction; the menu chose another call: say why not direction.
+            return (
+                f"What I will not do is call {instrument(features.broad)}'s direction on the "
+                f"minds' {100 * d.probability_up:.1f}% for a higher close: of the "
+                f"{d.considered or 'many'} calls I weighed, this one is furthest beyond its "
+                f"error, at {p.confidence:.0%}{base.replace(' for that outcome', '')}. "
+                + record
+                + rule_words
+            ).strip()
         return (
             f"What I will not do is dress this up: it is a {p.confidence:.0%} call{base}, "
             "and I size my words to it. " + record + rule_words
@@ -1590,4 +1598,7 @@ def write_dispatch(d: Deliberation, context: CycleContext) -> tuple[str, str]:
         if sum(len(x.split()) for x in paragraphs) <= MAX_WORDS:
             break
         paragraphs = [x for x in paragraphs if x not in optional]
+    if sum(len(x.split()) for x in paragraphs) > MAX_WORDS and len(news) > 1 and since:
+        # Still long: the second change since the last dispatch gives way to the first.
+        paragraphs[paragraphs.index(_sentences(since))] = _sentences(_since(lead, news[:1]))
     return _title(lead, features, d, r), "\n\n".join(paragraphs) + "\n"
