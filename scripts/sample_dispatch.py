@@ -4,7 +4,7 @@ Runs the fleet's own code in one process (the backtest engine: no broker, no dat
 demo's range and prints the title and body of the chosen session's dispatch. The README's example
 is this script's output, pasted: rerun it to refresh the example after the writer changes.
 
-    .venv/bin/python scripts/sample_dispatch.py [--day 2015-08-25] [--from 2015-06-01]
+    .venv/bin/python scripts/sample_dispatch.py [--day 2015-08-24] [--from 2015-06-01]
                                                 [--to 2015-09-15] [--data DIR]
 """
 
@@ -35,7 +35,7 @@ class _Keeping(OfflineBrain):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--day", type=date.fromisoformat, default=date(2015, 8, 25))
+    parser.add_argument("--day", type=date.fromisoformat, default=date(2015, 8, 24))
     parser.add_argument("--from", dest="start", type=date.fromisoformat, default=date(2015, 6, 1))
     parser.add_argument("--to", dest="end", type=date.fromisoformat, default=date(2015, 9, 15))
     parser.add_argument("--data", type=Path, default=None)
