@@ -1220,7 +1220,9 @@ def _refusal(d: Deliberation, features: Features, r: Reading) -> str:
     record = (
         f"My own record: {_record_words(own, scope)}"
         + (
+            # A record that ties or trails the base rate has no edge, and says so plainly.
             f", Brier skill {own.brier_skill:+.3f} against always quoting the base rate"
+            + (": no edge over it yet" if own.brier_skill <= 0 else "")
             if own.brier_skill is not None
             else ""
         )
@@ -1252,11 +1254,8 @@ def _refusal(d: Deliberation, features: Features, r: Reading) -> str:
             # The minds argued direction; the menu chose another call: say why not direction.
             return (
                 f"What I will not do is call {instrument(features.broad)}'s direction on the "
-                f"minds' {100 * d.probability_up:.1f}% for a higher close: of the "
-                f"{d.considered or 'many'} calls I weighed, this one is furthest beyond its "
-                f"error, at {p.confidence:.0%}{base.replace(' for that outcome', '')}. "
-                + record
-                + rule_words
+                f"minds' {100 * d.probability_up:.1f}% for a higher close. This call is "
+                f"{p.confidence:.0%}{base.replace(' for that outcome', '')}. " + record + rule_words
             ).strip()
         return (
             f"What I will not do is dress this up: it is a {p.confidence:.0%} call{base}, "
