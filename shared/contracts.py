@@ -848,6 +848,23 @@ class Candidate(Contract):
     verdict: str = Field(default="", description="Why it was made, or why it fell short.")
 
 
+class Recap(Contract):
+    """The previous dispatch as the next one sees it, so the dispatch can say what changed since:
+    a mind changing sides, a story turning, a rule coming into force, the last call settling."""
+
+    as_of: AwareDatetime
+    minds: tuple[MindSummary, ...] = ()
+    prediction: Prediction | None = None
+    probability_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    stories: tuple[Story, ...] = ()
+    settled: Outcome | None = Field(
+        default=None, description="The previous call's outcome, when this cycle's close settles it."
+    )
+    settle_price: float | None = None
+    new_rules: tuple[LearnedRule, ...] = Field(default=(), description="Came into force since.")
+    retired_rules: tuple[LearnedRule, ...] = Field(default=(), description="Retired since.")
+
+
 class Deliberation(Contract):
     """What the synthesis decided in code, before any prose; the brain writes words for it."""
 
@@ -885,6 +902,9 @@ class Deliberation(Contract):
     considered: int = Field(default=0, ge=0, description="Candidates weighed on the menu.")
     record_basis: str | None = Field(
         default=None, description="What the calibration rests on, in a sentence."
+    )
+    previous: Recap | None = Field(
+        default=None, description="The last dispatch before this one, for what changed since."
     )
 
 

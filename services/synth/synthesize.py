@@ -12,7 +12,17 @@ from services.synth.deliberate import deliberate
 from services.synth.menu import MenuCalibrator
 from services.synth.rules import active, count_stops
 from services.synth.stories import follow
-from shared.contracts import CycleContext, Dispatch, LearnedRule, Memory, MindOutput, Story
+from shared.contracts import (
+    CycleContext,
+    Dispatch,
+    LearnedRule,
+    Memory,
+    MindOutput,
+    Outcome,
+    Prediction,
+    Recap,
+    Story,
+)
 from shared.ports import Brain
 
 NO_REPLY = "no reply"
@@ -32,6 +42,46 @@ def with_absentees(
     return ordered + extras
 
 
+def _settles_now(call: Prediction, context: CycleContext) -> tuple[Outcome, float] | None:
+    """The previous call's outcome when this cycle's close is the one that settles it.
+
+    The same rule as the resolver's judge (the first close at or after maturity, strictly beyond
+    the line); a call maturing later, or whose target has no close here, is left to the resolver.
+    """
+    features = context.features
+    close = features.last_close.get(call.target)
+    if close is None or call.matures_at > context.snapshot.as_of:
+        return None
+    quote = context.snapshot.quote(call.target)
+    session = quote.session if quote else features.session
+    if session < call.matures_at.date():
+        return None
+    hit = close > call.line if call.direction == "up" else close < call.line
+    return ("hit" if hit else "miss"), close
+
+
+def recap(
+    previous: Dispatch | None, rules: Sequence[LearnedRule], context: CycleContext
+) -> Recap | None:
+    """What the last dispatch said, as this one needs it to tell what changed since."""
+    if previous is None or previous.as_of >= context.snapshot.as_of:
+        return None
+    before = {r.id for r in previous.rules if r.status == "active"}
+    now = {r.id for r in rules if r.status == "active"}
+    settled = _settles_now(previous.prediction, context) if previous.prediction else None
+    return Recap(
+        as_of=previous.as_of,
+        minds=previous.minds,
+        prediction=previous.prediction,
+        probability_up=previous.probability_up,
+        stories=previous.stories,
+        settled=settled[0] if settled else None,
+        settle_price=settled[1] if settled else None,
+        new_rules=tuple(r for r in rules if r.status == "active" and r.id not in before),
+        retired_rules=tuple(r for r in rules if r.id in before and r.id not in now),
+    )
+
+
 def synthesize(
     context: CycleContext,
     outputs: Sequence[MindOutput],
@@ -44,12 +94,14 @@ def synthesize(
     stories: Sequence[Story] = (),
     recalled: Sequence[Memory] = (),
     menu: MenuCalibrator | None = None,
+    previous: Dispatch | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
     rules is the whole rule book (retired rules included, as history); the active ones are
     enforced, and the dispatch carries the book on with this cycle's stops counted. stories
-    are the last cycle's, followed on here; recalled are the past lessons the caller found.
+    are the last cycle's, followed on here; recalled are the past lessons the caller found;
+    previous is the last dispatch, so that the words can say what changed since.
     """
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
@@ -62,6 +114,7 @@ def synthesize(
         recalled=recalled,
         menu=menu,
     )
+    decision = decision.model_copy(update={"previous": recap(previous, rules, context)})
     draft = brain.write(decision, context)
     snapshot = context.snapshot
     return Dispatch(

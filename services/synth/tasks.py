@@ -72,6 +72,7 @@ class Reading:
     recalled: tuple[Memory, ...]
     state: State
     current: bool  # at or after the state's as_of: this cycle carries the state forward
+    previous: Dispatch | None = None  # the last dispatch before it, for what changed since
     menu: MenuCalibrator | None = None
 
 
@@ -97,10 +98,10 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
         current = state.as_of is None or cycle.as_of >= state.as_of
         # The same recalibration the backtest fits, from the forecasts settled by as_of.
         calibrator = fit(history_at(session, cycle.as_of), start=state.fit if current else None)
+        before = previous_dispatch(session, cycle.as_of)
         if current:
             book, stories = state.rules, state.stories
         else:
-            before = previous_dispatch(session, cycle.as_of)
             book, stories = (before.rules, before.stories) if before else ((), ())
         # The rule book carried forward, judged on today's evidence.
         evidence = track_record(session, cycle.as_of, include_withheld=True)
@@ -130,7 +131,7 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
     # The prompts see what the desk learned: the rule book, the stories, the lessons.
     context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
     return Reading(context, calibrator, tuple(rules), tuple(stories), tuple(recalled), state,
-                   current, menu)  # fmt: skip
+                   current, before, menu)  # fmt: skip
 
 
 def store_reading(
@@ -193,6 +194,7 @@ def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> di
                     stories=reading.stories,
                     recalled=reading.recalled,
                     menu=reading.menu,
+                    previous=reading.previous,
                 )
 
             try:

@@ -22,6 +22,7 @@ from shared.contracts import (
     Stance,
     SymbolReturns,
 )
+from shared.names import breadth, capital, instrument
 from shared.news import quote
 
 # Daily index direction is close to a coin flip: no mind may claim more than 65/35, so that its
@@ -133,7 +134,8 @@ def _clamp(x: float, low: float, high: float) -> float:
 
 
 def _name(features: Features) -> str:
-    return features.broad or "the index"
+    # Arguments are quoted in dispatches: instruments go by their names, never their tickers.
+    return instrument(features.broad)
 
 
 # --- macro ---------------------------------------------------------------------------------------
@@ -378,28 +380,27 @@ def _flow_news(context: CycleContext, reading: Reading) -> None:
 def _breadth_signal(label: str, mega_down: int, mega_count: int) -> tuple[float, str] | None:
     """Reads a breadth label; the labels are compositional words, so parse the words, not a list."""
     words = set(label.lower().split("_"))
-    text = label.replace("_", " ")
+    text = breadth(label)
     if "mega" in words and "down" in words and ({"flat", "up"} & words):
         who = f"{mega_down} of {mega_count} mega-caps down" if mega_count else "mega-caps down"
         return -0.03, (
-            f"Breadth reads '{label}': {who} while the index holds up; the mega-caps "
-            "are lying to the index, and that is rarely a healthy tape."
+            f"Breadth: {who} while the index holds up; the mega-caps are lying to the "
+            "index, and that is rarely a healthy tape."
         )
     if "mega" in words and "up" in words and ({"flat", "down"} & words):
         return -0.015, (
-            f"Breadth reads '{label}': the heaviest names carry the index while the "
-            "rest lag, a narrow market."
+            "Breadth: the heaviest names carry the index while the rest lag, a narrow market."
         )
     if "narrow" in words:
-        return -0.015, f"Breadth reads '{text}': few names doing the work."
+        return -0.015, f"Breadth shows {text}: few names doing the work."
     if "broad" in words and ({"up", "rally", "advance"} & words):
-        return 0.02, f"Breadth reads '{text}': participation is wide, the healthy kind of rally."
+        return 0.02, f"Breadth shows {text}: participation is wide, the healthy kind of rally."
     if "broad" in words and ({"down", "selloff", "decline"} & words):
-        return -0.02, f"Breadth reads '{text}': selling is everywhere, not just in a few names."
+        return -0.02, f"Breadth shows {text}: selling is everywhere, not just in a few names."
     if "small" in words and ({"lead", "leads", "up"} & words):
-        return 0.01, f"Breadth reads '{text}': small caps leading, risk appetite widening."
+        return 0.01, f"Breadth shows {text}: small caps leading, risk appetite widening."
     if "small" in words and ({"lag", "lags", "down"} & words):
-        return -0.01, f"Breadth reads '{text}': small caps lagging, appetite shrinking."
+        return -0.01, f"Breadth shows {text}: small caps lagging, appetite shrinking."
     return None
 
 
@@ -423,7 +424,7 @@ def read_flow(context: CycleContext) -> Reading:
             score += _clamp(r20 * 0.006, -0.03, 0.03)
             parts.append(f"{r20:+.1f}% over 20")
         mood = "up" if score > 0.005 else "down" if score < -0.005 else "flat"
-        reading.add(score, f"{name} is {' and '.join(parts)}: momentum is {mood}.")
+        reading.add(score, f"{capital(name)} is {' and '.join(parts)}: momentum is {mood}.")
 
     reading.checked += 1
     label_known = b.label not in ("", "unknown") and not k.is_distrusted("breadth", "breadth.label")
@@ -451,13 +452,14 @@ def read_flow(context: CycleContext) -> Reading:
         if gap >= 1.0:
             reading.add(
                 0.01,
-                f"{f.tech} ahead of {name} by {gap:+.1f} pts over 5 sessions: "
+                f"{capital(instrument(f.tech))} ahead of {name} by {gap:+.1f} pts over 5 sessions: "
                 "growth is being bought.",
             )
         elif gap <= -1.0:
             reading.add(
                 -0.01,
-                f"{f.tech} behind {name} by {gap:+.1f} pts over 5 sessions: growth is being sold.",
+                f"{capital(instrument(f.tech))} behind {name} by {gap:+.1f} pts over 5 "
+                "sessions: growth is being sold.",
             )
     small5 = f.returns.get(f.small or "", SymbolReturns()).r5
     small_gap = (
@@ -467,13 +469,13 @@ def read_flow(context: CycleContext) -> Reading:
         if small_gap >= 1.0:
             reading.add(
                 0.01,
-                f"Small caps ({f.small}) {small_gap:+.1f} pts against {name}: "
+                f"Small caps ({instrument(f.small)}) {small_gap:+.1f} pts against {name}: "
                 "participation is broadening.",
             )
         elif small_gap <= -1.0:
             reading.add(
                 -0.01,
-                f"Small caps ({f.small}) {small_gap:+.1f} pts against {name}: "
+                f"Small caps ({instrument(f.small)}) {small_gap:+.1f} pts against {name}: "
                 "the rally, if any, is narrow.",
             )
 
@@ -516,7 +518,8 @@ def read_contrarian(context: CycleContext) -> Reading:
         sd5 = vol * math.sqrt(5 / TRADING_DAYS)
         z = r5 / sd5
         head = (
-            f"{name} {r5:+.1f}% in 5 sessions against 20d realized vol of {vol:.1f}% "
+            f"{capital(name)} {r5:+.1f}% in 5 sessions against 20-day realised volatility "
+            f"of {vol:.1f}% "
             f"(a 5-session sd of {sd5:.1f}%), a {z:+.1f} sd move"
         )
         if z <= -1.5:
@@ -539,12 +542,17 @@ def read_contrarian(context: CycleContext) -> Reading:
         if r5 <= -4:
             reading.add(
                 0.02,
-                f"{name} {r5:+.1f}% in 5 sessions, a hard selloff even without a vol yardstick.",
+                f"{capital(name)} {r5:+.1f}% in 5 sessions, a hard selloff even without a "
+                "vol yardstick.",
             )
         elif r5 >= 4:
-            reading.add(-0.01, f"{name} {r5:+.1f}% in 5 sessions, a run that invites give-back.")
+            reading.add(
+                -0.01, f"{capital(name)} {r5:+.1f}% in 5 sessions, a run that invites give-back."
+            )
         else:
-            reading.add(0.0, f"{name} {r5:+.1f}% in 5 sessions: no extreme to lean against.")
+            reading.add(
+                0.0, f"{capital(name)} {r5:+.1f}% in 5 sessions: no extreme to lean against."
+            )
 
     if vix is not None:
         if vix >= 35:
@@ -657,9 +665,9 @@ def _argument(reading: Reading, stance: Stance, p_up: float, target: str | None)
     sentences = moved + [s.text for s in ranked] + read
     if reading.missing:
         sentences.append(
-            f"Not known at as_of: {', '.join(reading.missing)}; confidence cut accordingly."
+            f"Not known this cycle: {', '.join(reading.missing)}; confidence cut accordingly."
         )
-    where = target or "the index"
+    where = instrument(target)
     if stance == "neutral":
         sentences.append(f"No lean: the evidence nets to p(up) {p_up:.2f}.")
     else:

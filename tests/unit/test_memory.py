@@ -94,7 +94,8 @@ def test_the_dispatch_mentions_the_stories_it_follows() -> None:
         ("fear:VIX", "accelerating"),
     }
     assert (
-        "Stories I'm following: SPY drawdown, accelerating (SPY -9.0% over 20" in dispatch.body_md
+        "Stories I'm following: the drawdown in the S&P 500, accelerating after 2 sessions "
+        "(the S&P 500 -9.0% over 20" in dispatch.body_md
     )
 
 

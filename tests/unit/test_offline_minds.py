@@ -54,7 +54,7 @@ def test_flow_is_bearish_when_mega_caps_lie_to_the_index_and_momentum_is_weak() 
     assert out.stance == "bearish"
     assert out.call is not None
     assert out.call.direction == "down"
-    assert "mega_down_index_flat" in out.argument
+    assert "the mega-caps are lying to the index" in out.argument
     assert "-3.2%" in out.argument
 
 

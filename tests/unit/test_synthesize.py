@@ -46,18 +46,20 @@ def test_a_missing_mind_is_absent_and_the_body_says_so() -> None:
     assert flow.status == "absent"
     assert flow.reason == "no reply"
     assert flow.weight == 0.0
-    assert "**Flow Mind** didn't show up: no reply." in dispatch.body_md
+    assert "Flow Mind did not show up (no reply)" in dispatch.body_md
     assert "flow mind absent: no reply" in dispatch.missing
     assert "Flow: absent" in dispatch.body_md
 
 
-def test_body_names_every_mind_with_its_confidence() -> None:
-    """Each mind appears with its stance and confidence as a percentage, and in the footer."""
+def test_body_argues_with_the_minds_and_the_footer_lists_them() -> None:
+    """The body sides with a named mind at its confidence; the footer lists every mind."""
     dispatch = _run(_hollow_context())
+    macro = next(s for s in dispatch.minds if s.mind == "macro")
+    assert f"I side with Macro Mind, bearish at {macro.confidence:.0%} confidence" in (
+        dispatch.body_md
+    )
+    assert "Flow Mind agrees" in dispatch.body_md
     for s in dispatch.minds:
-        label = f"**{s.mind.title()} Mind**"
-        assert label in dispatch.body_md
-        assert f"{s.confidence:.0%} confidence" in dispatch.body_md
         assert f"{s.mind.title()}: {s.confidence:.0%}" in dispatch.body_md
 
 
@@ -67,7 +69,10 @@ def test_body_ends_with_the_structured_call_then_the_footer() -> None:
     p = dispatch.prediction
     assert p is not None
     body = dispatch.body_md
-    assert f"**Prediction:** SPY closes below {p.reference_price:.2f} within 24h" in body
+    assert (
+        f"**Prediction:** the S&P 500 (SPY) closes below {p.reference_price:,.2f} within 24 hours"
+        in body
+    )
     tags = f"[DIRECTION: down] [TIMEFRAME: 24h] [CONFIDENCE: {p.confidence:.2f}]"
     assert tags in body
     assert f"Falsifier: {p.falsifier}." in body
@@ -77,7 +82,7 @@ def test_body_ends_with_the_structured_call_then_the_footer() -> None:
         r"\*Debate: \w+ \| Conviction: \d+% \| Macro: \d+% \| Flow: \d+% \| Contrarian: \d+%\*",
         footer,
     )
-    assert body.index(tags) > body.index("**Flow Mind**")
+    assert body.index(tags) > body.index("Flow Mind")
     assert body.index(tags) < body.index(footer)
 
 
@@ -91,7 +96,7 @@ def test_body_ends_with_the_abstention_when_no_call() -> None:
     assert "[DIRECTION:" not in body
     last_section = body.rstrip().split("\n\n---\n\n")[0].split("\n\n")[-1]
     assert last_section.startswith("**No call this cycle.**")
-    assert "edge" in last_section
+    assert "an edge of" in body
 
 
 def test_body_mentions_what_was_missing() -> None:
@@ -99,9 +104,10 @@ def test_body_mentions_what_was_missing() -> None:
     flags = (DataFlag(code="feed_error", subject="^VIX", detail="HTTP 503"),)
     features = fx.calm_features(**fx.panic(), unknown=("curve_slope",), curve_slope=None)
     dispatch = _run(fx.context(features, flags=flags))
-    assert "What I couldn't see:" in dispatch.body_md
-    assert "^VIX: feed error (HTTP 503)" in dispatch.body_md
-    assert "curve_slope not computable" in dispatch.body_md
+    assert "What I could not see:" in dispatch.body_md
+    assert "VIX unavailable (its feed failed)" in dispatch.body_md
+    assert "no Treasury curve" in dispatch.body_md
+    assert "curve_slope" not in dispatch.body_md
 
 
 def test_body_cites_the_regime_record_or_says_there_is_none() -> None:
@@ -116,15 +122,15 @@ def test_body_cites_the_regime_record_or_says_there_is_none() -> None:
         )
     )
     cited = _run(_hollow_context(record=record))
-    assert "My record in chop: 7 of 12, 58%." in cited.body_md
-    assert "Overall: 40 of 75, 53%." in cited.body_md
-    assert "Its record in chop: 9 of 14, 64%." in cited.body_md
+    assert "My own record: 58% over 12 settled calls in choppy tapes." in cited.body_md
+    thin = _run(_hollow_context(record=TrackRecord(lines=(fx.line("synthesis", 4, 3),))))
+    assert "My own record: 4 of 7 overall, too few to lean on." in thin.body_md
 
 
 def test_title_is_drawn_from_the_dominant_fact() -> None:
     """The mega-cap divergence leads the title; a VIX spike leads it on a panic day."""
-    assert "Mega-Caps" in _run(_hollow_context()).title
-    assert "VIX at 40.74" in _run(fx.context(fx.calm_features(**fx.panic()))).title
+    assert "Lying to the Index" in _run(_hollow_context()).title
+    assert "VIX Jumps 22 Points" in _run(fx.context(fx.calm_features(**fx.panic()))).title
 
 
 def test_phrasing_varies_with_the_facts() -> None:

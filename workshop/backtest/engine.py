@@ -181,6 +181,7 @@ def run_backtest(
             stories=stories,
             recalled=recalled,
             menu=menu.calibrator,
+            previous=result.last_dispatch,
         )
         if result.record_basis is None:
             result.record_basis = dispatch.record_basis
