@@ -33,7 +33,9 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/pytest -m "not drill" "$@"
+# Everything but the drills, two test files at a time (each integration file runs its own stack
+# and mostly waits on it; the unit tests use the second core).
+.venv/bin/pytest -m "not drill" -n 2 --dist loadfile "$@"
 # The fault drills (kills, restarts, 200 cycles), each on its own stack, three at a time (they
 # mostly wait on timeouts). Exit code 5 means the arguments selected no drill: not a failure.
 .venv/bin/pytest -m drill -n 3 --dist loadfile "$@" || [ $? -eq 5 ]

@@ -132,7 +132,9 @@ def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: St
     bound = redelivery_bound(own_stack.settings)
     _note(f"whole minds worker killed: dispatch {elapsed:.1f}s after the kill (bound {bound:g}s,"
           f" worker back after {restarted:.1f}s)")  # fmt: skip
-    assert elapsed <= max(bound, restarted) + 30
+    # The bound is measured and printed above; the assertion leaves room for a loaded CI machine
+    # (the failure this drill guards against took an hour, the old visibility timeout).
+    assert elapsed <= max(bound, restarted) + 120
     assert [m.status for m in dispatch.minds] == ["ok", "ok", "ok"]
     time.sleep(3)
     assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
@@ -163,7 +165,7 @@ def test_redis_stopped_and_restarted_mid_cycle_publishes_once(own_stack: Stack) 
     assert answer.returncode != 0
     assert "Traceback" not in answer.stderr + answer.stdout
     assert "broker" in answer.stderr
-    assert time.monotonic() - began < 20
+    assert time.monotonic() - began < 45  # seconds even on a loaded machine, never a hang
     time.sleep(4)  # the minds finish while Redis is down; their results wait to be stored
     repaired = stack.up(own_stack.settings, beat=True, extra_env=DRILL_ENV)
     assert "redis" in repaired.repaired

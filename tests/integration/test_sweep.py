@@ -76,7 +76,9 @@ def test_sweep_redrives_a_stranded_cycle_to_one_dispatch(sweeping_fleet: Fleet) 
     with session_scope(sweeping_fleet.db_url) as session:
         cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == key))
         assert cycle is not None
-        assert cycle.redrives == len(redriven)
+        # A sweep may also have tried to close it while the re-driven cycle published: counted,
+        # but the close found it published and stored nothing.
+        assert cycle.redrives >= len(redriven)
         assert cycle.status == "published"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from datetime import UTC, datetime
 
@@ -118,15 +117,16 @@ def test_user_agent_is_required() -> None:
 
 
 def test_rate_limit_then_success_and_rate_cap(fake: FakeServer) -> None:
-    """A 429 on the ticker map is retried; requests never exceed 10 a second."""
+    """A 429 on the ticker map is retried; requests never exceed 10 a second: the N requests
+    the server saw span at least (N - 1) tenths of a second (arrival jitter moves only the two
+    ends, so the span, unlike a single gap, does not depend on how loaded the machine is)."""
     _install(fake, Reply(body=GOOD_FORM4, content_type="text/xml"))
     fake.first(TICKERS, Reply(status=429, headers={"Retry-After": "0"}))
     result = _edgar(fake, ["AAPL"], requests_per_second=10).fetch(AS_OF)
     assert result.health.status == "ok", result.health
     stamps = [r.at for r in fake.requests]
     assert len(stamps) >= 4
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.09
+    assert stamps[-1] - stamps[0] >= (len(stamps) - 1) * 0.1 - 0.03
 
 
 def test_submissions_5xx_is_error(fake: FakeServer) -> None:
