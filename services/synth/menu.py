@@ -38,7 +38,7 @@ from shared.contracts import (
     horizon_sessions,
 )
 from shared.events import asset_class, event_key, grid, naive_probability, topic_of
-from shared.judging import judge
+from shared.judging import outcome
 from shared.ports import SettlementPrices
 
 HORIZONS = (24, 48, 120)
@@ -80,6 +80,9 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+_SIDES: dict[str, CallSide] = {"up": "up", "gt": "up", "lt": "down", "in": "inside"}
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One event on the menu: what would be called, on what terms, and what it is measured by."""
@@ -94,10 +97,21 @@ class Option:
     base: float
     naive: float
     lean: float = 0.0
+    # Computed once (every candidate is evaluated, proposed and binned): the calibration's
+    # inputs and the calibration it is scored by.
+    logits: tuple[float, float, float] = field(init=False, repr=False, compare=False)
+    model: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean))
+        # One calibration per kind, and a threshold's upside and downside apart (a market's
+        # tails are not mirror images).
+        model = f"threshold:{self.event}" if self.kind == "threshold" else self.kind
+        object.__setattr__(self, "model", model)
 
     @property
     def side(self) -> CallSide:
-        return {"up": "up", "gt": "up", "lt": "down", "in": "inside"}[self.event]  # type: ignore[return-value]
+        return _SIDES[self.event]
 
     @property
     def line(self) -> float:
@@ -109,14 +123,8 @@ class Option:
     def range_pct(self) -> float | None:
         return self.move_pct if self.kind == "range" else None
 
-    @property
-    def model(self) -> str:
-        """The calibration it is scored by: one per kind, and a threshold's upside and downside
-        apart (a market's tails are not mirror images)."""
-        return f"threshold:{self.event}" if self.kind == "threshold" else self.kind
-
     def x(self) -> tuple[float, float, float]:
-        return (logit(self.naive), logit(self.base), self.lean)
+        return self.logits
 
 
 def options(
@@ -456,7 +464,7 @@ class MenuBook:
             key = (option.target, due)
             if key not in quotes:
                 quotes[key] = market.settlement_quote(option.target, due, now)
-            verdict = judge(
+            verdict = outcome(
                 option.side,
                 option.reference,
                 option.line,
@@ -468,11 +476,11 @@ class MenuBook:
                 kind=option.kind,
                 range_pct=option.range_pct,
             )
-            if verdict.outcome is None:
+            if verdict is None:
                 waiting.append(entry)
                 continue
-            if verdict.outcome != "inconclusive":
-                self.history.add(option, verdict.outcome == "hit", desk=desk, stated=stated)
+            if verdict != "inconclusive":
+                self.history.add(option, verdict == "hit", desk=desk, stated=stated)
                 done += 1
         for entry in waiting:
             heapq.heappush(self._heap, entry)
