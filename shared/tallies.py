@@ -81,7 +81,10 @@ def abstained(item: Abstained) -> Iterator[Delta]:
 def absorb(into: Tally, delta: Tally) -> None:
     """Add a delta's increments to a tally (what the database's upsert does, in memory)."""
     for name in SUMS:
-        setattr(into, name, getattr(into, name) + getattr(delta, name))
+        # A delta moves two or three of its fields; adding the zeros would change nothing.
+        add = getattr(delta, name)
+        if add:
+            setattr(into, name, getattr(into, name) + add)
     for cell, add in zip(into.cells, delta.cells, strict=True):
         if add[0]:
             cell[0] += add[0]
@@ -109,12 +112,17 @@ class TallyBook:
     tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
     _dirty: set[tuple[str, Key]] = field(default_factory=set)
+    # The keys each reader wants, in scoreboard order: they change only when a new line opens.
+    _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
+        default_factory=dict
+    )
 
     def apply(self, deltas: Iterable[Delta]) -> None:
         for book, key, delta in deltas:
             tally = self.tallies.get((book, key))
             if tally is None:
                 tally = self.tallies[(book, key)] = Tally()
+                self._views.clear()
             absorb(tally, delta)
             self._dirty.add((book, key))
 
@@ -122,11 +130,14 @@ class TallyBook:
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
     ) -> tuple[ScoreLine, ...]:
         """The book's lines in scoreboard order; without detail they are cached between reads."""
-        wanted = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
+        wanted = self._views.get((book, keeps))
+        if wanted is None:
+            found = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
+            wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
         if detail:
-            return tuple(line_of(k, self.tallies[(book, k)]) for k in sorted(wanted, key=order))
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
         for key in wanted:
             if (book, key) in self._dirty or (book, key) not in self._lines:
                 self._lines[(book, key)] = line_of(key, self.tallies[(book, key)], detail=False)
                 self._dirty.discard((book, key))
-        return tuple(self._lines[(book, k)] for k in sorted(wanted, key=order))
+        return tuple(self._lines[(book, k)] for k in wanted)
