@@ -135,8 +135,28 @@ def options(
     """Every candidate event priceable from the features: each symbol with a close, a trailing
     volatility and the horizon's base rates. lean_up is the minds' pooled p(up) - 0.5 per target
     (the broad index, where they argue)."""
+    return leaned(candidates(features, horizons), lean_up)
+
+
+def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> list[Option]:
+    """The candidates with the minds' lean toward each event: up and above the line lean with
+    p(up), below it against; a range is not a direction, so it has none. Building the candidates
+    once and leaning them is how a caller that weighs the menu twice a cycle pays for it once."""
+    if not lean_up:
+        return list(weighed)
     out: list[Option] = []
-    lean_up = lean_up or {}
+    for option in weighed:
+        lean = lean_up.get(option.target)
+        if lean is None or option.kind == "range":
+            out.append(option)
+        else:
+            out.append(replace(option, lean=-lean if option.event == "lt" else lean))
+    return out
+
+
+def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[Option]:
+    """The menu without the minds' lean (see options)."""
+    out: list[Option] = []
     for symbol in sorted(features.last_close):
         reference = features.last_close[symbol]
         returns = features.returns.get(symbol)
@@ -149,14 +169,13 @@ def options(
         if session != features.session:
             continue
         sd = vol / math.sqrt(TRADING_DAYS)  # daily % sd of log moves
-        lean = lean_up.get(symbol, 0.0)
         for hours in horizons:
             n = horizon_sessions(hours)
             base_up = features.base_rate(symbol, hours, "up")
             if base_up is not None:
                 out.append(
                     Option(symbol, "direction", "up", 0.0, hours, reference, session,
-                           base_up, 0.5, lean)
+                           base_up, 0.5, 0.0)
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
@@ -169,11 +188,9 @@ def options(
                     best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
             for event, (move, naive, rate) in sorted(best.items()):
                 kind: CallKind = "range" if event == "in" else "threshold"
-                signed = 0.0 if kind == "range" else (lean if event == "gt" else -lean)
                 out.append(
-                    Option(symbol, kind, event, move, hours, reference, session, rate,
-                           naive, signed)
-                )  # fmt: skip
+                    Option(symbol, kind, event, move, hours, reference, session, rate, naive)
+                )
     return out
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
-from services.synth.menu import MenuCalibrator
+from services.synth.menu import MenuCalibrator, Option
 from services.synth.rules import active, count_stops
 from services.synth.stories import follow
 from shared.contracts import CycleContext, Dispatch, LearnedRule, Memory, MindOutput, Story
@@ -44,12 +44,14 @@ def synthesize(
     stories: Sequence[Story] = (),
     recalled: Sequence[Memory] = (),
     menu: MenuCalibrator | None = None,
+    menu_candidates: Sequence[Option] | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
     rules is the whole rule book (retired rules included, as history); the active ones are
     enforced, and the dispatch carries the book on with this cycle's stops counted. stories
-    are the last cycle's, followed on here; recalled are the past lessons the caller found.
+    are the last cycle's, followed on here; recalled are the past lessons the caller found;
+    menu_candidates, the menu's candidates if the caller built them (see deliberate).
     """
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
@@ -61,6 +63,7 @@ def synthesize(
         stories=follow(stories, context.features),
         recalled=recalled,
         menu=menu,
+        menu_candidates=menu_candidates,
     )
     draft = brain.write(decision, context)
     snapshot = context.snapshot
