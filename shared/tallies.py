@@ -78,18 +78,30 @@ def abstained(item: Abstained) -> Iterator[Delta]:
             yield book, key, delta
 
 
+Increments = tuple[tuple[tuple[str, float], ...], tuple[tuple[int, list[float]], ...]]
+
+
+def increments(delta: Tally) -> Increments:
+    """What a delta moves: its non-zero sums and its non-empty calibration cells (a delta moves
+    two or three fields; adding its zeros would change nothing)."""
+    sums = tuple((name, add) for name in SUMS if (add := getattr(delta, name)))
+    return sums, tuple((bucket, add) for bucket, add in enumerate(delta.cells) if add[0])
+
+
+def add_increments(into: Tally, moves: Increments) -> None:
+    sums, cells = moves
+    for name, value in sums:
+        setattr(into, name, getattr(into, name) + value)
+    for bucket, add in cells:
+        cell = into.cells[bucket]
+        cell[0] += add[0]
+        cell[1] += add[1]
+        cell[2] += add[2]
+
+
 def absorb(into: Tally, delta: Tally) -> None:
     """Add a delta's increments to a tally (what the database's upsert does, in memory)."""
-    for name in SUMS:
-        # A delta moves two or three of its fields; adding the zeros would change nothing.
-        add = getattr(delta, name)
-        if add:
-            setattr(into, name, getattr(into, name) + add)
-    for cell, add in zip(into.cells, delta.cells, strict=True):
-        if add[0]:
-            cell[0] += add[0]
-            cell[1] += add[1]
-            cell[2] += add[2]
+    add_increments(into, increments(delta))
 
 
 def touched_cells(delta: Tally) -> Iterator[tuple[int, list[float]]]:
@@ -118,12 +130,17 @@ class TallyBook:
     )
 
     def apply(self, deltas: Iterable[Delta]) -> None:
+        last: Tally | None = None
+        moves: Increments = ((), ())
         for book, key, delta in deltas:
+            # One delta goes to every line the call counts in: read what it moves once.
+            if delta is not last:
+                last, moves = delta, increments(delta)
             tally = self.tallies.get((book, key))
             if tally is None:
                 tally = self.tallies[(book, key)] = Tally()
                 self._views.clear()
-            absorb(tally, delta)
+            add_increments(tally, moves)
             self._dirty.add((book, key))
 
     def lines(

@@ -150,7 +150,11 @@ def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> li
         if lean is None or option.kind == "range":
             out.append(option)
         else:
-            out.append(replace(option, lean=-lean if option.event == "lt" else lean))
+            o = option  # built anew, not dataclasses.replace: the menu leans thousands of these
+            out.append(
+                Option(o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
+                       o.session, o.base, o.naive, -lean if o.event == "lt" else lean)
+            )  # fmt: skip
     return out
 
 
