@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import cache
 
 import numpy as np
 
@@ -160,6 +161,16 @@ def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> li
     return out
 
 
+@cache
+def _events(symbol: str, sessions: int, move: float) -> tuple[tuple[str, float, str], ...]:
+    """(event, signed move, its event-rate key) of the three events at a grid move: above the
+    move, within it, below minus it (a grid is a handful of moves, so this is built once)."""
+    return tuple(
+        (event, signed, event_key(symbol, sessions, f"{event}{signed:g}"))
+        for event, signed in (("gt", move), ("in", move), ("lt", -move))
+    )
+
+
 def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[Option]:
     """The menu without the minds' lean (see options)."""
     out: list[Option] = []
@@ -188,8 +199,8 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
             aim = NEAR_Z * sd * math.sqrt(n)
             move = min(grid(symbol), key=lambda g: abs(math.log(g / aim)))
             best: dict[str, tuple[float, float, float]] = {}
-            for event, signed_move in (("gt", move), ("in", move), ("lt", -move)):
-                rate = features.event_rates.get(event_key(symbol, n, f"{event}{signed_move:g}"))
+            for event, signed_move, key in _events(symbol, n, move):
+                rate = features.event_rates.get(key)
                 if rate is not None:
                     best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
             for event, (move, naive, rate) in sorted(best.items()):
@@ -309,12 +320,15 @@ class KindFit:
         x1, x2, x3 = option.x()
         t0, t1, t2, t3 = self.theta
         p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
-        c = self.cov
-        v = (1.0, x1, x2, x3)
-        var = 0.0
-        for i in range(4):
-            row, vi = c[i], v[i]
-            var += vi * (row[0] + row[1] * x1 + row[2] * x2 + row[3] * x3)
+        # v' cov v for v = (1, x1, x2, x3), row by row in this order (written out: hot).
+        c0, c1, c2, c3 = self.cov
+        var = (
+            0.0
+            + 1.0 * (c0[0] + c0[1] * x1 + c0[2] * x2 + c0[3] * x3)
+            + x1 * (c1[0] + c1[1] * x1 + c1[2] * x2 + c1[3] * x3)
+            + x2 * (c2[0] + c2[1] * x1 + c2[2] * x2 + c2[3] * x3)
+            + x3 * (c3[0] + c3[1] * x1 + c3[2] * x2 + c3[3] * x3)
+        )
         return p, p * (1 - p) * math.sqrt(max(0.0, var))
 
     def probability(self, option: Option) -> float:
