@@ -7,6 +7,7 @@ daylight saving is right.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -21,6 +22,9 @@ MONTHLY_RELEASE = time(8, 30)
 REPLAY_CYCLE = time(17, 30)
 
 
+# Pure and asked the same few thousand (day, clock) pairs over and over (every candidate a
+# replay settles asks for its session's close): the zone arithmetic is done once per pair.
+@lru_cache(maxsize=1 << 16)
 def at_new_york(day: date, clock: time) -> datetime:
     """The UTC instant of a New York wall-clock time on a day."""
     return datetime.combine(day, clock, tzinfo=NEW_YORK).astimezone(UTC)

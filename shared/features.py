@@ -10,6 +10,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -504,9 +505,16 @@ def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+@lru_cache(maxsize=16)
+def _layout(columns: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The symbols and the macro series of a frame's columns (the same for every row of it)."""
+    symbols = tuple(key[len("close|") :] for key in columns if key.startswith("close|"))
+    return symbols, tuple(key[len("lvl|") :] for key in columns if key.startswith("lvl|"))
+
+
 def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
     """The Features contract for one row of compute_features' frame (a dict from frame.row)."""
-    symbols = [key[len("close|") :] for key in row if key.startswith("close|")]
+    symbols, series = _layout(tuple(row))
     returns: dict[str, SymbolReturns] = {}
     last_close: dict[str, float] = {}
     base_rates: dict[str, BaseRate] = {}
@@ -529,16 +537,16 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
                     up=up, down=row[_base(symbol, n, "down")], n=row[_base(symbol, n, "n")]
                 )
     levels = {
-        key[len("lvl|") :]: SeriesLevel(
+        name: SeriesLevel(
             value=float(value),
-            d1=_opt(row.get(f"ld1|{key[4:]}")),
-            d5=_opt(row.get(f"ld5|{key[4:]}")),
-            d20=_opt(row.get(f"ld20|{key[4:]}")),
-            sd20=_opt(row.get(f"lsd|{key[4:]}")),
-            observed=row[f"lat|{key[4:]}"],
+            d1=_opt(row.get(f"ld1|{name}")),
+            d5=_opt(row.get(f"ld5|{name}")),
+            d20=_opt(row.get(f"ld20|{name}")),
+            sd20=_opt(row.get(f"lsd|{name}")),
+            observed=row[f"lat|{name}"],
         )
-        for key, value in row.items()
-        if key.startswith("lvl|") and value is not None
+        for name in series
+        if (value := row[f"lvl|{name}"]) is not None
     }
     breadth = Breadth(
         broad_r1=_opt(row["broad_r1"]),

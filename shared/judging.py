@@ -34,6 +34,36 @@ class Judgement:
         return min(now, self.known_at or matures_at + GRACE)
 
 
+def outcome(
+    direction: str,
+    reference_price: float,
+    line: float,
+    quote: Quote | None,
+    *,
+    matures_at: datetime,
+    now: datetime,
+    attempts: int,
+    max_attempts: int,
+    kind: str = "direction",
+    range_pct: float | None = None,
+) -> Outcome | None:
+    """The judge's verdict alone (None: not yet), without the reason's words: what the menu's
+    thousands of candidates a cycle need. judge() explains this same verdict."""
+    if quote is None:
+        if now < matures_at + GRACE or attempts + 1 < max_attempts:
+            return None
+        return "inconclusive"
+    if late(quote, matures_at):
+        return "inconclusive"
+    beyond = event_holds(kind, direction, reference_price, line, range_pct, quote.price)
+    return "hit" if beyond else "miss"
+
+
+def late(quote: Quote, matures_at: datetime) -> bool:
+    """Whether the quote's close came later than the grace period after maturity (a gap)."""
+    return session_close(quote.session) > matures_at + GRACE
+
+
 def judge(
     direction: str,
     reference_price: float,
@@ -55,24 +85,25 @@ def judge(
     close found, but later than the grace period after maturity (a gap in the data), settles
     nothing: the call is inconclusive, never a hit or a miss on a move it did not name.
     """
+    verdict = outcome(
+        direction, reference_price, line, quote, matures_at=matures_at, now=now,
+        attempts=attempts, max_attempts=max_attempts, kind=kind, range_pct=range_pct,
+    )  # fmt: skip
     if quote is None:
         if now < matures_at + GRACE:
             return Judgement(None, None, None, "waiting for the first close after maturity")
-        if attempts + 1 >= max_attempts:
+        if verdict is not None:
             return Judgement(
-                "inconclusive",
-                None,
-                None,
-                f"no price after maturity in {attempts + 1} attempts",
+                verdict, None, None, f"no price after maturity in {attempts + 1} attempts"
             )
         return Judgement(
             None, None, None, f"no price yet (attempt {attempts + 1})", spent_attempt=True
         )
     move = (quote.price / reference_price - 1.0) * 100.0
-    closed_at = session_close(quote.session)
-    if closed_at > matures_at + GRACE:
+    if verdict == "inconclusive":
+        closed_at = session_close(quote.session)
         return Judgement(
-            "inconclusive",
+            verdict,
             quote.price,
             move,
             reason=f"the first close after maturity is {quote.session}, "
@@ -80,8 +111,7 @@ def judge(
             "prices, not the move the call named",
             known_at=quote.observed_at,
         )
-    beyond = event_holds(kind, direction, reference_price, line, range_pct, quote.price)
-    verb = "closed" if beyond else "did not close"
+    verb = "closed" if verdict == "hit" else "did not close"
     if kind == "range":
         where = f"within ±{range_pct:g}% of {reference_price:.2f}"
         if direction == "outside":
@@ -89,7 +119,7 @@ def judge(
     else:
         where = f"{'above' if direction == 'up' else 'below'} {line:.2f}"
     return Judgement(
-        "hit" if beyond else "miss",
+        verdict,
         quote.price,
         move,
         f"{verb} {where}: {quote.price:.2f} on {quote.session} ({move:+.2f}%)",

@@ -78,15 +78,30 @@ def abstained(item: Abstained) -> Iterator[Delta]:
             yield book, key, delta
 
 
+Increments = tuple[tuple[tuple[str, float], ...], tuple[tuple[int, list[float]], ...]]
+
+
+def increments(delta: Tally) -> Increments:
+    """What a delta moves: its non-zero sums and its non-empty calibration cells (a delta moves
+    two or three fields; adding its zeros would change nothing)."""
+    sums = tuple((name, add) for name in SUMS if (add := getattr(delta, name)))
+    return sums, tuple((bucket, add) for bucket, add in enumerate(delta.cells) if add[0])
+
+
+def add_increments(into: Tally, moves: Increments) -> None:
+    sums, cells = moves
+    for name, value in sums:
+        setattr(into, name, getattr(into, name) + value)
+    for bucket, add in cells:
+        cell = into.cells[bucket]
+        cell[0] += add[0]
+        cell[1] += add[1]
+        cell[2] += add[2]
+
+
 def absorb(into: Tally, delta: Tally) -> None:
     """Add a delta's increments to a tally (what the database's upsert does, in memory)."""
-    for name in SUMS:
-        setattr(into, name, getattr(into, name) + getattr(delta, name))
-    for cell, add in zip(into.cells, delta.cells, strict=True):
-        if add[0]:
-            cell[0] += add[0]
-            cell[1] += add[1]
-            cell[2] += add[2]
+    add_increments(into, increments(delta))
 
 
 def touched_cells(delta: Tally) -> Iterator[tuple[int, list[float]]]:
@@ -109,24 +124,37 @@ class TallyBook:
     tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
     _dirty: set[tuple[str, Key]] = field(default_factory=set)
+    # The keys each reader wants, in scoreboard order: they change only when a new line opens.
+    _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
+        default_factory=dict
+    )
 
     def apply(self, deltas: Iterable[Delta]) -> None:
+        last: Tally | None = None
+        moves: Increments = ((), ())
         for book, key, delta in deltas:
+            # One delta goes to every line the call counts in: read what it moves once.
+            if delta is not last:
+                last, moves = delta, increments(delta)
             tally = self.tallies.get((book, key))
             if tally is None:
                 tally = self.tallies[(book, key)] = Tally()
-            absorb(tally, delta)
+                self._views.clear()
+            add_increments(tally, moves)
             self._dirty.add((book, key))
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
     ) -> tuple[ScoreLine, ...]:
         """The book's lines in scoreboard order; without detail they are cached between reads."""
-        wanted = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
+        wanted = self._views.get((book, keeps))
+        if wanted is None:
+            found = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
+            wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
         if detail:
-            return tuple(line_of(k, self.tallies[(book, k)]) for k in sorted(wanted, key=order))
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
         for key in wanted:
             if (book, key) in self._dirty or (book, key) not in self._lines:
                 self._lines[(book, key)] = line_of(key, self.tallies[(book, key)], detail=False)
                 self._dirty.discard((book, key))
-        return tuple(self._lines[(book, k)] for k in sorted(wanted, key=order))
+        return tuple(self._lines[(book, k)] for k in wanted)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.calls import mind_prediction
-from services.synth.menu import MenuCalibrator, choose, options, prediction_of
+from services.synth.menu import MenuCalibrator, Option, candidates, choose, leaned, prediction_of
 from services.synth.rules import forbidding
 from shared.calendar import maturity
 from shared.contracts import (
@@ -215,6 +215,7 @@ def deliberate(
     stories: Sequence[Story] = (),
     recalled: Sequence[Memory] = (),
     menu: MenuCalibrator | None = None,
+    menu_candidates: Sequence[Option] | None = None,
 ) -> Deliberation:
     """Weighs whichever minds showed up and decides: one Prediction, or an abstention with why.
 
@@ -222,7 +223,8 @@ def deliberate(
     must beat the target's base rate; until the calibrator rests on enough settled forecasts the
     desk abstains. Without one (a bare call) the raw pool is judged against a coin. Active
     learned rules are enforced last: a call one forbids (the desk's or a mind's) is not made; it
-    is withheld, named in rules_applied, and left for the shadow record.
+    is withheld, named in rules_applied, and left for the shadow record. menu_candidates is the menu
+    without the minds' lean (menu.candidates of these features) when the caller built it already.
     """
     features = context.features
     regime = features.regime
@@ -257,7 +259,9 @@ def deliberate(
     if menu is not None and raw_prob is not None:
         # The menu: every priceable candidate, calibrated per kind, the largest edge called.
         lean = {target: raw_prob - 0.5} if target else {}
-        menu_options = options(features, lean)
+        menu_options = leaned(
+            menu_candidates if menu_candidates is not None else candidates(features), lean
+        )
         considered = len(menu_options)
         best, near, why = choose(menu_options, menu)
         if best is not None:

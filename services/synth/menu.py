@@ -24,6 +24,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import cache
+from itertools import chain
+
+import numpy as np
 
 from shared.calendar import maturity
 from shared.contracts import (
@@ -38,7 +42,7 @@ from shared.contracts import (
     horizon_sessions,
 )
 from shared.events import asset_class, event_key, grid, naive_probability, topic_of
-from shared.judging import judge
+from shared.judging import outcome
 from shared.ports import SettlementPrices
 
 HORIZONS = (24, 48, 120)
@@ -80,6 +84,9 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+_SIDES: dict[str, CallSide] = {"up": "up", "gt": "up", "lt": "down", "in": "inside"}
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One event on the menu: what would be called, on what terms, and what it is measured by."""
@@ -94,10 +101,21 @@ class Option:
     base: float
     naive: float
     lean: float = 0.0
+    # Computed once (every candidate is evaluated, proposed and binned): the calibration's
+    # inputs and the calibration it is scored by.
+    logits: tuple[float, float, float] = field(init=False, repr=False, compare=False)
+    model: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean))
+        # One calibration per kind, and a threshold's upside and downside apart (a market's
+        # tails are not mirror images).
+        model = f"threshold:{self.event}" if self.kind == "threshold" else self.kind
+        object.__setattr__(self, "model", model)
 
     @property
     def side(self) -> CallSide:
-        return {"up": "up", "gt": "up", "lt": "down", "in": "inside"}[self.event]  # type: ignore[return-value]
+        return _SIDES[self.event]
 
     @property
     def line(self) -> float:
@@ -109,14 +127,8 @@ class Option:
     def range_pct(self) -> float | None:
         return self.move_pct if self.kind == "range" else None
 
-    @property
-    def model(self) -> str:
-        """The calibration it is scored by: one per kind, and a threshold's upside and downside
-        apart (a market's tails are not mirror images)."""
-        return f"threshold:{self.event}" if self.kind == "threshold" else self.kind
-
     def x(self) -> tuple[float, float, float]:
-        return (logit(self.naive), logit(self.base), self.lean)
+        return self.logits
 
 
 def options(
@@ -127,8 +139,42 @@ def options(
     """Every candidate event priceable from the features: each symbol with a close, a trailing
     volatility and the horizon's base rates. lean_up is the minds' pooled p(up) - 0.5 per target
     (the broad index, where they argue)."""
+    return leaned(candidates(features, horizons), lean_up)
+
+
+def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> list[Option]:
+    """The candidates with the minds' lean toward each event: up and above the line lean with
+    p(up), below it against; a range is not a direction, so it has none. Building the candidates
+    once and leaning them is how a caller that weighs the menu twice a cycle pays for it once."""
+    if not lean_up:
+        return list(weighed)
     out: list[Option] = []
-    lean_up = lean_up or {}
+    for option in weighed:
+        lean = lean_up.get(option.target)
+        if lean is None or option.kind == "range":
+            out.append(option)
+        else:
+            o = option  # built anew, not dataclasses.replace: the menu leans thousands of these
+            out.append(
+                Option(o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
+                       o.session, o.base, o.naive, -lean if o.event == "lt" else lean)
+            )  # fmt: skip
+    return out
+
+
+@cache
+def _events(symbol: str, sessions: int, move: float) -> tuple[tuple[str, float, str], ...]:
+    """(event, signed move, its event-rate key) of the three events at a grid move: above the
+    move, within it, below minus it (a grid is a handful of moves, so this is built once)."""
+    return tuple(
+        (event, signed, event_key(symbol, sessions, f"{event}{signed:g}"))
+        for event, signed in (("gt", move), ("in", move), ("lt", -move))
+    )
+
+
+def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[Option]:
+    """The menu without the minds' lean (see options)."""
+    out: list[Option] = []
     for symbol in sorted(features.last_close):
         reference = features.last_close[symbol]
         returns = features.returns.get(symbol)
@@ -141,31 +187,28 @@ def options(
         if session != features.session:
             continue
         sd = vol / math.sqrt(TRADING_DAYS)  # daily % sd of log moves
-        lean = lean_up.get(symbol, 0.0)
         for hours in horizons:
             n = horizon_sessions(hours)
             base_up = features.base_rate(symbol, hours, "up")
             if base_up is not None:
                 out.append(
                     Option(symbol, "direction", "up", 0.0, hours, reference, session,
-                           base_up, 0.5, lean)
+                           base_up, 0.5, 0.0)
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
             aim = NEAR_Z * sd * math.sqrt(n)
             move = min(grid(symbol), key=lambda g: abs(math.log(g / aim)))
             best: dict[str, tuple[float, float, float]] = {}
-            for event, signed_move in (("gt", move), ("in", move), ("lt", -move)):
-                rate = features.event_rates.get(event_key(symbol, n, f"{event}{signed_move:g}"))
+            for event, signed_move, key in _events(symbol, n, move):
+                rate = features.event_rates.get(key)
                 if rate is not None:
                     best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
             for event, (move, naive, rate) in sorted(best.items()):
                 kind: CallKind = "range" if event == "in" else "threshold"
-                signed = 0.0 if kind == "range" else (lean if event == "gt" else -lean)
                 out.append(
-                    Option(symbol, kind, event, move, hours, reference, session, rate,
-                           naive, signed)
-                )  # fmt: skip
+                    Option(symbol, kind, event, move, hours, reference, session, rate, naive)
+                )
     return out
 
 
@@ -278,12 +321,15 @@ class KindFit:
         x1, x2, x3 = option.x()
         t0, t1, t2, t3 = self.theta
         p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
-        c = self.cov
-        v = (1.0, x1, x2, x3)
-        var = 0.0
-        for i in range(4):
-            row, vi = c[i], v[i]
-            var += vi * (row[0] + row[1] * x1 + row[2] * x2 + row[3] * x3)
+        # v' cov v for v = (1, x1, x2, x3), row by row in this order (written out: hot).
+        c0, c1, c2, c3 = self.cov
+        var = (
+            0.0
+            + 1.0 * (c0[0] + c0[1] * x1 + c0[2] * x2 + c0[3] * x3)
+            + x1 * (c1[0] + c1[1] * x1 + c1[2] * x2 + c1[3] * x3)
+            + x2 * (c2[0] + c2[1] * x1 + c2[2] * x2 + c2[3] * x3)
+            + x3 * (c3[0] + c3[1] * x1 + c3[2] * x2 + c3[3] * x3)
+        )
         return p, p * (1 - p) * math.sqrt(max(0.0, var))
 
     def probability(self, option: Option) -> float:
@@ -300,43 +346,29 @@ def fit_kind(
     start: Sequence[float] | None = None,
     minimum: int = MIN_SETTLED,
 ) -> KindFit:
-    """Ridge-penalised maximum likelihood by Newton's method over the binned history."""
+    """Ridge-penalised maximum likelihood by Newton's method over the binned history.
+
+    One step is a few array operations over every bin (numpy): a decade of candidates fills a
+    thousand bins or so per kind, and the fit is redone every refit."""
     prior = _prior(kind)
     theta = list(start if start is not None else prior)
-    rows = [(c[0], c[1], c[2] / c[0], c[3] / c[0], c[4] / c[0]) for c in cells.values()]
+    # Read straight from the bins as one flat run of numbers (np.array over a list of lists
+    # took half the fit).
+    flat = chain.from_iterable(cells.values())
+    table = np.fromiter(flat, dtype=np.float64, count=5 * len(cells)).reshape(-1, 5)
+    count, hits = table[:, 0], table[:, 1]
+    # Each bin's mean inputs, with the intercept's column of ones: the design matrix.
+    design = np.column_stack((np.ones(len(table)), table[:, 2:] / count[:, None]))
+    ridge = np.diag([RIDGE] * 4)
     h = [[0.0] * 4 for _ in range(4)]
     for _ in range(_STEPS):
-        t0, t1, t2, t3 = theta
-        # Gradient and the Hessian's ten distinct terms, written out: this loop is the fit.
-        g0 = g1 = g2 = g3 = 0.0
-        h00 = h01 = h02 = h03 = h11 = h12 = h13 = h22 = h23 = h33 = 0.0
-        for count, hits, x1, x2, x3 in rows:
-            p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
-            r = hits - count * p
-            w = count * p * (1.0 - p)
-            g0 += r
-            g1 += r * x1
-            g2 += r * x2
-            g3 += r * x3
-            w1, w2, w3 = w * x1, w * x2, w * x3
-            h00 += w
-            h01 += w1
-            h02 += w2
-            h03 += w3
-            h11 += w1 * x1
-            h12 += w1 * x2
-            h13 += w1 * x3
-            h22 += w2 * x2
-            h23 += w2 * x3
-            h33 += w3 * x3
-        g = [g0 - RIDGE * (t0 - prior[0]), g1 - RIDGE * (t1 - prior[1]),
-             g2 - RIDGE * (t2 - prior[2]), g3 - RIDGE * (t3 - prior[3])]  # fmt: skip
-        h = [
-            [h00 + RIDGE, h01, h02, h03],
-            [h01, h11 + RIDGE, h12, h13],
-            [h02, h12, h22 + RIDGE, h23],
-            [h03, h13, h23, h33 + RIDGE],
-        ]
+        z = design @ np.array(theta)
+        e = np.exp(-np.abs(z))  # the stable sigmoid on both signs of z
+        p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        r = hits - count * p
+        w = count * p * (1.0 - p)
+        g = (design.T @ r - RIDGE * (np.array(theta) - np.array(prior))).tolist()
+        h = ((design.T * w) @ design + ridge).tolist()
         step = _solve(h, g)
         theta = [t + s for t, s in zip(theta, step, strict=True)]
         if max(abs(s) for s in step) < _TOLERANCE:
@@ -456,7 +488,7 @@ class MenuBook:
             key = (option.target, due)
             if key not in quotes:
                 quotes[key] = market.settlement_quote(option.target, due, now)
-            verdict = judge(
+            verdict = outcome(
                 option.side,
                 option.reference,
                 option.line,
@@ -468,11 +500,11 @@ class MenuBook:
                 kind=option.kind,
                 range_pct=option.range_pct,
             )
-            if verdict.outcome is None:
+            if verdict is None:
                 waiting.append(entry)
                 continue
-            if verdict.outcome != "inconclusive":
-                self.history.add(option, verdict.outcome == "hit", desk=desk, stated=stated)
+            if verdict != "inconclusive":
+                self.history.add(option, verdict == "hit", desk=desk, stated=stated)
                 done += 1
         for entry in waiting:
             heapq.heappush(self._heap, entry)

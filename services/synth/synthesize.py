@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from services.synth.calibrate import Calibrator
 from services.synth.deliberate import deliberate
-from services.synth.menu import MenuCalibrator
+from services.synth.menu import MenuCalibrator, Option
 from services.synth.rules import active, count_stops
 from services.synth.stories import follow
 from shared.contracts import (
@@ -95,13 +95,15 @@ def synthesize(
     recalled: Sequence[Memory] = (),
     menu: MenuCalibrator | None = None,
     previous: Dispatch | None = None,
+    menu_candidates: Sequence[Option] | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
     rules is the whole rule book (retired rules included, as history); the active ones are
     enforced, and the dispatch carries the book on with this cycle's stops counted. stories
     are the last cycle's, followed on here; recalled are the past lessons the caller found;
-    previous is the last dispatch, so that the words can say what changed since.
+    previous is the last dispatch, so that the words can say what changed since;
+    menu_candidates, the menu's candidates if the caller built them (see deliberate).
     """
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
@@ -113,6 +115,7 @@ def synthesize(
         stories=follow(stories, context.features),
         recalled=recalled,
         menu=menu,
+        menu_candidates=menu_candidates,
     )
     decision = decision.model_copy(update={"previous": recap(previous, rules, context)})
     draft = brain.write(decision, context)

@@ -20,8 +20,10 @@ from services.synth.menu import (
     MenuCalibrator,
     MenuHistory,
     Option,
+    candidates,
     choose,
     fit_menu,
+    leaned,
     options,
     prediction_of,
 )
@@ -70,6 +72,29 @@ def test_the_menu_offers_every_kind_on_every_priceable_symbol() -> None:
                                 ("range", "in")):  # fmt: skip
                 assert (symbol, kind, event, hours) in kinds
     assert all(0 < o.base < 1 and 0 < o.naive < 1 for o in weighed)
+
+
+def test_the_minds_lean_reaches_only_the_targets_directional_candidates() -> None:
+    """Leaning the menu built once gives the target's direction and upside thresholds the lean,
+    its downside thresholds the lean negated (in the calibration's inputs too), and leaves its
+    ranges and every other symbol's candidates unleaned."""
+    market = ReplayMarket.from_directory(None)
+    features = market.features(
+        market.snapshot(CycleTrigger(cycle_key="m", as_of=replay_as_of(DAY)))
+    )
+    plain = candidates(features)
+    weighed = leaned(plain, {"^GSPC": 0.07})
+    assert len(weighed) == len(plain)
+    assert weighed == options(features, {"^GSPC": 0.07})
+    expected = {"up": 0.07, "gt": 0.07, "lt": -0.07, "in": 0.0}
+    for before, after in zip(plain, weighed, strict=True):
+        lean = expected[after.event] if after.target == "^GSPC" else 0.0
+        assert after.lean == lean
+        assert after.x() == (*before.x()[:2], lean)
+        assert (after.target, after.kind, after.event, after.base) == (
+            before.target, before.kind, before.event, before.base
+        )  # fmt: skip
+    assert any(o.target == "^GSPC" and o.lean == -0.07 for o in weighed)
 
 
 def test_choice_takes_the_largest_edge_beyond_the_calibrations_error() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from services.minds.think import think
 from services.synth.calibrate import Calibrator, fit
 from services.synth.calls import mind_prediction, pooled_forecast
-from services.synth.menu import MenuBook, options
+from services.synth.menu import MenuBook, candidates, leaned
 from services.synth.rules import update_rules
 from services.synth.synthesize import synthesize
 from services.synth.warm import WARM_SESSIONS, warm_book
@@ -170,6 +170,8 @@ def run_backtest(
             if features.broad
             else ()
         )
+        # The menu without the minds' lean, built once: the synthesis and the book lean it.
+        weighed = candidates(features)
         dispatch = synthesize(
             context,
             outputs,
@@ -182,13 +184,14 @@ def run_backtest(
             recalled=recalled,
             menu=menu.calibrator,
             previous=result.last_dispatch,
+            menu_candidates=weighed,
         )
         if result.record_basis is None:
             result.record_basis = dispatch.record_basis
         book, stories = dispatch.rules, dispatch.stories
         raw = dispatch.raw_probability_up
         lean = {features.broad: raw - 0.5} if features.broad and raw is not None else {}
-        menu.propose(options(features, lean), as_of, desk=True, calibrator=menu.calibrator)
+        menu.propose(leaned(weighed, lean), as_of, desk=True, calibrator=menu.calibrator)
         _store(ledger, dispatch, outputs, context)
         forecast = pooled_forecast(dispatch, context, horizon_hours)
         if forecast is not None:
