@@ -96,6 +96,7 @@ def synthesize(
     menu: MenuCalibrator | None = None,
     previous: Dispatch | None = None,
     menu_candidates: Sequence[Option] | None = None,
+    warm_note: str | None = None,
 ) -> Dispatch:
     """The cycle's Dispatch: the decision from deliberate, the words from the brain.
 
@@ -103,7 +104,8 @@ def synthesize(
     enforced, and the dispatch carries the book on with this cycle's stops counted. stories
     are the last cycle's, followed on here; recalled are the past lessons the caller found;
     previous is the last dispatch, so that the words can say what changed since;
-    menu_candidates, the menu's candidates if the caller built them (see deliberate).
+    menu_candidates, the menu's candidates if the caller built them (see deliberate); warm_note,
+    what a live desk's warm start rests on (or why it has none), said before the record's basis.
     """
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
@@ -117,7 +119,12 @@ def synthesize(
         menu=menu,
         menu_candidates=menu_candidates,
     )
-    decision = decision.model_copy(update={"previous": recap(previous, rules, context)})
+    basis = decision.record_basis
+    if warm_note:
+        basis = f"{warm_note}; {basis}" if basis else warm_note
+    decision = decision.model_copy(
+        update={"previous": recap(previous, rules, context), "record_basis": basis}
+    )
     draft = brain.write(decision, context)
     snapshot = context.snapshot
     return Dispatch(

@@ -16,6 +16,7 @@ from services.synth.rules import update_rules
 from services.synth.store import history_at, is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from services.synth.warm import replay_menu
+from services.synth.warm_live import live_menu
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
 from shared.brain.fallback import UnavailableModelWriter
@@ -74,6 +75,7 @@ class Reading:
     current: bool  # at or after the state's as_of: this cycle carries the state forward
     previous: Dispatch | None = None  # the last dispatch before it, for what changed since
     menu: MenuCalibrator | None = None
+    warm_note: str | None = None  # a live desk's warm start: what it rests on, or why nothing
 
 
 def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
@@ -120,18 +122,20 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
             else ()
         )
         mode, data_dir, as_of = cycle.mode, cycle.data_dir, cycle.as_of
-    # The menu's calibration, warm from the replay's price history before as_of (a live desk
-    # has no price history to fit it on yet and keeps to direction calls).
-    menu = (
-        replay_menu(data_dir or "", replay_market(data_dir), as_of,
-                    sessions=settings.warm_sessions)
-        if mode == "replay"
-        else None
-    )  # fmt: skip
+    # The menu's calibration, warm from the price history before as_of: the replay's own, or
+    # for a live desk Yahoo's daily history fetched once a day (without it, no menu, and why).
+    menu: MenuCalibrator | None
+    if mode == "replay":
+        menu = replay_menu(data_dir or "", replay_market(data_dir), as_of,
+                           sessions=settings.warm_sessions)  # fmt: skip
+        warm_note = None
+    else:
+        live = live_menu(settings, as_of)
+        menu, warm_note = live.menu, live.basis
     # The prompts see what the desk learned: the rule book, the stories, the lessons.
     context = context.model_copy(update={"rules": tuple(rules), "recalled": tuple(recalled)})
     return Reading(context, calibrator, tuple(rules), tuple(stories), tuple(recalled), state,
-                   current, before, menu)  # fmt: skip
+                   current, before, menu, warm_note)  # fmt: skip
 
 
 def store_reading(
@@ -194,6 +198,7 @@ def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> di
                     stories=reading.stories,
                     recalled=reading.recalled,
                     menu=reading.menu,
+                    warm_note=reading.warm_note,
                     previous=reading.previous,
                 )
 

@@ -82,3 +82,9 @@ def replay_menu(
     with running.lock:
         _advance(market, running, as_of)
         return running.book.refit()
+
+
+def forget(key: str) -> None:
+    """Drop the running book of a replay (a live desk's history of an earlier day)."""
+    with _RUNNING_LOCK:
+        _RUNNING.pop(key, None)

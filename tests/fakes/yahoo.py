@@ -3,11 +3,16 @@
 yfinance calls, in order: the cookie host (answered 404 with a Set-Cookie like the real one),
 /v1/test/getcrumb, /v8/finance/chart/SYM?range=1d (time zone), then ?range=3mo (the history).
 On a 4xx/5xx it also tries the consent flow (/consent), which this fake answers 404.
+Like Yahoo, it serves only the bars within the asked range (counted back from the symbol's last
+bar here, where Yahoo counts from today: the tests' bars end on dates of their choosing) and
+refuses a range that is not one of the chart's validRanges.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -54,7 +59,42 @@ def daily_bars(
     return bars
 
 
-def chart_json(symbol: str, bars: list[DayBar], *, instrument: str = "EQUITY") -> dict[str, object]:
+def random_walk_bars(
+    end: date, count: int, *, start: float = 100.0, vol: float = 0.012, seed: int = 7
+) -> list[DayBar]:
+    """Weekday bars of a seeded driftless random walk (daily moves of `vol`, log scale): a
+    history with ups, downs and quiet days, for what needs more than a straight line."""
+    rng = random.Random(seed)
+    bars, close = [], start
+    for day in weekdays(end, count):
+        close = round(close * math.exp(rng.gauss(0.0, vol)), 4)
+        bars.append(DayBar(day, close, close * 1.004, close * 0.996, close, 1e6))
+    return bars
+
+
+# Days each of the chart's ranges reaches back; "max" is everything.
+RANGE_DAYS = {"1d": 1, "5d": 5, "1mo": 31, "3mo": 92, "6mo": 183, "1y": 366, "2y": 731,
+              "5y": 1827, "10y": 3653}  # fmt: skip
+VALID_RANGES = [*RANGE_DAYS, "ytd", "max"]
+
+
+def in_range(bars: list[DayBar], asked: str | None) -> list[DayBar] | None:
+    """The bars within the asked range, counted back from the last bar; None for a bad range."""
+    if asked is None or asked == "max" or not bars:
+        return bars
+    last = bars[-1].session
+    if asked == "ytd":
+        first = date(last.year, 1, 1)
+    elif asked in RANGE_DAYS:
+        first = last - timedelta(days=RANGE_DAYS[asked] - 1)
+    else:
+        return None
+    return [b for b in bars if b.session >= first]
+
+
+def chart_json(
+    symbol: str, bars: list[DayBar], *, instrument: str = "EQUITY", asked: str = "3mo"
+) -> dict[str, object]:
     """The v8 chart answer for daily bars: timestamps at the 09:30 New York open, like Yahoo's."""
     stamps = [
         int(datetime.combine(b.session, time(9, 30), tzinfo=NEW_YORK).timestamp()) for b in bars
@@ -79,8 +119,8 @@ def chart_json(symbol: str, bars: list[DayBar], *, instrument: str = "EQUITY") -
         "priceHint": 2,
         "currentTradingPeriod": {"pre": period, "regular": period, "post": period},
         "dataGranularity": "1d",
-        "range": "3mo",
-        "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+        "range": asked,
+        "validRanges": VALID_RANGES,
     }
     quote = {
         "open": [b.open for b in bars],
@@ -103,6 +143,12 @@ def not_found_json(symbol: str) -> dict[str, object]:
     return {"chart": {"result": None, "error": {"code": "Not Found", "description": description}}}
 
 
+def bad_range_json(asked: str | None) -> dict[str, object]:
+    """The chart's refusal of a range it does not serve."""
+    description = f"Invalid input - range={asked} is not one of {', '.join(VALID_RANGES)}"
+    return {"chart": {"result": None, "error": {"code": "Bad Request", "description": description}}}
+
+
 @dataclass
 class YahooFake:
     """The chart endpoint: per-symbol bars, plus per-symbol broken replies served first."""
@@ -110,6 +156,7 @@ class YahooFake:
     bars: dict[str, list[DayBar]]
     broken: dict[str, list[Reply]] = field(default_factory=dict)
     history_requests: dict[str, int] = field(default_factory=dict)
+    ranges: list[str] = field(default_factory=list)  # the range of every history request
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def chart(self, request: Request) -> Reply:
@@ -118,12 +165,17 @@ class YahooFake:
         with self._lock:
             if request.param("range") != "1d":
                 self.history_requests[symbol] = self.history_requests.get(symbol, 0) + 1
+                self.ranges.append(request.param("range") or "")
             queue = self.broken.get(symbol)
             if queue:
                 return queue.pop(0)
         if symbol not in self.bars:
             return Reply(status=404, body=json.dumps(not_found_json(symbol)))
-        return Reply(body=json.dumps(chart_json(symbol, self.bars[symbol])))
+        bars = in_range(self.bars[symbol], request.param("range"))
+        if bars is None:
+            return Reply(status=400, body=json.dumps(bad_range_json(request.param("range"))))
+        asked = request.param("range") or ""
+        return Reply(body=json.dumps(chart_json(symbol, bars, asked=asked)))
 
 
 def install_yahoo(
