@@ -60,7 +60,13 @@ def daily_bars(
 
 
 def random_walk_bars(
-    end: date, count: int, *, start: float = 100.0, vol: float = 0.012, seed: int = 7
+    end: date,
+    count: int,
+    *,
+    start: float = 100.0,
+    vol: float = 0.012,
+    seed: int = 7,
+    volume: float | None = 1e6,
 ) -> list[DayBar]:
     """Weekday bars of a seeded driftless random walk (daily moves of `vol`, log scale): a
     history with ups, downs and quiet days, for what needs more than a straight line."""
@@ -68,7 +74,7 @@ def random_walk_bars(
     bars, close = [], start
     for day in weekdays(end, count):
         close = round(close * math.exp(rng.gauss(0.0, vol)), 4)
-        bars.append(DayBar(day, close, close * 1.004, close * 0.996, close, 1e6))
+        bars.append(DayBar(day, close, close * 1.004, close * 0.996, close, volume))
     return bars
 
 

@@ -19,7 +19,7 @@ from shared.market.replay import load_replay
 from tests.fakes.edgar import Submission, form4_xml, install_edgar
 from tests.fakes.http import FakeServer, Reply, serve
 from tests.fakes.rss import Entry, rss
-from tests.fakes.yahoo import daily_bars, install_yahoo
+from tests.fakes.yahoo import install_yahoo, random_walk_bars
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
 
@@ -32,11 +32,15 @@ TODAY = NOW.astimezone(NEW_YORK).date()
 
 @pytest.fixture(scope="module")
 def feeds() -> Iterator[FakeServer]:
-    """Yahoo, EDGAR and two wire feeds that answer; FRED is down (HTTP 500 on every request)."""
+    """Yahoo, EDGAR and two wire feeds that answer; FRED is down (HTTP 500 on every request).
+    Yahoo holds four and a half years of random walks: the live cycle reads its three months,
+    the warm start its five years."""
     last = TODAY - timedelta(days=1)
     with serve() as fake:
-        bars = {s: daily_bars(last, 70, start=100 + 10 * i) for i, s in enumerate(WATCH)}
-        bars["^VIX"] = daily_bars(last, 70, start=18, step=0.05, volume=0)
+        bars = {
+            s: random_walk_bars(last, 1150, start=100 + 10 * i, seed=i) for i, s in enumerate(WATCH)
+        }
+        bars["^VIX"] = random_walk_bars(last, 1150, start=18, vol=0.05, seed=99, volume=0)
         install_yahoo(fake, bars)
         fake.script("/graph/fredgraph.csv", *[Reply(status=500, body="oops")] * 200)
         fake.script("/fred/series/observations", *[Reply(status=500, body="oops")] * 200)
@@ -85,6 +89,8 @@ def live_fleet(
         "WORKSHOP_SOURCE_TIMEOUT_S": "15",
         "XDG_CACHE_HOME": str(cache),
         "WORKSHOP_RECORD_DIR": str(record_dir),
+        # A shorter warm start than the desk's 1,000 sessions keeps the fleet test quick.
+        "WORKSHOP_WARM_SESSIONS": "400",
     }
     yield from start_fleet(tmp_path_factory, redis_port, env)
 
@@ -115,12 +121,35 @@ def test_live_cycle_names_the_dead_feed(
     # An ETF with no SEC filer id is not a missing number: the minds still read SPY's returns.
     flow = next(m for m in dispatch.minds if m.mind == "flow")
     assert flow.status == "ok"
-    # The headline's instruction is data: the call, if any, is the index, on the usual horizon.
+    # The headline's instruction is data: the call, if any, is the menu's, on a watched symbol
+    # and one of the menu's horizons, never BTC in 2 hours.
     if dispatch.prediction is not None:
-        assert dispatch.prediction.target == "SPY"
-        assert dispatch.prediction.horizon_hours == 24
+        assert dispatch.prediction.target in WATCH
+        assert dispatch.prediction.horizon_hours in (24, 48, 120)
     assert feeds.hits("/v8/finance/chart/SPY")
     # What the live cycle fetched was recorded as a replay directory the replay source accepts.
     recorded = load_replay(record_dir)
     assert "SPY" in set(recorded.prices["symbol"].to_list())
     assert recorded.news.height == 1
+
+
+def test_live_cycle_after_warm_start_weighs_the_menu(live_fleet: Fleet, feeds: FakeServer) -> None:
+    """A live cycle warm-started on Yahoo's cached daily history makes the menu's call or names
+    the candidate that came closest, and says what its record rests on; the five years are
+    fetched once, not once per cycle."""
+    trigger = CycleTrigger(cycle_key=f"live-{uuid.uuid4().hex[:8]}", as_of=NOW, mode="live")
+    driver.send_trigger(live_fleet.app, trigger)
+    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=120)
+    assert dispatch.record_basis is not None
+    assert dispatch.record_basis.startswith("my warm start is Yahoo's daily bars of"), (
+        dispatch.record_basis
+    )
+    assert "settled candidate calls" in dispatch.record_basis
+    assert dispatch.considered > 0
+    if dispatch.prediction is not None:
+        assert dispatch.chosen is not None
+    else:
+        assert dispatch.closest is not None, dispatch.abstention
+    assert "My warm start is Yahoo's daily bars of" in dispatch.body_md
+    history = [r for r in feeds.hits("/v8/finance/chart/SPY") if r.param("range") == "5y"]
+    assert len(history) == 1
