@@ -385,13 +385,13 @@ class MenuCalibrator:
     fits: Mapping[str, KindFit]
     settled: int
     from_desk: int = 0
-    warm: int = 0  # of the settled candidates, those from before the replay's first cycle
+    warm: int = 0  # of the settled candidates, those from before the first cycle (replay or live)
 
     def describe(self) -> str:
         ready = [k for k in MODELS if self.fits[k].ready]
         per = ", ".join(f"{k} {self.fits[k].n:,}" for k in MODELS)
         warm = (
-            f"; {self.warm:,} of them from the price history before this replay's first cycle "
+            f"; {self.warm:,} of them from the price history before my first cycle "
             "(the warm start)"
             if self.warm
             else ""

@@ -86,5 +86,5 @@ def live_menu(settings: Settings, as_of: datetime, now: datetime | None = None) 
         reason = f"the cached history at {directory} could not be read ({error})"
         log.warning("synth.warm_unavailable", reason=reason)
         return LiveMenu(None, f"no warm start: {reason}, so I keep to direction calls")
-    log.info("synth.warm_live", reused=history.reused, candidates=menu.warm, last=history.last)
+    log.info("synth.warm_live", reused=history.reused, candidates=menu.warm, last=str(history.last))
     return LiveMenu(menu, history.describe())
