@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     warm_sessions: int = Field(
         default=1000,
         ge=0,
-        description="Sessions of price history before a replay's cycle the menu's calibration is "
-        "warm-started on; 0 starts cold (workshop up --cold).",
+        description="Sessions of price history before a cycle (the replay's own, or Yahoo's "
+        "daily history for a live desk) the menu's calibration is warm-started on; 0 starts cold "
+        "(workshop up --cold).",
     )
     mind_time_limit_s: float = Field(default=60.0, gt=0)
     task_time_limit_s: float = Field(

@@ -158,3 +158,15 @@ def test_an_unexpected_extra_mind_is_kept() -> None:
     outputs = [*(BRAIN.think(m, ctx) for m in MINDS), MindOutput.absent("quant", "not deployed")]
     dispatch = synthesize(ctx, outputs, BRAIN, expected_minds=MINDS)
     assert [s.mind for s in dispatch.minds] == [*MINDS, "quant"]
+
+
+def test_a_live_desk_without_a_warm_start_says_why_in_the_dispatch() -> None:
+    """A live cycle whose history could not be fetched (no menu) carries the reason as what its
+    record rests on, in the dispatch's field and in its body."""
+    ctx = _hollow_context()
+    outputs = [BRAIN.think(m, ctx) for m in MINDS]
+    why = "no warm start: Yahoo's daily history could not be fetched (prices error: HTTP 503)"
+    dispatch = synthesize(ctx, outputs, BRAIN, expected_minds=MINDS, warm_note=why)
+    assert dispatch.record_basis == why
+    assert "No warm start: Yahoo's daily history could not be fetched" in dispatch.body_md
+    assert _run(ctx).record_basis is None
