@@ -391,8 +391,7 @@ class MenuCalibrator:
         ready = [k for k in MODELS if self.fits[k].ready]
         per = ", ".join(f"{k} {self.fits[k].n:,}" for k in MODELS)
         warm = (
-            f"; {self.warm:,} of them from the price history before my first cycle "
-            "(the warm start)"
+            f"; {self.warm:,} of them from the price history before my first cycle (the warm start)"
             if self.warm
             else ""
         )
