@@ -7,7 +7,8 @@ empty macro.csv), written by the recorder's code, so that the replay market read
 directory; a day's directory is never rewritten, so a worker that already opened it is not misled.
 Only bars final at the fetch (their session closed and settled) are kept: today's live bar is not
 history. A failed fetch is remembered for RETRY_AFTER, so that a dead feed costs one timeout per
-half hour rather than one per cycle; its reason is what the dispatch says its record rests on.
+half hour rather than one per cycle. The last good day's copy then stands in, saying so; with none,
+the reason is what the dispatch says its record rests on.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class History:
     missing: tuple[str, ...] = ()
     reason: str | None = None  # why there is no history (directory None)
     reused: bool = False  # served from the cache without a fetch
+    refresh_failed: str | None = None  # an earlier day's copy: why today's refresh failed
 
     def describe(self) -> str:
         """What the warm start rests on (or why nothing), in a clause for the dispatch."""
@@ -59,6 +61,7 @@ class History:
         return (
             f"my warm start is Yahoo's daily bars of {', '.join(self.symbols)}{lacking}, "
             f"{self.first} to {self.last}, fetched {self.fetched_at:%Y-%m-%d %H:%M} UTC"
+            + (f" (today's refresh failed: {self.refresh_failed})" if self.refresh_failed else "")
         )
 
 
@@ -113,12 +116,27 @@ def _reusable(state: dict[str, object], cache: Path, day: date, wanted: set[str]
 
 
 def _recent_failure(state: dict[str, object], now: datetime, wanted: set[str]) -> str | None:
-    failed_at, reason, asked = state.get("failed_at"), state.get("reason"), state.get("asked")
+    failed_at, reason = state.get("failed_at"), state.get("reason")
+    asked = state.get("failed_asked")
     if not isinstance(failed_at, str) or not isinstance(asked, list) or set(asked) != wanted:
         return None
     if now - datetime.fromisoformat(failed_at) >= RETRY_AFTER:
         return None
     return f"{reason}; tried at {failed_at[:16].replace('T', ' ')} UTC, again after {RETRY_AFTER}"
+
+
+def _fallback(state: dict[str, object], cache: Path, wanted: set[str], reason: str) -> History:
+    """An earlier day's copy when today's refresh failed (still point-in-time: the fit reads
+    only what came before as_of), else no history and the reason."""
+    asked, day = state.get("asked"), state.get("day")
+    if (
+        isinstance(asked, list)
+        and set(asked) == wanted
+        and isinstance(day, str)
+        and (cache / day / "prices.csv").is_file()
+    ):
+        return replace(_from_state(state, cache), refresh_failed=reason)
+    return History(directory=None, reason=reason)
 
 
 def _final_only(result: SourceResult, now: datetime) -> SourceResult:
@@ -138,7 +156,8 @@ def live_history(
 ) -> History:
     """Today's cached history of `symbols`, fetched from Yahoo first if today has none yet.
 
-    Never raises for a dead or garbled feed: the History then has no directory and a reason.
+    Never raises for a dead or garbled feed: the History is then an earlier day's copy that
+    says why it was not refreshed, or has no directory and the reason.
     """
     wanted = {s.upper() for s in symbols}
     day = new_york_date(now)
@@ -148,16 +167,19 @@ def live_history(
             return _from_state(state, cache)
         failure = _recent_failure(state, now, wanted)
         if failure is not None:
-            return History(directory=None, reason=failure)
+            return _fallback(state, cache, wanted, failure)
         source = YahooPrices(sorted(wanted), timeout_s=timeout_s, base_url=base_url, period=period)
         result = _final_only(source.fetch(now), now)
         if not result.bars:
             reason = f"prices {result.health.status}: {result.health.detail}"
-            _write_state(
-                cache, {"asked": sorted(wanted), "failed_at": now.isoformat(), "reason": reason}
-            )
+            failed = {
+                "failed_asked": sorted(wanted),
+                "failed_at": now.isoformat(),
+                "reason": reason,
+            }
+            _write_state(cache, state | failed)  # the last good copy's record is kept
             log.warning("warm.history_failed", reason=reason)
-            return History(directory=None, reason=reason)
+            return _fallback(state, cache, wanted, reason)
         directory = cache / day.isoformat()
         shutil.rmtree(directory, ignore_errors=True)  # a half-written try of earlier today
         record(directory, [result])

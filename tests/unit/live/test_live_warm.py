@@ -130,6 +130,26 @@ def test_a_dead_feed_leaves_no_menu_and_says_why(fake: FakeServer, tmp_path: Pat
     assert len(state.ranges) == asked
 
 
+def test_a_failed_refresh_falls_back_on_the_last_days_copy(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    """Yahoo down on the next day: the desk keeps yesterday's history (still point-in-time) and
+    says today's refresh failed; it fetches again the day after."""
+    install_yahoo(fake, _history())
+    first = live_menu(_settings(tmp_path, fake), AS_OF, now=NOW)
+    assert first.menu is not None
+    with serve() as dead:
+        down = Reply(status=503, body="<html>Will be right back</html>", content_type="text/html")
+        install_yahoo(dead, _history(), broken={s: [down] * 200 for s in SYMBOLS})
+        later = live_menu(_settings(tmp_path, dead), AS_OF, now=NOW + timedelta(days=1))
+    assert later.menu is not None
+    assert later.menu.settled == first.menu.settled
+    assert later.basis.startswith(first.basis)
+    assert "(today's refresh failed: prices" in later.basis
+    again = live_menu(_settings(tmp_path, fake), AS_OF, now=NOW + timedelta(days=2))
+    assert again.basis.endswith("fetched 2026-01-12 15:00 UTC")
+
+
 def test_cold_asks_nothing_and_says_so(fake: FakeServer, tmp_path: Path) -> None:
     """With --cold (no warm sessions) the live desk fetches no history and says it starts cold."""
     state = install_yahoo(fake, _history())
