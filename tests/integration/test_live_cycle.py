@@ -101,7 +101,8 @@ def test_live_cycle_names_the_dead_feed(
     """With FRED down, the live cycle still publishes, and its dispatch names the macro feed."""
     trigger = CycleTrigger(cycle_key=f"live-{uuid.uuid4().hex[:8]}", as_of=NOW, mode="live")
     driver.send_trigger(live_fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=90)
+    # The first live cycle also fetches and fits the warm start: give a loaded machine time.
+    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=180)
     with session_scope(live_fleet.db_url) as session:
         stored = session.scalar(select(Cycle.snapshot).where(Cycle.cycle_key == trigger.cycle_key))
     assert stored is not None
@@ -139,7 +140,7 @@ def test_live_cycle_after_warm_start_weighs_the_menu(live_fleet: Fleet, feeds: F
     fetched once, not once per cycle."""
     trigger = CycleTrigger(cycle_key=f"live-{uuid.uuid4().hex[:8]}", as_of=NOW, mode="live")
     driver.send_trigger(live_fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=120)
+    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=180)
     assert dispatch.record_basis is not None
     assert dispatch.record_basis.startswith("my warm start is Yahoo's daily bars of"), (
         dispatch.record_basis
