@@ -11,6 +11,7 @@ and says so in what its record rests on.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,14 +78,56 @@ def live_menu(settings: Settings, as_of: datetime, now: datetime | None = None) 
         log.warning("synth.warm_unavailable", reason=history.reason)
         return LiveMenu(None, f"{history.describe()}, so I keep to direction calls")
     directory = str(history.directory)
+    key = f"live:{directory}"  # one running book per day's cache: a new day starts afresh
     try:
-        # One running book per day's cache: a new day's history starts a new warm start.
-        menu = replay_menu(
-            f"live:{directory}", _market(directory), as_of, sessions=settings.warm_sessions
+        menu = _fitted(
+            key, directory, as_of, settings.warm_sessions, settings.task_time_limit_s / 2
         )
     except (WorkshopError, OSError) as error:
         reason = f"the cached history at {directory} could not be read ({error})"
         log.warning("synth.warm_unavailable", reason=reason)
         return LiveMenu(None, f"no warm start: {reason}, so I keep to direction calls")
+    if menu is None:
+        log.info("synth.warm_fitting", directory=directory)
+        return LiveMenu(
+            None,
+            f"{history.describe()}; it is still being fitted, so this cycle keeps to direction "
+            "calls",
+        )
     log.info("synth.warm_live", reused=history.reused, candidates=menu.warm, last=str(history.last))
     return LiveMenu(menu, history.describe())
+
+
+# The first fit on a day's history weighs a thousand sessions of every watched symbol: tens of
+# seconds on a loaded machine, more than a cycle may wait under its task time limit. It runs in
+# this process's background thread; a cycle waits for it a while, then goes on without the menu
+# (saying so), and a later cycle finds it ready. Later cycles only advance it: milliseconds.
+_FITS: dict[str, Future[MenuCalibrator]] = {}
+_FITS_LOCK = threading.Lock()
+_EXECUTOR: list[ThreadPoolExecutor] = []  # made in the worker process, never before a fork
+
+
+def _fitted(key: str, directory: str, as_of: datetime, sessions: int, wait_s: float
+            ) -> MenuCalibrator | None:  # fmt: skip
+    """The menu at as_of once the day's first fit is done; None while it is still running."""
+    market = _market(directory)
+    with _FITS_LOCK:
+        first = _FITS.get(key)
+        if first is None or (first.done() and first.exception() is not None):
+            if not _EXECUTOR:
+                _EXECUTOR.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-start"))
+            for old in [k for k in _FITS if k != key]:
+                del _FITS[old]
+            first = _FITS[key] = _EXECUTOR[0].submit(
+                replay_menu, key, market, as_of, sessions=sessions
+            )
+            started = True
+        else:
+            started = False
+    try:
+        fitted = first.result(timeout=wait_s)
+    except TimeoutError:
+        return None
+    # The first fit was made for its own cycle's as_of; this one advances it to ours (or refits
+    # from scratch for an earlier as_of: nothing after as_of may enter).
+    return fitted if started else replay_menu(key, market, as_of, sessions=sessions)

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.synth.menu import MODELS
-from services.synth.warm_live import live_menu
+from services.synth.warm_live import _FITS, live_menu
 from shared.market.replay import load_replay
 from shared.settings import Settings
 from tests.fakes.http import FakeServer, Reply, serve
@@ -51,7 +51,9 @@ def _history(planted: bool = False) -> dict[str, list[DayBar]]:
     return bars
 
 
-def _settings(home: Path, fake: FakeServer, warm_sessions: int = 300) -> Settings:
+def _settings(
+    home: Path, fake: FakeServer, warm_sessions: int = 300, task_time_limit_s: float = 60.0
+) -> Settings:
     return Settings(
         home=home,
         mode="live",
@@ -59,6 +61,7 @@ def _settings(home: Path, fake: FakeServer, warm_sessions: int = 300) -> Setting
         yahoo_base_url=fake.base_url,
         source_timeout_s=20.0,
         warm_sessions=warm_sessions,
+        task_time_limit_s=task_time_limit_s,
     )
 
 
@@ -148,6 +151,24 @@ def test_a_failed_refresh_falls_back_on_the_last_days_copy(
     assert "(today's refresh failed: prices" in later.basis
     again = live_menu(_settings(tmp_path, fake), AS_OF, now=NOW + timedelta(days=2))
     assert again.basis.endswith("fetched 2026-01-12 15:00 UTC")
+
+
+def test_a_cycle_does_not_wait_out_its_time_limit_for_the_first_fit(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    """A cycle that may wait only milliseconds goes on without the menu, saying the warm start is
+    still being fitted; a cycle after the fit is done has it."""
+    install_yahoo(fake, _history())
+    hurried = _settings(tmp_path, fake, task_time_limit_s=0.002)
+    early = live_menu(hurried, AS_OF, now=NOW)
+    assert early.menu is None
+    assert early.basis.startswith("my warm start is Yahoo's daily bars of")
+    assert early.basis.endswith("it is still being fitted, so this cycle keeps to direction calls")
+    for running in list(_FITS.values()):
+        running.result(timeout=60)
+    later = live_menu(hurried, AS_OF + timedelta(days=1), now=NOW)
+    assert later.menu is not None
+    assert later.menu.warm > 1000
 
 
 def test_cold_asks_nothing_and_says_so(fake: FakeServer, tmp_path: Path) -> None:
