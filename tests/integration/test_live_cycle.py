@@ -3,6 +3,7 @@ format and read by the real client (yfinance, httpx + feedparser, EDGAR JSON and
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,7 @@ def live_fleet(
     yield from start_fleet(tmp_path_factory, redis_port, env)
 
 
+@pytest.mark.timeout(300)
 def test_live_cycle_names_the_dead_feed(
     live_fleet: Fleet, feeds: FakeServer, record_dir: Path
 ) -> None:
@@ -134,18 +136,25 @@ def test_live_cycle_names_the_dead_feed(
     assert recorded.news.height == 1
 
 
+@pytest.mark.timeout(480)
 def test_live_cycle_after_warm_start_weighs_the_menu(live_fleet: Fleet, feeds: FakeServer) -> None:
     """A live cycle warm-started on Yahoo's cached daily history makes the menu's call or names
-    the candidate that came closest, and says what its record rests on; the five years are
-    fetched once, not once per cycle."""
-    trigger = CycleTrigger(cycle_key=f"live-{uuid.uuid4().hex[:8]}", as_of=NOW, mode="live")
-    driver.send_trigger(live_fleet.app, trigger)
-    dispatch = driver.wait_for_dispatch(live_fleet.db_url, trigger.cycle_key, timeout=180)
-    assert dispatch.record_basis is not None
-    assert dispatch.record_basis.startswith("my warm start is Yahoo's daily bars of"), (
-        dispatch.record_basis
-    )
-    assert "settled candidate calls" in dispatch.record_basis
+    the candidate that came closest, and says what its record rests on; a cycle that reaches a
+    worker process still fitting says so instead; the five years are fetched once."""
+    for _attempt in range(6):
+        key = f"live-{uuid.uuid4().hex[:8]}"
+        driver.send_trigger(live_fleet.app, CycleTrigger(cycle_key=key, as_of=NOW, mode="live"))
+        dispatch = driver.wait_for_dispatch(live_fleet.db_url, key, timeout=180)
+        assert dispatch.record_basis is not None
+        assert dispatch.record_basis.startswith("my warm start is Yahoo's daily bars of"), (
+            dispatch.record_basis
+        )
+        if "settled candidate calls" in dispatch.record_basis:
+            break
+        # Each worker process fits its own copy in the background: this one was not done yet.
+        assert "it is still being fitted" in dispatch.record_basis
+        time.sleep(5)
+    assert "settled candidate calls" in (dispatch.record_basis or "")
     assert dispatch.considered > 0
     if dispatch.prediction is not None:
         assert dispatch.chosen is not None
