@@ -22,7 +22,6 @@ from services.synth.menu import MenuCalibrator
 from services.synth.warm import forget, replay_menu
 from shared.calendar import utc_now
 from shared.errors import WorkshopError
-from shared.market.live.history import live_history
 from shared.market.replay import ReplayMarket, load_replay
 from shared.settings import Settings
 
@@ -67,6 +66,9 @@ def live_menu(settings: Settings, as_of: datetime, now: datetime | None = None) 
     feed or a damaged cache (the cycle then has no menu and the reason)."""
     if settings.warm_sessions == 0:
         return LiveMenu(None, COLD)
+    # Imported here: yfinance and pandas cost every synth worker seconds at start, replay or not.
+    from shared.market.live.history import live_history
+
     history = live_history(
         settings.home / "warm" / "live",
         settings.watchlist,

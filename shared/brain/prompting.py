@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
-import anthropic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts import (
@@ -164,6 +163,8 @@ class ReplyFormat(Generic[M]):
         """The model's JSON schema in the subset structured outputs accept: $refs inlined, labels
         dropped, and what the API does not support (lengths, bounds, patterns) moved into the
         descriptions by the SDK's own transform; pydantic still checks all of it on the reply."""
+        import anthropic  # here, not at the top: every worker imports this module, few use Claude
+
         return anthropic.transform_schema(_inline(self.model.model_json_schema()))
 
     def output_format(self) -> dict[str, Any]:
