@@ -6,6 +6,7 @@ Tasks bind the cycle key, task id and mind through contextvars so every line car
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -76,9 +77,56 @@ def _short(value: Any) -> str:
     return text[:500]
 
 
+def _descriptor(stream: Any) -> int | None:
+    """The stream's file descriptor when it is a real file (a worker's log), else None (a test's
+    capture, Celery's logging proxy)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if isinstance(fd, int) else None
+
+
+def _write_line(fd: int, line: str) -> None:
+    """The whole line in one write(2) where the kernel takes it whole: a worker's processes
+    share its log file, and print()'s two writes (text, then newline) let another process's
+    line land in between (seen here: two JSON lines run together)."""
+    data = (line + "\n").encode("utf-8", "replace")
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+class _LineLogger:
+    """structlog's logger for a real file: each rendered line written whole."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def msg(self, message: str) -> None:
+        _write_line(self._fd, message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stdlib (Celery) side of the same log file, a record per write(2)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(sys.stderr)
+        self._fd = fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write_line(self._fd, self.format(record))
+        except Exception:  # logging must never take the worker down
+            self.handleError(record)
+
+
 def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     """Configure structlog and route stdlib logging (Celery's) through the same renderer."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    fd = _descriptor(sys.stderr)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -99,10 +147,14 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=(
+            structlog.PrintLoggerFactory(file=sys.stderr)
+            if fd is None
+            else (lambda *_args: _LineLogger(fd))
+        ),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr) if fd is None else _LineHandler(fd)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processor=renderer)
     )
