@@ -4,7 +4,6 @@ processes that outlive the command that started them (`workshop up` / `workshop 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -14,13 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import tasknames
 from shared.errors import ConfigurationError
+from shared.locking import exclusive
 from shared.settings import Settings
 
 CELERY_APP = "shared.celery_app:app"
@@ -319,18 +318,6 @@ def _tail(path: Path, lines: int = 8) -> str:
         return f"(no log at {path})"
 
 
-@contextlib.contextmanager
-def _locked(home: Path) -> Iterator[None]:
-    """One `up` or `down` at a time per home: two would start two fleets."""
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "stack.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def up(
     settings: Settings,
     *,
@@ -345,7 +332,8 @@ def up(
     it died (Redis on its port with its password and append-only file, a worker, beat) and leave
     the living ones alone. Never a second fleet beside the first."""
     home = settings.home.resolve()
-    with _locked(home):
+    # One `up` or `down` at a time per home: two would start two fleets.
+    with exclusive(home / "stack.lock"):
         existing = read_state(settings)
         if existing is not None:
             return _repair(settings, existing, beat=beat, extra_env=extra_env)
@@ -447,7 +435,8 @@ def down(settings: Settings, timeout: float = 30.0) -> StackState | None:
 
     Every process means the recorded ones, any started by hand in this home (their pid files),
     and, on the stack's own Redis, any other worker that answers on it."""
-    with _locked(settings.home.resolve()):
+    # One `up` or `down` at a time per home: two would start two fleets.
+    with exclusive(settings.home.resolve() / "stack.lock"):
         state = read_state(settings)
         if state is None:
             return None

@@ -13,11 +13,9 @@ the reason is what the dispatch says its record rests on.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +24,7 @@ import structlog
 
 from shared.calendar import end_of_day_known, new_york_date
 from shared.contracts import SourceResult
+from shared.locking import exclusive
 from shared.market.live.recorder import record
 from shared.market.live.yahoo import YahooPrices
 
@@ -63,18 +62,6 @@ class History:
             f"{self.first} to {self.last}, fetched {self.fetched_at:%Y-%m-%d %H:%M} UTC"
             + (f" (today's refresh failed: {self.refresh_failed})" if self.refresh_failed else "")
         )
-
-
-@contextmanager
-def _locked(cache: Path) -> Iterator[None]:
-    """One fetch at a time across the synthesis processes: the others then reuse its cache."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".fetch.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_state(cache: Path) -> dict[str, object]:
@@ -161,7 +148,8 @@ def live_history(
     """
     wanted = {s.upper() for s in symbols}
     day = new_york_date(now)
-    with _locked(cache):
+    # One fetch at a time across the synthesis processes: the others then reuse its cache.
+    with exclusive(cache / ".fetch.lock"):
         state = _read_state(cache)
         if _reusable(state, cache, day, wanted):
             return _from_state(state, cache)

@@ -8,12 +8,10 @@ the same key is replaced by the newer fetch (a live bar by the day's final bar).
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from shared.calendar import end_of_day_known, new_york_date, release_known
 from shared.contracts import Bar, MacroValue, NewsItem, SourceResult
+from shared.locking import exclusive
 from shared.market.replay import (
     MACRO_FILE,
     MACRO_HEADER,
@@ -94,17 +93,6 @@ def news_row(item: NewsItem) -> Row:
     return (_stamp(item.published_at), item.source, item.title, item.summary, item.url)
 
 
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One writer at a time: several ingest workers may record into the same directory."""
-    with (directory / ".record.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _read(path: Path, header: Sequence[str]) -> list[Row]:
     if not path.exists():
         return []
@@ -140,7 +128,8 @@ def record(directory: Path, results: Sequence[SourceResult]) -> Recorded:
     bars = [bar for result in results for bar in result.bars]
     macro = [value for result in results for value in result.macro]
     news = [item for result in results for item in result.news]
-    with _locked(directory):
+    # One writer at a time: several ingest workers may record into the same directory.
+    with exclusive(directory / ".record.lock"):
         prices_count = _merge(
             directory / PRICES_FILE, PRICES_HEADER, map(bar_row, bars), lambda r: (r[0], r[1])
         )
