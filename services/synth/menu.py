@@ -11,10 +11,16 @@ For each priceable symbol and each horizon (24 h, 48 h, 5 sessions) the menu hol
 - range: the close is within that same band (naive probability about a coin).
 
 Each kind has its own calibration, a logistic model of the event on (logit of the naive
-probability, logit of the base rate, the minds' lean toward the event), fitted on candidates
-settled by as_of (ridge toward "the naive model" for threshold and range, "the base rate" for
-direction). The history is binned on those three numbers, the statistic the fit needs, so a fit
-costs the same on a decade as on a month. Pure: the backtest and the fleet feed it the history.
+probability, logit of the base rate, the minds' lean toward the event, the symbol's stretch: its
+last five sessions' move in standard deviations of its trailing volatility, toward the event),
+fitted on candidates settled by as_of (ridge toward "the naive model" for threshold and range,
+"the base rate" for direction). Direction on a volatility index has a calibration of its own: a
+volatility index reverts after a run (measured on replay-dev's VIX, 2014-2018, fitted on the first
+half: a five-session call from the stretch scores +0.06 Brier skill over the base rate on the
+second), where an index or a stock shows no such thing, and one pooled fit would lend the stocks
+VIX's reversion and VIX their drift. The history is binned on those four numbers, the statistic
+the fit needs, so a fit costs the same on a decade as on a month. Pure: the backtest and the
+fleet feed it the history.
 """
 
 from __future__ import annotations
@@ -47,8 +53,13 @@ from shared.ports import SettlementPrices
 
 HORIZONS = (24, 48, 120)
 TRADING_DAYS = 252
-# The calibrations: one per kind, a threshold's upside and downside apart.
-MODELS = ("direction", "threshold:gt", "threshold:lt", "range")
+# The calibrations: one per kind, a threshold's upside and downside apart, and direction on a
+# volatility index apart from direction on anything else (see the module's docstring).
+MODELS = ("direction", "direction:volatility", "threshold:gt", "threshold:lt", "range")
+# The stretch: the last STRETCH_SESSIONS sessions' log move over the trailing volatility's
+# standard deviation for that many sessions, clipped (a crash's z of 12 says no more than 4).
+STRETCH_SESSIONS = 5
+STRETCH_CLIP = 4.0
 # A threshold candidate sits at the grid move whose naive probability is nearest this: a level
 # the tape could reach, not one so far that "it will not get there" is free.
 NEAR_Z = 0.6745  # P(Z > z) = 1/4 and P(|Z| < z) = 1/2 for a standard normal
@@ -64,8 +75,9 @@ MIN_EDGE = 0.02
 # measured: on replay-dev a weight of 0.25 chose more tail thresholds where the calibration is
 # least sure, and their skill against the naive model fell (-0.031 against -0.023 at zero).
 NAIVE_WEIGHT = 0.0
-# Bins of the fit's statistic: logit(naive), logit(base rate), lean.
-BIN_NAIVE, BIN_BASE, BIN_LEAN = 0.1, 0.1, 0.01
+# Bins of the fit's statistic: logit(naive), logit(base rate), lean, stretch.
+BIN_NAIVE, BIN_BASE, BIN_LEAN, BIN_STRETCH = 0.1, 0.1, 0.01, 0.25
+INPUTS = 4  # the calibration's inputs; with the intercept, INPUTS + 1 parameters
 RIDGE = 4.0
 _STEPS = 25
 _TOLERANCE = 1e-7
@@ -101,16 +113,27 @@ class Option:
     base: float
     naive: float
     lean: float = 0.0
+    stretch: float = 0.0  # the symbol's stretch (z of its last sessions' move), signed up
     # Computed once (every candidate is evaluated, proposed and binned): the calibration's
     # inputs and the calibration it is scored by.
-    logits: tuple[float, float, float] = field(init=False, repr=False, compare=False)
+    logits: tuple[float, float, float, float] = field(init=False, repr=False, compare=False)
     model: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean))
-        # One calibration per kind, and a threshold's upside and downside apart (a market's
-        # tails are not mirror images).
-        model = f"threshold:{self.event}" if self.kind == "threshold" else self.kind
+        # The stretch toward the event: up and above the line with it, below against it, and a
+        # range by its size alone (a run either way is a loud tape).
+        toward = {"up": self.stretch, "gt": self.stretch, "lt": -self.stretch}.get(
+            self.event, abs(self.stretch)
+        )
+        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean, toward))
+        # One calibration per kind, a threshold's upside and downside apart (a market's tails
+        # are not mirror images), and a volatility index's direction apart (it reverts).
+        if self.kind == "threshold":
+            model = f"threshold:{self.event}"
+        elif self.kind == "direction" and asset_class(self.target) == "volatility":
+            model = "direction:volatility"
+        else:
+            model = self.kind
         object.__setattr__(self, "model", model)
 
     @property
@@ -127,7 +150,7 @@ class Option:
     def range_pct(self) -> float | None:
         return self.move_pct if self.kind == "range" else None
 
-    def x(self) -> tuple[float, float, float]:
+    def x(self) -> tuple[float, float, float, float]:
         return self.logits
 
 
@@ -157,7 +180,8 @@ def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> li
             o = option  # built anew, not dataclasses.replace: the menu leans thousands of these
             out.append(
                 Option(o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
-                       o.session, o.base, o.naive, -lean if o.event == "lt" else lean)
+                       o.session, o.base, o.naive, -lean if o.event == "lt" else lean,
+                       o.stretch)
             )  # fmt: skip
     return out
 
@@ -187,13 +211,14 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
         if session != features.session:
             continue
         sd = vol / math.sqrt(TRADING_DAYS)  # daily % sd of log moves
+        z = stretch(returns.r5 if returns is not None else None, sd)
         for hours in horizons:
             n = horizon_sessions(hours)
             base_up = features.base_rate(symbol, hours, "up")
             if base_up is not None:
                 out.append(
                     Option(symbol, "direction", "up", 0.0, hours, reference, session,
-                           base_up, 0.5, 0.0)
+                           base_up, 0.5, 0.0, z)
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
@@ -207,9 +232,20 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
             for event, (move, naive, rate) in sorted(best.items()):
                 kind: CallKind = "range" if event == "in" else "threshold"
                 out.append(
-                    Option(symbol, kind, event, move, hours, reference, session, rate, naive)
+                    Option(
+                        symbol, kind, event, move, hours, reference, session, rate, naive, 0.0, z
+                    )
                 )
     return out
+
+
+def stretch(r5: float | None, sd: float) -> float:
+    """The last STRETCH_SESSIONS sessions' log move in standard deviations of the trailing
+    volatility's move over as many sessions (sd: the daily % sd), clipped; 0 when unknown."""
+    if r5 is None or sd <= 0 or r5 <= -100:
+        return 0.0
+    z = 100.0 * math.log1p(r5 / 100.0) / (sd * math.sqrt(STRETCH_SESSIONS))
+    return max(-STRETCH_CLIP, min(STRETCH_CLIP, z))
 
 
 # --- the calibration -----------------------------------------------------------------------------
@@ -217,10 +253,10 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
 
 @dataclass
 class MenuHistory:
-    """Settled candidates per kind, binned: (naive bin, base bin, lean bin) -> [n, hits, sums of
-    the three inputs]."""
+    """Settled candidates per kind, binned: (naive bin, base bin, lean bin, stretch bin) -> [n,
+    hits, sums of the four inputs]."""
 
-    cells: dict[str, dict[tuple[int, int, int], list[float]]] = field(
+    cells: dict[str, dict[tuple[int, int, int, int], list[float]]] = field(
         default_factory=lambda: {k: {} for k in MODELS}
     )
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODELS, 0))
@@ -257,14 +293,18 @@ class MenuHistory:
             cell[1] += gain
             cell[2] += gain * gain
             cell[3] += ref
-        x1, x2, x3 = option.x()
-        key = (round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN))
-        cell = self.cells[option.model].setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0])
+        x1, x2, x3, x4 = option.x()
+        key = (
+            round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
+            round(x4 / BIN_STRETCH),
+        )  # fmt: skip
+        cell = self.cells[option.model].setdefault(key, [0.0] * (INPUTS + 2))
         cell[0] += 1
         cell[1] += 1.0 if hit else 0.0
         cell[2] += x1
         cell[3] += x2
         cell[4] += x3
+        cell[5] += x4
         self.counts[option.model] += 1
         self.from_desk += int(desk)
 
@@ -273,14 +313,19 @@ class MenuHistory:
         return sum(self.counts.values())
 
 
-def _prior(kind: str) -> tuple[float, float, float, float]:
+Theta = tuple[float, float, float, float, float]
+
+
+def _prior(kind: str) -> Theta:
     # Threshold and range start at the naive model, direction at the base rate: thin history
     # leaves the calibrated probability at the baseline, never a confident guess.
-    return (0.0, 0.0, 1.0, 0.0) if kind == "direction" else (0.0, 1.0, 0.0, 0.0)
+    if kind.startswith("direction"):
+        return (0.0, 0.0, 1.0, 0.0, 0.0)
+    return (0.0, 1.0, 0.0, 0.0, 0.0)
 
 
 def _solve(h: list[list[float]], g: list[float]) -> list[float]:
-    """Solve h x = g (h symmetric positive definite, 4x4) by Gaussian elimination."""
+    """Solve h x = g (h symmetric positive definite, a handful square) by Gaussian elimination."""
     n = len(g)
     a = [[*row, g[i]] for i, row in enumerate(h)]
     for col in range(n):
@@ -295,17 +340,18 @@ def _solve(h: list[list[float]], g: list[float]) -> list[float]:
 
 
 def _inverse(h: list[list[float]]) -> list[list[float]]:
-    cols = [_solve(h, [1.0 if i == j else 0.0 for i in range(4)]) for j in range(4)]
-    return [[cols[j][i] for j in range(4)] for i in range(4)]
+    n = len(h)
+    cols = [_solve(h, [1.0 if i == j else 0.0 for i in range(n)]) for j in range(n)]
+    return [[cols[j][i] for j in range(n)] for i in range(n)]
 
 
 @dataclass(frozen=True)
 class KindFit:
     """One kind's fitted calibration: p = sigmoid(t0 + t1 logit(naive) + t2 logit(base) + t3
-    lean), with the covariance of t from the penalised likelihood's curvature."""
+    lean + t4 stretch), with the covariance of t from the penalised likelihood's curvature."""
 
     kind: str
-    theta: tuple[float, float, float, float]
+    theta: Theta
     cov: tuple[tuple[float, ...], ...]
     n: int
     minimum: int = MIN_SETTLED
@@ -318,17 +364,18 @@ class KindFit:
     def evaluate(self, option: Option) -> tuple[float, float]:
         """The calibrated probability of the option's event and its standard error (delta
         method), in one pass (the menu weighs thousands of these a second)."""
-        x1, x2, x3 = option.x()
-        t0, t1, t2, t3 = self.theta
-        p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3)
-        # v' cov v for v = (1, x1, x2, x3), row by row in this order (written out: hot).
-        c0, c1, c2, c3 = self.cov
+        x1, x2, x3, x4 = option.x()
+        t0, t1, t2, t3, t4 = self.theta
+        p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3 + t4 * x4)
+        # v' cov v for v = (1, x1, x2, x3, x4), row by row in this order (written out: hot).
+        c0, c1, c2, c3, c4 = self.cov
         var = (
             0.0
-            + 1.0 * (c0[0] + c0[1] * x1 + c0[2] * x2 + c0[3] * x3)
-            + x1 * (c1[0] + c1[1] * x1 + c1[2] * x2 + c1[3] * x3)
-            + x2 * (c2[0] + c2[1] * x1 + c2[2] * x2 + c2[3] * x3)
-            + x3 * (c3[0] + c3[1] * x1 + c3[2] * x2 + c3[3] * x3)
+            + 1.0 * (c0[0] + c0[1] * x1 + c0[2] * x2 + c0[3] * x3 + c0[4] * x4)
+            + x1 * (c1[0] + c1[1] * x1 + c1[2] * x2 + c1[3] * x3 + c1[4] * x4)
+            + x2 * (c2[0] + c2[1] * x1 + c2[2] * x2 + c2[3] * x3 + c2[4] * x4)
+            + x3 * (c3[0] + c3[1] * x1 + c3[2] * x2 + c3[3] * x3 + c3[4] * x4)
+            + x4 * (c4[0] + c4[1] * x1 + c4[2] * x2 + c4[3] * x3 + c4[4] * x4)
         )
         return p, p * (1 - p) * math.sqrt(max(0.0, var))
 
@@ -341,7 +388,7 @@ class KindFit:
 
 def fit_kind(
     kind: str,
-    cells: Mapping[tuple[int, int, int], Sequence[float]],
+    cells: Mapping[tuple[int, int, int, int], Sequence[float]],
     n: int,
     start: Sequence[float] | None = None,
     minimum: int = MIN_SETTLED,
@@ -355,12 +402,13 @@ def fit_kind(
     # Read straight from the bins as one flat run of numbers (np.array over a list of lists
     # took half the fit).
     flat = chain.from_iterable(cells.values())
-    table = np.fromiter(flat, dtype=np.float64, count=5 * len(cells)).reshape(-1, 5)
+    width = INPUTS + 2
+    table = np.fromiter(flat, dtype=np.float64, count=width * len(cells)).reshape(-1, width)
     count, hits = table[:, 0], table[:, 1]
     # Each bin's mean inputs, with the intercept's column of ones: the design matrix.
     design = np.column_stack((np.ones(len(table)), table[:, 2:] / count[:, None]))
-    ridge = np.diag([RIDGE] * 4)
-    h = [[0.0] * 4 for _ in range(4)]
+    ridge = np.diag([RIDGE] * (INPUTS + 1))
+    h = [[0.0] * (INPUTS + 1) for _ in range(INPUTS + 1)]
     for _ in range(_STEPS):
         z = design @ np.array(theta)
         e = np.exp(-np.abs(z))  # the stable sigmoid on both signs of z
@@ -374,7 +422,7 @@ def fit_kind(
         if max(abs(s) for s in step) < _TOLERANCE:
             break
     cov = _inverse(h)
-    return KindFit(kind, (theta[0], theta[1], theta[2], theta[3]),
+    return KindFit(kind, (theta[0], theta[1], theta[2], theta[3], theta[4]),
                    tuple(tuple(row) for row in cov), n, minimum)  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from services.synth.menu import (
     MenuCalibrator,
     MenuHistory,
     Option,
+    Theta,
     candidates,
     choose,
     fit_menu,
@@ -50,10 +51,9 @@ def _option(kind: str = "range", event: str = "in", base: float = 0.5, naive: fl
                   base, naive, lean)  # fmt: skip
 
 
-def _calibrator(theta: dict[str, tuple[float, float, float, float]], n: int = 1000,
-                var: float = 1e-6) -> MenuCalibrator:  # fmt: skip
-    cov = tuple(tuple(var if i == j else 0.0 for j in range(4)) for i in range(4))
-    fits = {m: KindFit(m, theta.get(m, (0.0, 1.0, 0.0, 0.0)), cov, n) for m in MODELS}
+def _calibrator(theta: dict[str, Theta], n: int = 1000, var: float = 1e-6) -> MenuCalibrator:
+    cov = tuple(tuple(var if i == j else 0.0 for j in range(5)) for i in range(5))
+    fits = {m: KindFit(m, theta.get(m, (0.0, 1.0, 0.0, 0.0, 0.0)), cov, n) for m in MODELS}
     return MenuCalibrator(fits, n * len(MODELS))
 
 
@@ -90,7 +90,7 @@ def test_the_minds_lean_reaches_only_the_targets_directional_candidates() -> Non
     for before, after in zip(plain, weighed, strict=True):
         lean = expected[after.event] if after.target == "^GSPC" else 0.0
         assert after.lean == lean
-        assert after.x() == (*before.x()[:2], lean)
+        assert after.x() == (*before.x()[:2], lean, before.x()[3])
         assert (after.target, after.kind, after.event, after.base) == (
             before.target, before.kind, before.event, before.base
         )  # fmt: skip
