@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from services.ingest.cycle import claim
 from services.synth.menu import (
     MODELS,
+    STRETCH_CLIP,
     KindFit,
     MenuCalibrator,
     MenuHistory,
@@ -27,6 +28,7 @@ from services.synth.menu import (
     leaned,
     options,
     prediction_of,
+    stretch,
 )
 from services.synth.store import store_cycle
 from services.synth.synthesize import synthesize
@@ -46,9 +48,9 @@ DAY = date(2015, 8, 24)
 
 
 def _option(kind: str = "range", event: str = "in", base: float = 0.5, naive: float = 0.5,
-            target: str = "^GSPC", lean: float = 0.0) -> Option:  # fmt: skip
+            target: str = "^GSPC", lean: float = 0.0, stretch: float = 0.0) -> Option:  # fmt: skip
     return Option(target, kind, event, 1.0 if kind != "direction" else 0.0, 24, 100.0, DAY,  # type: ignore[arg-type]
-                  base, naive, lean)  # fmt: skip
+                  base, naive, lean, stretch)  # fmt: skip
 
 
 def _calibrator(theta: dict[str, Theta], n: int = 1000, var: float = 1e-6) -> MenuCalibrator:
@@ -148,6 +150,66 @@ def test_no_direction_call_without_an_edge() -> None:
         assert best is None
         assert near is not None
         assert near.option.kind == "direction"
+
+
+def test_the_stretch_is_the_last_five_sessions_in_standard_deviations() -> None:
+    """A 10% rise in five sessions at 1% daily sd is 4.26 sd (log move over sd times root 5),
+    clipped at 4; a fall is negative; nothing known is 0, never a guess."""
+    assert stretch(5.0, 1.0) == pytest.approx(100 * math.log(1.05) / math.sqrt(5))
+    assert stretch(10.0, 1.0) == STRETCH_CLIP
+    assert stretch(-5.0, 1.0) == pytest.approx(100 * math.log(0.95) / math.sqrt(5))
+    assert stretch(None, 1.0) == 0.0
+    assert stretch(5.0, 0.0) == 0.0
+
+
+def test_the_stretch_leans_toward_each_event_and_a_volatility_index_has_its_own_direction() -> None:
+    """Up and above the line take the stretch as it is, below it negated, a range by its size;
+    direction on VIX is calibrated apart from direction on the S&P, other kinds are not."""
+    assert _option("direction", "up", stretch=2.0).x()[3] == 2.0
+    assert _option("threshold", "gt", stretch=2.0).x()[3] == 2.0
+    assert _option("threshold", "lt", stretch=2.0).x()[3] == -2.0
+    assert _option("range", "in", stretch=-2.0).x()[3] == 2.0
+    assert _option("direction", "up", target="^VIX").model == "direction:volatility"
+    assert _option("direction", "up", target="^GSPC").model == "direction"
+    assert _option("threshold", "lt", target="^VIX").model == "threshold:lt"
+    assert _option("range", "in", target="^VIX").model == "range"
+
+
+def test_a_reverting_volatility_index_is_called_against_its_run() -> None:
+    """When VIX's next move goes against its last five sessions (as it does), the volatility
+    index's direction calibration learns it and calls VIX lower after a run up; the S&P's
+    direction, whose outcomes ignore the stretch, stays at its base rate and is not called."""
+    rng = random.Random(3)
+    history = MenuHistory()
+    for _ in range(6000):
+        z = rng.uniform(-3.0, 3.0)
+        p_up = 1 / (1 + math.exp(0.6 * z + 0.2))  # reverts, and falls a little more often
+        stated = p_up
+        history.add(_option("direction", "up", base=0.45, target="^VIX", stretch=z),
+                    rng.random() < p_up, stated=stated)  # fmt: skip
+        history.add(_option("direction", "up", base=0.53, stretch=z), rng.random() < 0.53,
+                    stated=0.53)  # fmt: skip
+    calibrator = fit_menu(history)
+    vix = calibrator.fits["direction:volatility"]
+    assert vix.ready
+    assert vix.theta[4] == pytest.approx(-0.6, abs=0.1)
+    assert abs(calibrator.fits["direction"].theta[4]) < 0.05
+    assert not calibrator.fits["direction"].ready
+    ran_up = _option("direction", "up", base=0.45, target="^VIX", stretch=2.5)
+    best, _, _ = choose([ran_up, _option("direction", "up", base=0.53, stretch=2.5)], calibrator)
+    assert best is not None
+    assert (best.option.target, best.side) == ("^VIX", "down")
+    assert best.probability > 0.8
+
+
+def test_real_vix_reverts_and_the_real_sp500_does_not() -> None:
+    """Warm-started on replay-dev's last 1000 sessions (VIX from 2014), the fitted stretch weight
+    is clearly negative for VIX's direction and small for the equities' direction."""
+    market = ReplayMarket(load_replay(sample_data_dir()))
+    fits = warm_book(market, replay_as_of(date(2018, 12, 31)), sessions=1000).refit().fits
+    assert fits["direction:volatility"].n > 2000
+    assert fits["direction:volatility"].theta[4] < -0.15
+    assert abs(fits["direction"].theta[4]) < 0.5 * abs(fits["direction:volatility"].theta[4])
 
 
 def test_a_real_edge_is_learned_and_called() -> None:
