@@ -5,6 +5,7 @@ Whatever crosses the broker or is stored as JSON is one of these. Times are time
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date
 from typing import Literal, Self
 
@@ -196,6 +197,12 @@ class Snapshot(Contract):
 # --- features ------------------------------------------------------------------------------------
 
 
+# A symbol's stretch (SymbolReturns.stretch): its last five sessions' move in standard deviations.
+STRETCH_SESSIONS = 5
+STRETCH_CLIP = 4.0
+TRADING_SESSIONS = 252  # a year of sessions, to turn annualised volatility into a session's
+
+
 class SymbolReturns(Contract):
     """Simple returns in percent over 1, 5 and 20 of the symbol's own sessions; None where the
     history is too short or a window would span a gap in the data."""
@@ -210,6 +217,16 @@ class SymbolReturns(Contract):
         default=None,
         description="The symbol's last bar: behind Features.session if it did not trade.",
     )
+
+    def stretch(self) -> float:
+        """The last STRETCH_SESSIONS sessions' log move in standard deviations of the trailing
+        volatility's move over as many sessions, clipped at STRETCH_CLIP (a crash's z of 12 says
+        no more than 4); 0 when either is unknown, never a guess."""
+        if self.r5 is None or self.vol20 is None or self.vol20 <= 0 or self.r5 <= -100:
+            return 0.0
+        sd = self.vol20 / math.sqrt(TRADING_SESSIONS) * math.sqrt(STRETCH_SESSIONS)
+        z = 100.0 * math.log1p(self.r5 / 100.0) / sd
+        return max(-STRETCH_CLIP, min(STRETCH_CLIP, z))
 
 
 class SeriesLevel(Contract):

@@ -56,10 +56,14 @@ TRADING_DAYS = 252
 # The calibrations: one per kind, a threshold's upside and downside apart, and direction on a
 # volatility index apart from direction on anything else (see the module's docstring).
 MODELS = ("direction", "direction:volatility", "threshold:gt", "threshold:lt", "range")
-# The stretch: the last STRETCH_SESSIONS sessions' log move over the trailing volatility's
-# standard deviation for that many sessions, clipped (a crash's z of 12 says no more than 4).
-STRETCH_SESSIONS = 5
-STRETCH_CLIP = 4.0
+# How a dispatch names each calibration.
+MODEL_WORDS = {
+    "direction": "direction",
+    "direction:volatility": "direction of a volatility index",
+    "threshold:gt": "thresholds above",
+    "threshold:lt": "thresholds below",
+    "range": "ranges",
+}
 # A threshold candidate sits at the grid move whose naive probability is nearest this: a level
 # the tape could reach, not one so far that "it will not get there" is free.
 NEAR_Z = 0.6745  # P(Z > z) = 1/4 and P(|Z| < z) = 1/2 for a standard normal
@@ -211,7 +215,7 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
         if session != features.session:
             continue
         sd = vol / math.sqrt(TRADING_DAYS)  # daily % sd of log moves
-        z = stretch(returns.r5 if returns is not None else None, sd)
+        z = returns.stretch() if returns is not None else 0.0
         for hours in horizons:
             n = horizon_sessions(hours)
             base_up = features.base_rate(symbol, hours, "up")
@@ -237,15 +241,6 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
                     )
                 )
     return out
-
-
-def stretch(r5: float | None, sd: float) -> float:
-    """The last STRETCH_SESSIONS sessions' log move in standard deviations of the trailing
-    volatility's move over as many sessions (sd: the daily % sd), clipped; 0 when unknown."""
-    if r5 is None or sd <= 0 or r5 <= -100:
-        return 0.0
-    z = 100.0 * math.log1p(r5 / 100.0) / (sd * math.sqrt(STRETCH_SESSIONS))
-    return max(-STRETCH_CLIP, min(STRETCH_CLIP, z))
 
 
 # --- the calibration -----------------------------------------------------------------------------
@@ -436,8 +431,9 @@ class MenuCalibrator:
     warm: int = 0  # of the settled candidates, those from before the first cycle (replay or live)
 
     def describe(self) -> str:
-        ready = [k for k in MODELS if self.fits[k].ready]
-        per = ", ".join(f"{k} {self.fits[k].n:,}" for k in MODELS)
+        ready = [MODEL_WORDS[k] for k in MODELS if self.fits[k].ready]
+        unready = [MODEL_WORDS[k] for k in MODELS if not self.fits[k].ready]
+        per = ", ".join(f"{MODEL_WORDS[k]} {self.fits[k].n:,}" for k in MODELS)
         warm = (
             f"; {self.warm:,} of them from the price history before my first cycle (the warm start)"
             if self.warm
@@ -449,9 +445,9 @@ class MenuCalibrator:
             + (
                 f"trusted for {', '.join(ready)}"
                 + (
-                    f" (not for {', '.join(k for k in MODELS if k not in ready)}: not yet "
+                    f" (not for {', '.join(unready)}: not yet "
                     "better than their base rates out of sample)"
-                    if len(ready) < len(MODELS)
+                    if unready
                     else ""
                 )
                 if ready

@@ -1188,12 +1188,27 @@ def _the_call(d: Deliberation, features: Features, r: Reading) -> list[str]:
         lead = f"My call is on a level, not on the minds' lean: {words}"
     else:
         lead = f"My call is on {name}, not on {instrument(features.broad)}: {words}"
+        lead += _against_the_run(p, features)
     odds = (
         f" ({p.confidence:.0%} by my calibration, {p.naive_probability:.0%} for a random walk)."
         if p.naive_probability is not None
         else "."
     )
     return [lead + odds]
+
+
+def _against_the_run(p: Prediction, features: Features) -> str:
+    """Why a direction call goes against its instrument's last five sessions, when it does: the
+    stretch the calibration weighs (a volatility index's runs unwind)."""
+    r = _r(features, p.target)
+    z = r.stretch()
+    if r.r5 is None or abs(z) < 1.0 or (z > 0) == (p.direction == "up"):
+        return ""
+    verb = "rose" if z > 0 else "fell"
+    return (
+        f", against its run: it {verb} {abs(r.r5):.1f}% in five sessions, {abs(z):.1f} "
+        "standard deviations of its usual five-session move, and runs like that tend to unwind"
+    )
 
 
 def _since(lead: Fact | Change, news: list[Change]) -> str:

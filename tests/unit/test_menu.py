@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from services.ingest.cycle import claim
 from services.synth.menu import (
     MODELS,
-    STRETCH_CLIP,
     KindFit,
     MenuCalibrator,
     MenuHistory,
@@ -28,14 +27,13 @@ from services.synth.menu import (
     leaned,
     options,
     prediction_of,
-    stretch,
 )
 from services.synth.store import store_cycle
 from services.synth.synthesize import synthesize
 from services.synth.warm import warm_book
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
-from shared.contracts import CycleTrigger, Dispatch
+from shared.contracts import STRETCH_CLIP, CycleTrigger, Dispatch, SymbolReturns
 from shared.db.models import Cycle, ForecastRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.events import naive_probability
@@ -153,13 +151,19 @@ def test_no_direction_call_without_an_edge() -> None:
 
 
 def test_the_stretch_is_the_last_five_sessions_in_standard_deviations() -> None:
-    """A 10% rise in five sessions at 1% daily sd is 4.26 sd (log move over sd times root 5),
-    clipped at 4; a fall is negative; nothing known is 0, never a guess."""
-    assert stretch(5.0, 1.0) == pytest.approx(100 * math.log(1.05) / math.sqrt(5))
-    assert stretch(10.0, 1.0) == STRETCH_CLIP
-    assert stretch(-5.0, 1.0) == pytest.approx(100 * math.log(0.95) / math.sqrt(5))
-    assert stretch(None, 1.0) == 0.0
-    assert stretch(5.0, 0.0) == 0.0
+    """A 5% rise in five sessions at 1% daily sd is 2.18 sd (log move over sd times root 5); a
+    10% rise is clipped at 4; a fall is negative; nothing known is 0, never a guess."""
+    vol = math.sqrt(252)  # 1% a session, annualised
+
+    def z(r5: float | None, vol20: float | None = vol) -> float:
+        return SymbolReturns(r5=r5, vol20=vol20).stretch()
+
+    assert z(5.0) == pytest.approx(100 * math.log(1.05) / math.sqrt(5))
+    assert z(10.0) == STRETCH_CLIP
+    assert z(-5.0) == pytest.approx(100 * math.log(0.95) / math.sqrt(5))
+    assert z(None) == 0.0
+    assert z(5.0, None) == 0.0
+    assert z(5.0, 0.0) == 0.0
 
 
 def test_the_stretch_leans_toward_each_event_and_a_volatility_index_has_its_own_direction() -> None:

@@ -258,6 +258,27 @@ def test_every_kind_of_call_gets_a_whole_title_that_names_it(
     assert "**No call this cycle.**" in none_body
 
 
+def test_a_direction_call_against_a_run_says_so() -> None:
+    """On 2015-08-24, after VIX more than doubled in five sessions, a call of VIX lower says it
+    goes against the run and by how many standard deviations; a call of VIX higher does not."""
+    w = next(x for x in written("demo") if x.day == date(2015, 8, 24))
+    assert w.deliberation.prediction is not None
+    run = w.context.features.returns["^VIX"]
+    assert run.r5 is not None
+    assert run.stretch() > 1.0
+    reference = w.context.features.last_close["^VIX"]
+    bodies = {}
+    for side in ("down", "up"):
+        call = _as_kind(w.deliberation.prediction, "direction", side, "^VIX", reference)
+        d = w.deliberation.model_copy(update={"prediction": call, "target": "^GSPC"})
+        bodies[side] = write_dispatch(d, w.context)[1]
+    assert (
+        f"against its run: it rose {run.r5:.1f}% in five sessions, {run.stretch():.1f} standard"
+        in bodies["down"]
+    )
+    assert "against its run" not in bodies["up"]
+
+
 @pytest.mark.parametrize("name", sorted(SLICES))
 def test_the_claude_writers_check_finds_no_contradiction(name: str) -> None:
     """Every body passes the check the Claude writer applies to its drafts (it falls back here)."""
