@@ -59,9 +59,9 @@ MODELS = ("direction", "direction:volatility", "threshold:gt", "threshold:lt", "
 # How a dispatch names each calibration.
 MODEL_WORDS = {
     "direction": "direction",
-    "direction:volatility": "direction of a volatility index",
-    "threshold:gt": "thresholds above",
-    "threshold:lt": "thresholds below",
+    "direction:volatility": "volatility direction",
+    "threshold:gt": "levels above",
+    "threshold:lt": "levels below",
     "range": "ranges",
 }
 # A threshold candidate sits at the grid move whose naive probability is nearest this: a level
@@ -435,18 +435,18 @@ class MenuCalibrator:
         unready = [MODEL_WORDS[k] for k in MODELS if not self.fits[k].ready]
         per = ", ".join(f"{MODEL_WORDS[k]} {self.fits[k].n:,}" for k in MODELS)
         warm = (
-            f"; {self.warm:,} of them from the price history before my first cycle (the warm start)"
+            f"; {self.warm:,} of them from the history before my first cycle (the warm start)"
             if self.warm
             else ""
         )
         return (
-            f"my calibration rests on {self.settled:,} settled candidate calls ({per}){warm}; "
+            f"my calibration rests on {self.settled:,} settled candidates ({per}){warm}; "
             f"{self.from_desk:,} weighed on my own cycles with the minds' lean; "
             + (
                 f"trusted for {', '.join(ready)}"
                 + (
-                    f" (not for {', '.join(unready)}: not yet "
-                    "better than their base rates out of sample)"
+                    f" (not for {', '.join(unready)}: not yet beating their base rates out of "
+                    "sample)"
                     if unready
                     else ""
                 )

@@ -149,12 +149,12 @@ def test_live_cycle_after_warm_start_weighs_the_menu(live_fleet: Fleet, feeds: F
         assert dispatch.record_basis.startswith("my warm start is Yahoo's daily bars of"), (
             dispatch.record_basis
         )
-        if "settled candidate calls" in dispatch.record_basis:
+        if "settled candidates" in dispatch.record_basis:
             break
         # Each worker process fits its own copy in the background: this one was not done yet.
         assert "it is still being fitted" in dispatch.record_basis
         time.sleep(5)
-    assert "settled candidate calls" in (dispatch.record_basis or "")
+    assert "settled candidates" in (dispatch.record_basis or "")
     assert dispatch.considered > 0
     if dispatch.prediction is not None:
         assert dispatch.chosen is not None
