@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 # Symbols in the spellings the sources use (Yahoo, FRED); an ETF is named for what it tracks.
 INSTRUMENTS: dict[str, str] = {
@@ -115,12 +116,26 @@ def humanize(text: str, symbols: Iterable[str] = ()) -> str:
 
     Only whole tokens are replaced: MSFT in 'MSFT-led' is, MSFTX is not.
     """
-    names = {s: instrument(s) for s in (*INSTRUMENTS, *symbols)}
-    for symbol in sorted(names, key=len, reverse=True):
-        pattern = rf"(?<![\w^]){re.escape(symbol)}(?![\w=])"
-        text = re.sub(pattern, names[symbol].replace("\\", r"\\"), text)
-    for label in sorted({*BREADTH, *REGIMES} - {"unknown", "all", "chop", "crisis"}):
-        text = re.sub(
-            rf"'?\b{label}\b'?", breadth(label) if label in BREADTH else regime(label), text
-        )
+    names, tickers = _ticker_pattern(tuple(sorted(set(symbols) - INSTRUMENTS.keys())))
+    text = tickers.sub(lambda m: names[m.group(0)], text)
+    text = _LABELS.sub(lambda m: _LABEL_WORDS[m.group(1)], text)
     return text.replace("as_of", "this cycle")
+
+
+@cache
+def _ticker_pattern(extra: tuple[str, ...]) -> tuple[dict[str, str], re.Pattern[str]]:
+    """Every ticker a text may hold and its name, as one pattern (longest first, so '^VIX' wins
+    over 'VIX'): a dispatch humanizes hundreds of texts, and one pass per ticker was a tenth of a
+    backtest. No name holds another ticker but itself (VIX's is "VIX"), so one pass is enough."""
+    names = {s: instrument(s) for s in (*INSTRUMENTS, *extra)}
+    alternation = "|".join(re.escape(s) for s in sorted(names, key=len, reverse=True))
+    return names, re.compile(rf"(?<![\w^])(?:{alternation})(?![\w=])")
+
+
+# Labels a text may hold in code's words ('risk_off', "broad_selloff"), quoted or bare; the
+# plain-English ones ("unknown", "crisis") stay as they are.
+_LABEL_WORDS = {
+    label: breadth(label) if label in BREADTH else regime(label)
+    for label in {*BREADTH, *REGIMES} - {"unknown", "all", "chop", "crisis"}
+}
+_LABELS = re.compile(r"'?\b(" + "|".join(sorted(_LABEL_WORDS, key=len, reverse=True)) + r")\b'?")
