@@ -80,7 +80,7 @@ MIN_EDGE = 0.02
 # least sure, and their skill against the naive model fell (-0.031 against -0.023 at zero).
 NAIVE_WEIGHT = 0.0
 # Bins of the fit's statistic: logit(naive), logit(base rate), lean, stretch.
-BIN_NAIVE, BIN_BASE, BIN_LEAN, BIN_STRETCH = 0.1, 0.1, 0.01, 0.25
+BIN_NAIVE, BIN_BASE, BIN_LEAN, BIN_STRETCH = 0.1, 0.1, 0.01, 0.5
 INPUTS = 4  # the calibration's inputs; with the intercept, INPUTS + 1 parameters
 RIDGE = 4.0
 _STEPS = 25
