@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
-from itertools import chain
 
 import numpy as np
 
@@ -261,6 +260,32 @@ class MenuHistory:
     tested: dict[str, list[float]] = field(
         default_factory=lambda: {k: [0.0, 0.0, 0.0, 0.0] for k in MODELS}
     )
+    # The bins as the fit reads them, one array per model, brought up to date at each fit from
+    # the cells changed since the last (rebuilding it whole each refit was a tenth of a backtest).
+    _tables: dict[str, np.ndarray] = field(
+        default_factory=lambda: {k: np.zeros((0, INPUTS + 2)) for k in MODELS},
+        repr=False, compare=False,
+    )  # fmt: skip
+    _rows: dict[str, dict[tuple[int, int, int, int], int]] = field(
+        default_factory=lambda: {k: {} for k in MODELS}, repr=False, compare=False
+    )
+    _dirty: dict[str, set[tuple[int, int, int, int]]] = field(
+        default_factory=lambda: {k: set() for k in MODELS}, repr=False, compare=False
+    )
+
+    def table(self, model: str) -> np.ndarray:
+        """The model's bins as rows of [n, hits, sums of the four inputs] (no order promised)."""
+        rows, dirty, cells = self._rows[model], self._dirty[model], self.cells[model]
+        table = self._tables[model]
+        for key in dirty:
+            row = rows.setdefault(key, len(rows))
+            if row >= len(table):
+                grown = np.zeros((max(64, 2 * len(table), row + 1), INPUTS + 2))
+                grown[: len(table)] = table
+                table = self._tables[model] = grown
+            table[row] = cells[key]
+        dirty.clear()
+        return table[: len(rows)]
 
     def proven(self, model: str) -> bool:
         """Whether the model's probabilities, each given before its outcome was known, have beaten
@@ -294,6 +319,7 @@ class MenuHistory:
             round(x4 / BIN_STRETCH),
         )  # fmt: skip
         cell = self.cells[option.model].setdefault(key, [0.0] * (INPUTS + 2))
+        self._dirty[option.model].add(key)
         cell[0] += 1
         cell[1] += 1.0 if hit else 0.0
         cell[2] += x1
@@ -383,7 +409,7 @@ class KindFit:
 
 def fit_kind(
     kind: str,
-    cells: Mapping[tuple[int, int, int, int], Sequence[float]],
+    table: np.ndarray,
     n: int,
     start: Sequence[float] | None = None,
     minimum: int = MIN_SETTLED,
@@ -394,11 +420,6 @@ def fit_kind(
     thousand bins or so per kind, and the fit is redone every refit."""
     prior = _prior(kind)
     theta = list(start if start is not None else prior)
-    # Read straight from the bins as one flat run of numbers (np.array over a list of lists
-    # took half the fit).
-    flat = chain.from_iterable(cells.values())
-    width = INPUTS + 2
-    table = np.fromiter(flat, dtype=np.float64, count=width * len(cells)).reshape(-1, width)
     count, hits = table[:, 0], table[:, 1]
     # Each bin's mean inputs, with the intercept's column of ones: the design matrix.
     design = np.column_stack((np.ones(len(table)), table[:, 2:] / count[:, None]))
@@ -463,7 +484,7 @@ def fit_menu(history: MenuHistory, previous: MenuCalibrator | None = None,
         kind: replace(
             fit_kind(
                 kind,
-                history.cells[kind],
+                history.table(kind),
                 history.counts[kind],
                 previous.fits[kind].theta if previous is not None else None,
                 minimum,
