@@ -1186,6 +1186,7 @@ def _the_call(d: Deliberation, features: Features, r: Reading) -> list[str]:
         lead = f"My call is on size, not direction: {words}, {bet}"
     elif kind == "threshold":
         lead = f"My call is on a level, not on the minds' lean: {words}"
+        lead += _against_the_run(p, features)
     else:
         lead = f"My call is on {name}, not on {instrument(features.broad)}: {words}"
         lead += _against_the_run(p, features)
@@ -1198,8 +1199,9 @@ def _the_call(d: Deliberation, features: Features, r: Reading) -> list[str]:
 
 
 def _against_the_run(p: Prediction, features: Features) -> str:
-    """Why a direction call goes against its instrument's last five sessions, when it does: the
-    stretch the calibration weighs (a volatility index's runs unwind)."""
+    """Why a direction or threshold call goes against its instrument's last five sessions, when
+    it does: the stretch the calibration weighs (a volatility index's runs unwind, and a level
+    beyond a stretched index is likelier back toward where it came from)."""
     r = _r(features, p.target)
     z = r.stretch()
     if r.r5 is None or abs(z) < 1.0 or (z > 0) == (p.direction == "up"):
