@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from celery.signals import celeryd_after_setup, worker_process_init
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -16,7 +17,7 @@ from services.synth.rules import update_rules
 from services.synth.store import history_at, is_published, store_cycle
 from services.synth.synthesize import synthesize as compose
 from services.synth.warm import replay_menu
-from services.synth.warm_live import live_menu
+from services.synth.warm_live import live_menu, warm_in_background
 from shared import tasknames
 from shared.brain.factory import brain_from_settings as brain_for
 from shared.brain.fallback import UnavailableModelWriter
@@ -159,6 +160,26 @@ def store_reading(
 
 # Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
 # MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
+# A worker that consumes the synthesis queue of a live desk warms its menu as it starts (each pool
+# process its own: the fit lives in the process's memory), so `workshop up` is warm by the first
+# cycle. Which queues a worker consumes is known in its main process, before the pool forks.
+_SYNTH_WORKER: list[bool] = []
+
+
+@celeryd_after_setup.connect
+def _note_synth_worker(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    amqp = getattr(getattr(instance, "app", None), "amqp", None)
+    consumed = set(amqp.queues.consume_from) if amqp is not None else set()
+    if tasknames.SYNTH_QUEUE in consumed:
+        _SYNTH_WORKER.append(True)
+
+
+@worker_process_init.connect
+def _warm_at_start(**_: Any) -> None:
+    if _SYNTH_WORKER:
+        warm_in_background(settings_of(app))
+
+
 @app.task(name=tasknames.SYNTHESIZE, bind=True, **STORAGE_RETRY)
 def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> dict[str, Any]:
     """Weigh whoever showed up, write the dispatch, store it once for the cycle key.

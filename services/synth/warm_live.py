@@ -133,3 +133,24 @@ def _fitted(key: str, directory: str, as_of: datetime, sessions: int, wait_s: fl
     # The first fit was made for its own cycle's as_of; this one advances it to ours (or refits
     # from scratch for an earlier as_of: nothing after as_of may enter).
     return fitted if started else replay_menu(key, market, as_of, sessions=sessions)
+
+
+def warm_in_background(settings: Settings) -> threading.Thread | None:
+    """Start the day's fetch and first fit now, in a thread of this process, so that a live desk
+    started with `workshop up` is warm by its first cycle rather than fitting during it. Nothing
+    for a replay desk (its first as_of is unknown until its first cycle) or a --cold one."""
+    if settings.mode != "live" or settings.warm_sessions == 0:
+        return None
+
+    def run() -> None:
+        try:
+            live = live_menu(settings, utc_now())
+        except Exception as error:  # a thread's failure must not go unseen, nor stop the worker
+            log.warning("synth.warm_at_start_failed", error=repr(error))
+            return
+        log.info("synth.warm_at_start", basis=live.basis, ready=live.menu is not None)
+
+    thread = threading.Thread(target=run, name="warm-at-start", daemon=True)
+    thread.start()
+    return thread
+

@@ -92,8 +92,30 @@ def live_fleet(
         "WORKSHOP_RECORD_DIR": str(record_dir),
         # A shorter warm start than the desk's 1,000 sessions keeps the fleet test quick.
         "WORKSHOP_WARM_SESSIONS": "400",
+        # A live desk: its synthesis workers warm their menus as they start.
+        "WORKSHOP_MODE": "live",
     }
     yield from start_fleet(tmp_path_factory, redis_port, env)
+
+
+@pytest.mark.timeout(300)
+def test_a_live_desk_warms_its_menu_as_it_starts(live_fleet: Fleet, feeds: FakeServer) -> None:
+    """Before any cycle is triggered, the live desk's synthesis worker has fetched the five years
+    of history and fitted its menu on them, so its first cycle does not pay for it."""
+    deadline = time.monotonic() + 240
+    fitted: list[str] = []
+    while time.monotonic() < deadline:
+        fitted = [
+            line for line in live_fleet.log("synth").splitlines() if "synth.warm_at_start" in line
+        ]
+        if fitted:
+            break
+        time.sleep(2)
+    assert fitted, "the synthesis worker never warmed its menu at start"
+    assert '"ready": true' in fitted[0], fitted[0]
+    assert [r for r in feeds.hits("/v8/finance/chart/SPY") if r.param("range") == "5y"]
+    with session_scope(live_fleet.db_url) as session:
+        assert session.scalar(select(Cycle.cycle_key)) is None  # no cycle ran to cause it
 
 
 @pytest.mark.timeout(300)
