@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shared.contracts import CalibrationBucket, ScoreLine
 
@@ -36,6 +36,41 @@ class CallOutcome:
     topic: str = "index"
     base_rate: float | None = None
     withheld: bool = False  # stopped by a learned rule: shadow-scored, never published
+
+    @classmethod
+    def of(cls, call: Call, status: str, withheld: bool = False) -> CallOutcome:
+        """A call (stored or in a backtest's memory) as scoring counts it, with the status it had
+        at the moment asked about: one mapping for the fleet's record and the backtest's."""
+        return cls(
+            call.source,
+            call.regime,
+            status,
+            call.confidence,
+            asset_class=call.asset_class,
+            horizon_hours=call.horizon_hours,
+            topic=call.topic,
+            base_rate=call.base_rate,
+            withheld=withheld,
+        )
+
+
+class Call(Protocol):
+    """What scoring reads of a call: a stored PredictionRecord and a Prediction both have it."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def regime(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def asset_class(self) -> str: ...
+    @property
+    def horizon_hours(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def base_rate(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)

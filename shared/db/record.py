@@ -152,17 +152,7 @@ def reach(connection: Connection, moment: datetime) -> None:
 
 def call_outcome(row: PredictionRecord, status: str) -> CallOutcome:
     """A stored call as scoring counts it, with the status it had at the moment asked about."""
-    return CallOutcome(
-        row.source,
-        row.regime,
-        status,
-        row.confidence,
-        asset_class=row.asset_class,
-        horizon_hours=row.horizon_hours,
-        topic=row.topic,
-        base_rate=row.base_rate,
-        withheld=row.withheld_by is not None,
-    )
+    return CallOutcome.of(row, status, withheld=row.withheld_by is not None)
 
 
 def _changed_from_open(row: Any) -> bool:

@@ -72,20 +72,6 @@ class Settled:
         return self.prediction.source
 
 
-def outcome_of(prediction: Prediction, status: str, withheld: bool = False) -> CallOutcome:
-    return CallOutcome(
-        prediction.source,
-        prediction.regime,
-        status,
-        prediction.confidence,
-        asset_class=prediction.asset_class,
-        horizon_hours=prediction.horizon_hours,
-        topic=prediction.topic,
-        base_rate=prediction.base_rate,
-        withheld=withheld,
-    )
-
-
 def overall_or_regime(key: Key) -> bool:
     return key[2:] == (ALL, ALL, ALL)
 
@@ -127,7 +113,7 @@ class Ledger:
         self._numbers += 1
         entry = OpenCall(self._numbers, cycle_key, prediction, withheld_by)
         heapq.heappush(self._heap, (prediction.matures_at, entry.number, entry))
-        self.book.apply(opened(outcome_of(prediction, "open", withheld_by is not None)))
+        self.book.apply(opened(CallOutcome.of(prediction, "open", withheld_by is not None)))
 
     def forecast(
         self, cycle_key: str, prediction: Prediction, final: float | None, calibrated: bool
@@ -237,7 +223,9 @@ class Ledger:
         self.lessons.add(write_lesson(cycle_key, prediction, outcome, price, now, tape))
 
     def _close(self, item: Settled) -> None:
-        self.book.apply(closed(outcome_of(item.prediction, item.outcome, bool(item.withheld_by))))
+        self.book.apply(
+            closed(CallOutcome.of(item.prediction, item.outcome, bool(item.withheld_by)))
+        )
 
     # --- reading ---------------------------------------------------------------------------------
 
