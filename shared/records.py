@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, 
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, LearnedRule, Lesson, Story, TrackRecord
+from shared.db import moments
 from shared.db import record as aggregates
 from shared.db.models import (
     AbstentionRecord,
@@ -170,9 +171,16 @@ def lessons_near(
 def cycle_number(session: Session, cycle: Cycle) -> int:
     """The cycle's number as a dispatch shows it. Within a replay it follows as_of (1 + the
     market moments of the same replay directory before it), whatever order the days were run or
-    re-run in; live, it is the cycle's row id."""
+    re-run in; live, it is the cycle's row id.
+
+    A replay's moments are numbered as its cycles are claimed (shared.db.moments): one lookup.
+    Counting is left for a cycle whose moment was never placed (written around the ORM).
+    """
     if cycle.mode != "replay":
         return cycle.id
+    placed = moments.number(session, cycle.data_dir, cycle.as_of)
+    if placed is not None:
+        return placed
     same = Cycle.data_dir.is_(None) if cycle.data_dir is None else Cycle.data_dir == cycle.data_dir
     earlier = session.scalar(
         select(func.count(func.distinct(Cycle.as_of))).where(
