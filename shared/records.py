@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
@@ -164,8 +165,17 @@ def lessons_near(
         query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
         rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
                                        "vol": vol_cell, "as_of": as_of})  # fmt: skip
-        found += [Lesson.model_validate_json(payload) for payload in rows]
+        found += [_parsed(payload) for payload in rows]
     return found
+
+
+# Parsing a stored lesson is a pure function of its text, and a cycle recalls mostly what the
+# cycle before it did (the tape moves slowly; a lesson is written once and never changed): the
+# most recently parsed are kept, enough for two full recalls (nine cells of a full depth each).
+# Keyed by the text itself, a kept lesson can never be stale, whatever the database.
+@lru_cache(maxsize=2 * 9 * CELL_DEPTH * LESSONS_PER_CYCLE)
+def _parsed(payload: str) -> Lesson:
+    return Lesson.model_validate_json(payload)
 
 
 def cycle_number(session: Session, cycle: Cycle) -> int:
