@@ -159,13 +159,15 @@ def lessons_near(
     one short range scan of the recall index, newest first, however many lessons are stored.
     """
     found: list[Lesson] = []
+    # The session's connection: plain rows of text, without the ORM's per-row work.
+    connection = session.connection()
     for r5_cell, vol_cell in near_cells(tape):
         # Two prepared statements (a cell of the grid, or the cell of a tape without one):
         # built once, so a cycle's nine reads cost the reads alone.
         query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
-        rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
-                                       "vol": vol_cell, "as_of": as_of})  # fmt: skip
-        found += [_parsed(payload) for payload in rows]
+        rows = connection.execute(query, {"target": target, "regime": regime, "r5": r5_cell,
+                                          "vol": vol_cell, "as_of": as_of})  # fmt: skip
+        found += [_parsed(payload) for (payload,) in rows]
     return found
 
 
