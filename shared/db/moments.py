@@ -102,7 +102,8 @@ def _place_new(session: Session, context: UOWTransaction, instances: object) -> 
         return
     # The session's own connection: its transaction, and no autoflush from inside a flush.
     connection = session.connection()
-    for data_dir, as_of in found:
+    # In one order, so that two flushes holding turns of two replays cannot wait on each other.
+    for data_dir, as_of in sorted(found, key=lambda moment: (moment[0] or "", moment[1])):
         take_turns(connection, f"replay moments:{data_dir}")
         place(connection, data_dir, as_of)
 
