@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, LearnedRule, Lesson, Story, TrackRecord
+from shared.db import moments
 from shared.db import record as aggregates
 from shared.db.models import (
     AbstentionRecord,
@@ -157,22 +159,40 @@ def lessons_near(
     one short range scan of the recall index, newest first, however many lessons are stored.
     """
     found: list[Lesson] = []
+    # The session's connection: plain rows of text, without the ORM's per-row work.
+    connection = session.connection()
     for r5_cell, vol_cell in near_cells(tape):
         # Two prepared statements (a cell of the grid, or the cell of a tape without one):
         # built once, so a cycle's nine reads cost the reads alone.
         query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
-        rows = session.scalars(query, {"target": target, "regime": regime, "r5": r5_cell,
-                                       "vol": vol_cell, "as_of": as_of})  # fmt: skip
-        found += [Lesson.model_validate_json(payload) for payload in rows]
+        rows = connection.execute(query, {"target": target, "regime": regime, "r5": r5_cell,
+                                          "vol": vol_cell, "as_of": as_of})  # fmt: skip
+        found += [_parsed(payload) for (payload,) in rows]
     return found
+
+
+# Parsing a stored lesson is a pure function of its text, and a cycle recalls mostly what the
+# cycle before it did (the tape moves slowly; a lesson is written once and never changed): the
+# most recently parsed are kept, enough for two full recalls (nine cells of a full depth each).
+# Keyed by the text itself, a kept lesson can never be stale, whatever the database.
+@lru_cache(maxsize=2 * 9 * CELL_DEPTH * LESSONS_PER_CYCLE)
+def _parsed(payload: str) -> Lesson:
+    return Lesson.model_validate_json(payload)
 
 
 def cycle_number(session: Session, cycle: Cycle) -> int:
     """The cycle's number as a dispatch shows it. Within a replay it follows as_of (1 + the
     market moments of the same replay directory before it), whatever order the days were run or
-    re-run in; live, it is the cycle's row id."""
+    re-run in; live, it is the cycle's row id.
+
+    A replay's moments are numbered as its cycles are claimed (shared.db.moments): one lookup.
+    Counting is left for a cycle whose moment was never placed (written around the ORM).
+    """
     if cycle.mode != "replay":
         return cycle.id
+    placed = moments.number(session, cycle.data_dir, cycle.as_of)
+    if placed is not None:
+        return placed
     same = Cycle.data_dir.is_(None) if cycle.data_dir is None else Cycle.data_dir == cycle.data_dir
     earlier = session.scalar(
         select(func.count(func.distinct(Cycle.as_of))).where(

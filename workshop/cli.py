@@ -183,15 +183,12 @@ def down() -> None:
 @cli.command()
 def status() -> None:
     """Show which processes of the embedded stack are alive."""
-    settings = _settings(logs=False)
-    alive = stack.status(settings)
-    if not alive:
-        out.print("no stack is running")
-        raise typer.Exit(1)
-    for name, ok in alive.items():
-        out.print(f"{name:10} {'up' if ok else 'DOWN (workshop up restarts it)'}")
-    if not all(alive.values()):
-        raise typer.Exit(1)
+    # The same answer `workshop status` gives without this module (workshop.main).
+    from workshop.main import show_status
+
+    code = show_status()
+    if code:
+        raise typer.Exit(code)
 
 
 @cli.command()

@@ -8,6 +8,8 @@ transaction that stores it (so two cycles cannot both build on the same state), 
 aggregates reach (record_through: the newest event folded in; a cycle before it reads rows).
 learned_rules / stories / calibration_fits: the state itself, a row per rule, per story, and the
 last fit, instead of riding on the previous dispatch's payload.
+replay_moments: each replay's distinct market moments with their numbers in as_of order, kept as
+cycles are claimed (shared.db.moments), so a replay cycle's number is one lookup.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.models import Base, LessonRecord, UtcDateTime
@@ -119,6 +121,19 @@ class CalibrationFit(Base):
     b: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
     fitted_as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReplayMoment(Base):
+    """One market moment of one replay (its data directory; NULL: the bundled replay) and its
+    number: 1 + the replay's distinct moments before it, whatever order its days were run in."""
+
+    __tablename__ = "replay_moments"
+    __table_args__ = (Index("ix_replay_moments_moment", "data_dir", "as_of"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    data_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    number: Mapped[int] = mapped_column(Integer)
 
 
 # Recall reads the newest lessons of a few grid cells of one target and regime: this index makes

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -174,6 +175,8 @@ class ForecastRecord(Base):
     """
 
     __tablename__ = "forecasts"
+    # A cycle's store looks for its market moment's pooled forecast (one per moment).
+    __table_args__ = (Index("ix_forecasts_moment", "target", "horizon_hours", "made_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cycle_key: Mapped[str] = mapped_column(ForeignKey("cycles.cycle_key"), unique=True)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
 from shared.contracts import LearnedRule, ScoreLine, Story
+from shared.db import moments as replay_moments
 from shared.db.aggregates import (
     CalibrationBin,
     CalibrationFit,
@@ -308,6 +309,8 @@ def rebuild(session: Session) -> bool:
     moments += [settled for *_, settled in forecasts if settled is not None]
     if moments:
         reach(connection, max(moments))
+    # Cycles written around the ORM were not numbered as they came: number them all.
+    replay_moments.renumber(connection)
     return True
 
 

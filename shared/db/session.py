@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 # Importing the record registers the flush hook that keeps its aggregates (shared.db.record):
 # every session that can write a call must have it.
 from shared.db import record as _aggregates  # noqa: F401
+from shared.db.moments import take_turns  # and the hook that numbers replay cycles as claimed
 from shared.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -156,10 +156,4 @@ def _checkpoint(url: str) -> None:
 def serialize_writers(session: Session, name: str) -> None:
     """Hold the database's lock for `name` until the transaction ends, so that two tasks doing
     the same job (three settles at once) take turns instead of judging the same rows."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    elif dialect == "sqlite":
-        # A write statement takes SQLite's single writer lock, even when it changes no row.
-        session.execute(text("UPDATE cycles SET id = id WHERE 0 = 1"))
+    take_turns(session.connection(), name)

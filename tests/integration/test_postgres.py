@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger
+from shared.db.aggregates import ReplayMoment
 from shared.db.models import Cycle, DispatchRecord
-from shared.db.session import session_scope
+from shared.db.session import migrate, session_scope
+from shared.records import cycle_number
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
 
 pytestmark = pytest.mark.integration
+
+START = datetime(2016, 1, 4, 21, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +49,29 @@ def test_cycles_on_postgres_publish_once_per_key(pg_fleet: Fleet) -> None:
                 select(func.count()).select_from(model).where(model.cycle_key == trigger.cycle_key)
             )
             assert count == 1
+
+
+def test_replay_days_claimed_at_once_on_postgres_are_numbered_by_as_of(postgres_url: str) -> None:
+    """Cycles of one replay inserted concurrently, out of order, by separate connections still
+    number each moment 1.. in as_of order (writers of a replay take turns)."""
+    migrate(postgres_url)
+    data_dir = f"/replay-{uuid.uuid4().hex[:8]}"
+    rng = random.Random(4)
+    days = [START + timedelta(days=rng.randrange(30)) for _ in range(48)]
+
+    def insert(n: int) -> None:
+        with session_scope(postgres_url) as session:
+            session.add(Cycle(cycle_key=f"{data_dir}:{n}", as_of=days[n], mode="replay",
+                              data_dir=data_dir))  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(insert, range(len(days))))
+    with session_scope(postgres_url) as session:
+        placed = session.execute(
+            select(ReplayMoment.as_of, ReplayMoment.number).where(ReplayMoment.data_dir == data_dir)
+        ).all()
+        cycles = session.scalars(select(Cycle).where(Cycle.data_dir == data_dir)).all()
+        numbers = {c.as_of: cycle_number(session, c) for c in cycles}
+    ordered = sorted(set(days))
+    assert sorted(placed) == [(a, i + 1) for i, a in enumerate(ordered)]
+    assert numbers == {a: i + 1 for i, a in enumerate(ordered)}

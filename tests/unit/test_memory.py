@@ -23,7 +23,7 @@ from shared.contracts import (
     Story,
     SymbolReturns,
 )
-from shared.db.models import Cycle, ForecastRecord, PredictionRecord
+from shared.db.models import Cycle, ForecastRecord, LessonRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.market.opening import replay_market
 from shared.memory import LessonIndex, fingerprint, recall_from, write_lesson
@@ -214,3 +214,33 @@ def test_the_resolver_writes_lessons_the_fleet_recalls_point_in_time(tmp_path: P
     assert next(x for x in after if x.source == "flow").outcome == "hit"  # ^GSPC fell that day
     memories = recall_from(after, "^GSPC", features.regime, tape, tuesday + timedelta(days=1))
     assert [(m.cycle_key, m.source) for m in memories] == [("c1", "flow")]
+
+
+def test_two_databases_with_the_same_lesson_rows_recall_their_own(tmp_path: Path) -> None:
+    """The parsed lessons a worker keeps are keyed by what is stored: two desks whose lesson rows
+    share ids, cycle keys and sources, but not their words, each recall their own."""
+    as_of = datetime(2016, 3, 9, 22, 30, tzinfo=UTC)
+    tape = fingerprint(fx.calm_features())
+    recalled = []
+    for n, price in enumerate((2010.0, 1990.0)):
+        url = f"sqlite:///{tmp_path / f'desk{n}.db'}"
+        migrate(url)
+        made = as_of - timedelta(days=2)
+        lesson = write_lesson("c1", _call("macro", "up", made, 2000.0), "hit", price,
+                              made + timedelta(days=1), tape)  # fmt: skip
+        lesson = lesson.model_copy(update={"target": "SPY", "regime": "chop"})
+        with session_scope(url) as session:
+            session.add(Cycle(cycle_key="c1", as_of=made, mode="replay"))
+            session.flush()
+            session.add(
+                LessonRecord(cycle_key="c1", source="macro", target="SPY", regime="chop",
+                             made_at=made, settled_at=lesson.settled_at, outcome="hit",
+                             r5_cell=tape.r5_cell, vol_cell=tape.vol_cell,
+                             payload=lesson.model_dump(mode="json"))
+            )  # fmt: skip
+        with session_scope(url) as session:
+            recalled.append(lessons_near(session, "SPY", "chop", tape, as_of))
+    assert [[x.happened for x in found] for found in recalled] == [
+        ["SPY rose 0.50% to 2010.00 by 2016-03-08: a hit for a call above 2000.00."],
+        ["SPY fell 0.50% to 1990.00 by 2016-03-08: a hit for a call above 2000.00."],
+    ]

@@ -17,7 +17,7 @@ HEAVY = ("sqlalchemy", "alembic", "polars", "celery", "kombu", "redis", "shared.
 
 PROBE = """
 import json, sys
-from workshop.cli import main
+from workshop.main import main
 sys.argv = ["workshop", *sys.argv[1:]]
 try:
     main()
@@ -25,11 +25,14 @@ except SystemExit:
     pass
 print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stderr)
 """
+# What `workshop status` needs no more than the others: the framework that parses the other
+# commands and the renderers of their tables.
+FRAMEWORK = ("typer", "click", "rich")
 
 
-def _loaded(args: list[str], home: Path) -> tuple[list[str], str]:
+def _loaded(args: list[str], home: Path, heavy: tuple[str, ...] = HEAVY) -> tuple[list[str], str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=repr(HEAVY)), *args],
+        [sys.executable, "-c", PROBE.format(heavy=repr(heavy)), *args],
         capture_output=True, text=True, env=dict(os.environ, WORKSHOP_HOME=str(home)),
         check=False, timeout=60,
     )  # fmt: skip
@@ -42,6 +45,16 @@ def test_light_commands_import_nothing_heavy(args: list[str], tmp_path: Path) ->
     loaded, output = _loaded(args, tmp_path)
     assert loaded == []
     assert "status" in output or "no stack is running" in output
+
+
+def test_status_answers_without_the_command_line_framework(tmp_path: Path) -> None:
+    """`workshop status` prints its answer with neither typer nor rich loaded; `status --help`
+    still goes through the full command line."""
+    loaded, output = _loaded(["status"], tmp_path, HEAVY + FRAMEWORK)
+    assert (loaded, output) == ([], "no stack is running\n")
+    loaded, output = _loaded(["status", "--help"], tmp_path, FRAMEWORK)
+    assert "typer" in loaded
+    assert "Show which processes of the embedded stack are alive." in output
 
 
 def test_a_command_still_gets_what_it_uses(tmp_path: Path) -> None:
