@@ -153,4 +153,3 @@ def warm_in_background(settings: Settings) -> threading.Thread | None:
     thread = threading.Thread(target=run, name="warm-at-start", daemon=True)
     thread.start()
     return thread
-
