@@ -65,6 +65,7 @@ FINDING_WINDOW_MONTHLY = timedelta(days=70)
 
 # Feature rows are turned into Python values this many at a time (see ReplayMarket._rows_from).
 ROW_BLOCK = 64
+ROW_CACHE_BLOCKS = 4
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _KNOWN_AT = pl.Datetime("us", "UTC")
@@ -757,20 +758,28 @@ class ReplayMarket:
             return empty_features(snapshot.as_of).model_copy(update={"news": news})
         row = self._rows.get(index)
         if row is None:
-            row = self._rows_from(frame, index)[index]
+            row = self._rows_from(frame, index)
         features = features_from_row(row, snapshot.as_of)
         return features.model_copy(update={"news": news}) if news is not None else features
 
-    def _rows_from(self, frame: pl.DataFrame, index: int) -> dict[int, dict[str, Any]]:
-        """The rows of index's block of ROW_BLOCK, converted together: polars turns whole
+    def _rows_from(self, frame: pl.DataFrame, index: int) -> dict[str, Any]:
+        """Index's row, converted with the rest of its block of ROW_BLOCK: polars turns whole
         columns into Python values far faster than one row at a time, and a replay reads its
-        sessions in order."""
+        sessions in order. Only the last ROW_CACHE_BLOCKS blocks are kept: a row is a dict of
+        every feature column (hundreds), and keeping every session a long-running worker ever
+        read held tens of megabytes per process for rows it would not read again."""
         start = index - index % ROW_BLOCK
         block = frame.slice(start, ROW_BLOCK).to_dict(as_series=False)
         names, columns = list(block), list(block.values())
-        for offset in range(len(columns[0]) if columns else 0):
-            self._rows[start + offset] = dict(zip(names, [c[offset] for c in columns], strict=True))
-        return self._rows
+        rows = {
+            start + offset: dict(zip(names, [c[offset] for c in columns], strict=True))
+            for offset in range(len(columns[0]) if columns else 0)
+        }
+        if len(self._rows) >= ROW_CACHE_BLOCKS * ROW_BLOCK:
+            # A new dict, not clear(): another thread may be reading the old one.
+            self._rows = {}
+        self._rows.update(rows)
+        return rows[index]
 
     # --- settlement and calendar -----------------------------------------------------------------
 

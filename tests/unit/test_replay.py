@@ -19,6 +19,7 @@ from shared.calendar import (
 from shared.contracts import CycleTrigger, Snapshot
 from shared.errors import ReplayFormatError
 from shared.market import ReplayData, ReplayMarket, load_replay, sample_data_dir
+from shared.market.replay import ROW_BLOCK, ROW_CACHE_BLOCKS
 from shared.ports import MarketData
 
 SAMPLE = sample_data_dir()
@@ -334,6 +335,23 @@ def test_feature_frame_is_computed_once(market: ReplayMarket) -> None:
     assert market.feature_frame() is market.feature_frame()
     snap = _snap(market, replay_as_of(date(2016, 6, 14)))
     assert market.features(snap).session == date(2016, 6, 14)
+
+
+def test_a_long_replay_keeps_a_bounded_row_cache_and_the_same_features(
+    sample: ReplayData,
+) -> None:
+    """Reading three years of sessions in order keeps at most ROW_CACHE_BLOCKS blocks of rows in
+    memory (not every session ever read), and each session's features, read again after its
+    block was dropped, equal those of a market that never dropped it."""
+    reading = ReplayMarket(sample)
+    days = reading.sessions(date(2013, 1, 1), date(2015, 12, 31))
+    first = [reading.features(_snap(reading, replay_as_of(day))) for day in days]
+    assert len(days) > 2 * ROW_CACHE_BLOCKS * ROW_BLOCK
+    assert len(reading._rows) <= ROW_CACHE_BLOCKS * ROW_BLOCK
+    again = [reading.features(_snap(reading, replay_as_of(day))) for day in days[:40]]
+    fresh = ReplayMarket(sample)
+    assert again == first[:40]
+    assert again == [fresh.features(_snap(fresh, replay_as_of(day))) for day in days[:40]]
 
 
 def test_friday_maturity_settles_on_monday_close(market: ReplayMarket) -> None:
