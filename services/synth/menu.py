@@ -125,9 +125,12 @@ class Option:
     def __post_init__(self) -> None:
         # The stretch toward the event: up and above the line with it, below against it, and a
         # range by its size alone (a run either way is a loud tape).
-        toward = {"up": self.stretch, "gt": self.stretch, "lt": -self.stretch}.get(
-            self.event, abs(self.stretch)
-        )
+        if self.event == "lt":
+            toward = -self.stretch
+        elif self.event == "in":
+            toward = abs(self.stretch)
+        else:
+            toward = self.stretch
         object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean, toward))
         # One calibration per kind, a threshold's upside and downside apart (a market's tails
         # are not mirror images), and a volatility index's direction apart (it reverts).

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import worker_process_init
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -158,28 +158,18 @@ def store_reading(
     return stored
 
 
-# Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
-# MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
 # A worker that consumes the synthesis queue of a live desk warms its menu as it starts (each pool
 # process its own: the fit lives in the process's memory), so `workshop up` is warm by the first
-# cycle. Which queues a worker consumes is known in its main process, before the pool forks.
-_SYNTH_WORKER: list[bool] = []
-
-
-@celeryd_after_setup.connect
-def _note_synth_worker(sender: Any = None, instance: Any = None, **_: Any) -> None:
-    amqp = getattr(getattr(instance, "app", None), "amqp", None)
-    consumed = set(amqp.queues.consume_from) if amqp is not None else set()
-    if tasknames.SYNTH_QUEUE in consumed:
-        _SYNTH_WORKER.append(True)
-
-
+# cycle. The queues the worker consumes were chosen in its main process before the pool forked,
+# so a pool process reads them from the app it inherited.
 @worker_process_init.connect
 def _warm_at_start(**_: Any) -> None:
-    if _SYNTH_WORKER:
+    if tasknames.SYNTH_QUEUE in app.amqp.queues.consume_from:
         warm_in_background(settings_of(app))
 
 
+# Storage errors retry with backoff (STORAGE_RETRY, up to ten times); model errors retry at most
+# MAX_MODEL_RETRIES times by hand below, then publish in the deterministic writer's words.
 @app.task(name=tasknames.SYNTHESIZE, bind=True, **STORAGE_RETRY)
 def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> dict[str, Any]:
     """Weigh whoever showed up, write the dispatch, store it once for the cycle key.
