@@ -67,13 +67,17 @@ def history_at(session: Session, as_of: datetime) -> History:
     return history
 
 
-def _already_called(session: Session, prediction: Prediction) -> bool:
-    """The same call (source, target, kind, horizon, made_at) is already on the record: another
-    trigger of the same market moment made it, and it must not be scored twice."""
-    found = session.scalar(
-        select(PredictionRecord.id).where(PredictionRecord.call_key == prediction.identity)
+def _on_record(session: Session, predictions: Sequence[Prediction]) -> set[str]:
+    """Which of these calls (source, target, kind, horizon, made_at) are already on the record:
+    another trigger of the same market moment made them, and they must not be scored twice.
+    One query for the cycle's calls, before anything of it is added (no flush in between)."""
+    keys = [p.identity for p in predictions]
+    if not keys:
+        return set()
+    found = session.scalars(
+        select(PredictionRecord.call_key).where(PredictionRecord.call_key.in_(keys))
     )
-    return found is not None
+    return {key for key in found if key is not None}
 
 
 def is_published(session: Session, cycle_key: str) -> bool:
@@ -105,6 +109,14 @@ def store_cycle(
         # The same market moment's pooled forecast is already on the record (another trigger
         # of the same day): the recalibration must not learn from it twice.
         forecast = None
+    # Every read before the first add: nothing pending, so no query flushes half a cycle.
+    stopped = {w.prediction.source: w for w in dispatch.withheld}
+    minds = [(o, mind_prediction(o, context)) for o in outputs]
+    cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == key))
+    made = [w.prediction for w in stopped.values()]
+    made += [dispatch.prediction] if dispatch.prediction is not None else []
+    made += [p for o, p in minds if p is not None and o.mind not in stopped]
+    on_record = _on_record(session, made)
     if forecast is not None:
         session.add(
             ForecastRecord(
@@ -137,14 +149,13 @@ def store_cycle(
             payload=dispatch.model_dump(mode="json"),
         )
     )
-    stopped = {w.prediction.source: w for w in dispatch.withheld}
     # A call a learned rule stopped is an abstention on the scoreboard and a shadow row that
     # keeps the rule's evidence growing (so the rule can be retired when it stops holding).
     for item in stopped.values():
-        if not _already_called(session, item.prediction):
+        if item.prediction.identity not in on_record:
             session.add(_prediction_row(key, item.prediction, withheld_by=item.rule))
     if dispatch.prediction is not None:
-        if not _already_called(session, dispatch.prediction):
+        if dispatch.prediction.identity not in on_record:
             session.add(_prediction_row(key, dispatch.prediction))
     else:
         session.add(
@@ -156,7 +167,7 @@ def store_cycle(
                 made_at=dispatch.as_of,
             )
         )
-    for output in outputs:
+    for output, prediction in minds:
         session.add(
             MindRecord(
                 cycle_key=key,
@@ -169,9 +180,8 @@ def store_cycle(
                 payload=output.model_dump(mode="json"),
             )
         )
-        prediction = mind_prediction(output, context)
         if prediction is not None and output.mind not in stopped:
-            if not _already_called(session, prediction):
+            if prediction.identity not in on_record:
                 session.add(_prediction_row(key, prediction))
         else:
             reason = output.reason or f"{output.stance}: no call"
@@ -186,7 +196,6 @@ def store_cycle(
                     made_at=dispatch.as_of,
                 )
             )
-    cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == key))
     if cycle is not None:
         cycle.status = "published"
     try:

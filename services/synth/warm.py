@@ -21,6 +21,10 @@ from shared.ports import MarketData
 WARM_SESSIONS = 1000
 # The warm start refits as it goes, so each kind is judged out of sample there too.
 WARM_REFIT = 25
+# A fleet cycle refits its running book once this many sessions were weighed since the last
+# fit, as the backtest does (its refit_every): a day's settled candidates move a fit of
+# thousands very little, and refitting every cycle was a tenth of a synthesis task.
+REFIT_SESSIONS = 20
 EARLIEST = date(1900, 1, 1)
 
 
@@ -49,14 +53,17 @@ class _Running:
     book: MenuBook
     proposed_until: datetime  # sessions whose as_of is before this have been weighed
     lock: threading.Lock = field(default_factory=threading.Lock)
+    unfitted: int | None = None  # sessions weighed since the last fit (None: never fitted)
 
 
 _RUNNING: dict[str, _Running] = {}
 _RUNNING_LOCK = threading.Lock()
 
 
-def _advance(market: MarketData, running: _Running, as_of: datetime) -> None:
-    """Weigh the sessions from proposed_until up to (not including) as_of, settling as it goes."""
+def _advance(market: MarketData, running: _Running, as_of: datetime) -> int:
+    """Weigh the sessions from proposed_until up to (not including) as_of, settling as it goes;
+    how many it weighed."""
+    weighed = 0
     start = running.proposed_until.date() - timedelta(days=1)
     for day in market.sessions(start, as_of.date()):
         moment = replay_as_of(day)
@@ -65,8 +72,10 @@ def _advance(market: MarketData, running: _Running, as_of: datetime) -> None:
         running.book.settle(market, moment)
         features = market.features(Snapshot(cycle_key="warm-start", as_of=moment, mode="replay"))
         running.book.propose(options(features), moment, calibrator=running.book.calibrator)
+        weighed += 1
     running.proposed_until = max(running.proposed_until, as_of)
     running.book.settle(market, as_of)
+    return weighed
 
 
 def replay_menu(
@@ -74,14 +83,20 @@ def replay_menu(
 ) -> MenuCalibrator:
     """The menu's calibration for a fleet cycle of a replay at as_of: warm-started from the price
     history before as_of and carried forward cycle by cycle (one per replay directory in this
-    process); a cycle earlier than the last one starts afresh, so nothing later can enter."""
+    process), refitted every REFIT_SESSIONS sessions it weighed; a cycle earlier than the last
+    one starts afresh, so nothing later can enter."""
     with _RUNNING_LOCK:
         running = _RUNNING.get(key)
         if running is None or as_of < running.proposed_until:
             running = _RUNNING[key] = _Running(warm_book(market, as_of, sessions=sessions), as_of)
     with running.lock:
-        _advance(market, running, as_of)
-        return running.book.refit()
+        weighed = _advance(market, running, as_of)
+        unfitted = None if running.unfitted is None else running.unfitted + weighed
+        calibrator = running.book.calibrator
+        if calibrator is None or unfitted is None or unfitted >= REFIT_SESSIONS:
+            calibrator, unfitted = running.book.refit(), 0
+        running.unfitted = unfitted
+        return calibrator
 
 
 def forget(key: str) -> None:

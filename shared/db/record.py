@@ -48,11 +48,13 @@ from shared.tallies import (
     PUBLIC,
     SUMS,
     Delta,
-    absorb,
+    Increments,
     abstained,
+    add_increments,
     closed,
     cut_key,
     cut_text,
+    increments,
     opened,
     touched_cells,
 )
@@ -94,11 +96,17 @@ _UPSERTS: dict[tuple[str, Any], Any] = {}
 def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
     """Add the deltas to the stored tallies: one upsert per line touched, in one round trip."""
     combined: dict[tuple[str, str], Tally] = {}
+    last: Tally | None = None
+    moves: Increments = ((), ())
     for book, key, delta in deltas:
-        tally = combined.get((book, cut_text(key)))
+        # One delta goes to every line its call counts in: read what it moves once.
+        if delta is not last:
+            last, moves = delta, increments(delta)
+        cut = cut_text(key)
+        tally = combined.get((book, cut))
         if tally is None:
-            tally = combined[(book, cut_text(key))] = Tally()
-        absorb(tally, delta)
+            tally = combined[(book, cut)] = Tally()
+        add_increments(tally, moves)
     if not combined:
         return
     dialect = connection.dialect.name
@@ -242,17 +250,35 @@ _CELLS = select(
 def lines(
     session: Session, *, include_withheld: bool = False, detail: bool = False
 ) -> tuple[ScoreLine, ...]:
-    """Every line of one book (public, or evidence with include_withheld) from its tallies."""
+    """Every line of one book (public, or evidence with include_withheld) from its tallies.
+
+    A line is built again only when its stored sums or cells changed since this process last
+    built it: a cycle touches a handful of the record's lines, and building a line (its
+    intervals, its calibration error, the contract) cost more than reading them all."""
     book = {"book": EVIDENCE if include_withheld else PUBLIC}
-    tallies: dict[str, Tally] = {}
-    for row in session.execute(_TALLIES, book):
-        tallies[row[0]] = Tally(**dict(zip(SUMS, row[1:], strict=True)))
+    sums = {row[0]: tuple(row[1:]) for row in session.execute(_TALLIES, book)}
+    cells: dict[str, list[tuple[int, int, float, float]]] = {}
     for cut, bucket, n, stated, hits in session.execute(_CELLS, book):
-        tally = tallies.get(cut)
-        if tally is not None:
-            tally.cells[bucket] = [n, stated, hits]
-    keyed: dict[Key, Tally] = {cut_key(cut): tally for cut, tally in tallies.items()}
-    return tuple(line_of(k, keyed[k], detail=detail) for k in sorted(keyed, key=order))
+        cells.setdefault(cut, []).append((bucket, n, stated, hits))
+    built: list[tuple[Key, ScoreLine]] = []
+    for cut, values in sums.items():
+        held = tuple(sorted(cells.get(cut, ())))
+        memo = (detail, cut, values, held)
+        found = _LINES.get(memo)
+        if found is None:
+            tally = Tally(**dict(zip(SUMS, values, strict=True)))
+            for bucket, n, stated, hits in held:
+                tally.cells[bucket] = [n, stated, hits]
+            if len(_LINES) >= LINE_MEMO:
+                _LINES.clear()
+            found = _LINES[memo] = (cut_key(cut), line_of(cut_key(cut), tally, detail=detail))
+        built.append(found)
+    return tuple(line for _, line in sorted(built, key=lambda item: order(item[0])))
+
+
+# Lines built from (detail, cut, sums, cells), in this process; a few books' worth.
+LINE_MEMO = 4096
+_LINES: dict[tuple[bool, str, tuple[Any, ...], tuple[Any, ...]], tuple[Key, ScoreLine]] = {}
 
 
 def bins(session: Session) -> list[tuple[int, int, int, float]]:

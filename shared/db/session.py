@@ -132,18 +132,31 @@ def session_scope(url: str) -> Iterator[Session]:
     if path is not None:
         _check_file(url, path)
     session = factory()
+    wrote = False
     try:
         yield session
         if path is not None:
             _check_file(url, path)
+            session.flush()
+            wrote = _wrote(session)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
-    if path is not None:
+    if wrote:
         _checkpoint(url)
+
+
+def _wrote(session: Session) -> bool:
+    """Whether this SQLite transaction wrote anything. The sqlite3 driver begins a transaction of
+    its own only before a statement that writes, so a session that only read has none open (a
+    cycle's reads are most of its sessions: they commit nothing and need no checkpoint)."""
+    if not session.in_transaction():
+        return False
+    dbapi = session.connection().connection.dbapi_connection
+    return bool(getattr(dbapi, "in_transaction", True))
 
 
 def _checkpoint(url: str) -> None:

@@ -99,3 +99,22 @@ def test_serialized_writers_take_turns(tmp_path: Path) -> None:
     spans.sort()
     assert len(spans) == 3
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(2))
+
+
+def test_only_a_transaction_that_wrote_counts_as_a_write(tmp_path: Path) -> None:
+    """A session that only read has written nothing (no checkpoint follows it); one that added a
+    row, or ran an UPDATE matching nothing, has."""
+    from shared.db.session import _wrote
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate(url)
+    with session_scope(url) as session:
+        session.scalar(select(func.count()).select_from(NoteRecord))
+        assert not _wrote(session)
+    with session_scope(url) as session:
+        session.add(NoteRecord(author="t", posted_at=datetime(2016, 1, 4, tzinfo=UTC), text="x"))
+        session.flush()
+        assert _wrote(session)
+    with session_scope(url) as session:
+        serialize_writers(session, "job")
+        assert _wrote(session)
