@@ -1,6 +1,7 @@
 """The resolver's batch judge over N synthetic open calls on the real price history, beside a
 bare polars as-of join of the same calls to the same bars (the floor: finding each call's first
-close after maturity is the least any settler does)."""
+close after maturity is the least any settler does). The batch judge is what the resolver's pass
+runs on a replay's calls (services.resolver.resolve)."""
 
 from __future__ import annotations
 
@@ -17,24 +18,42 @@ TARGET = 1.5
 
 
 def synthetic_calls(bars: pl.DataFrame, n: int, seed: int = 13) -> pl.DataFrame:
-    """n open calls on the replay's symbols, maturing at random moments inside its history."""
+    """n open calls on the replay's symbols, maturing at random moments inside its history: a
+    third of them each direction, threshold and range calls, as the desk makes them."""
     from services.resolver.batch import OPEN_SCHEMA
 
     rows = bars.sample(n, with_replacement=True, seed=seed)
     index = pl.int_range(n, eager=True)
     hours = (index * 7919) % (24 * 3)  # maturities spread over three days before a close
     up = index % 2 == 0
+    kind = index % 3
+    ranged = kind == 2
     return pl.DataFrame(
         {
             "id": pl.int_range(n, eager=True),
             "target": rows["target"],
             "direction": pl.select(
-                pl.when(up).then(pl.lit("up")).otherwise(pl.lit("down"))
+                pl.when(ranged & up)
+                .then(pl.lit("inside"))
+                .when(ranged)
+                .then(pl.lit("outside"))
+                .when(up)
+                .then(pl.lit("up"))
+                .otherwise(pl.lit("down"))
             ).to_series(),
             "reference_price": rows["settle_price"],
-            "line": rows["settle_price"] * 1.001,
+            "line": rows["settle_price"]
+            * pl.select(pl.when(kind == 1).then(1.01).otherwise(1.0)).to_series(),
             "matures_us": rows["closes_us"] - hours * 3_600_000_000,
             "attempts": pl.zeros(n, dtype=pl.Int64, eager=True),
+            "kind": pl.select(
+                pl.when(ranged)
+                .then(pl.lit("range"))
+                .when(kind == 1)
+                .then(pl.lit("threshold"))
+                .otherwise(pl.lit("direction"))
+            ).to_series(),
+            "range_pct": pl.select(pl.when(ranged).then(1.0)).to_series(),
         },
         schema=OPEN_SCHEMA,
     )

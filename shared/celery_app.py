@@ -10,10 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, worker_init
 from kombu.entity import Queue
 
 from shared import consumer, tasknames
+from shared.collector import freeze_after_first_task, freeze_before_fork
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
 from shared.timing import HARD_MARGIN_S, transport_options
@@ -104,6 +105,10 @@ def _logging(**_: Any) -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
 
+
+# A worker keeps what it holds for good out of the garbage collector's walks (shared.collector).
+worker_init.connect(freeze_before_fork, weak=False)
+task_postrun.connect(freeze_after_first_task, weak=False)
 
 # The guard's delivery bookkeeping listens to task signals in every process that imports the app.
 consumer.listen_for_finished_tasks()

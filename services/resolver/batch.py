@@ -4,7 +4,13 @@ The same rules as services.resolver.settle.judge over shared.market.replay's set
 for a whole frame of calls: the quote is the first bar of the target closing at or after the
 call's maturity (an as-of join, forward), usable only if it was known by now; without one a
 call waits out the grace period, then spends an attempt per pass, then is inconclusive. With
-one, a call is a hit when the close is strictly beyond its line in the called direction.
+one, a call is a hit when the close makes it true as worded (shared.contracts.event_holds:
+strictly beyond its line in the called direction; inside or outside a range's band, the band
+inclusive); a close later than the grace period after maturity (a gap in the prices) settles it
+inconclusive.
+
+The resolver's pass (services.resolver.resolve) judges a replay's calls with it: the frame picks
+the calls that settle and the attempts spent, and judge() words the few that settle.
 
 Times are integer microseconds since the epoch (UTC): the join needs no time-zone arithmetic.
 The reason text is left to judge() for the calls that do settle (a handful per pass), so the
@@ -21,15 +27,24 @@ from services.resolver.settle import GRACE
 from shared.calendar import SESSION_CLOSE
 from shared.features import new_york_instant
 
-OPEN_SCHEMA = {
-    "id": pl.Int64,
-    "target": pl.Utf8,
-    "direction": pl.Utf8,
-    "reference_price": pl.Float64,
-    "line": pl.Float64,
-    "matures_us": pl.Int64,
-    "attempts": pl.Int64,
-}
+# Fixed vocabularies as enums: comparing and building them is integer work, not string work, and
+# a frame with a kind or a side outside them cannot be built.
+KIND = pl.Enum(["direction", "threshold", "range"])
+SIDE = pl.Enum(["up", "down", "inside", "outside"])
+OUTCOME = pl.Enum(["hit", "miss", "inconclusive"])
+OPEN_SCHEMA = pl.Schema(
+    {
+        "id": pl.Int64(),
+        "target": pl.Utf8(),
+        "direction": SIDE,
+        "reference_price": pl.Float64(),
+        "line": pl.Float64(),
+        "matures_us": pl.Int64(),
+        "attempts": pl.Int64(),
+        "kind": KIND,
+        "range_pct": pl.Float64(),
+    }
+)
 _GRACE_US = int(GRACE.total_seconds() * 1_000_000)
 
 
@@ -72,30 +87,50 @@ def settle_frame(
 ) -> pl.DataFrame:
     """Judge every call in open_calls (OPEN_SCHEMA) matured by now.
 
-    Returns one row per matured call: id, outcome (hit | miss | inconclusive, or null while it
-    waits), spent_attempt, settle_price, session and realized_move_pct (null without a quote).
-    Eager on purpose: for the few thousand rows of a pass, planning a lazy query costs more
-    than running it.
+    Returns one row per matured call: id, outcome (OUTCOME: hit | miss | inconclusive, or null
+    while it waits), spent_attempt, settle_price, session, known_us (when the settling close became
+    known) and realized_move_pct (null without a quote). Eager on purpose: for the few
+    thousand rows of a pass, planning a lazy query costs more than running it.
     """
     now_us = micros(now)
-    joined = quotes(open_calls.filter(pl.col("matures_us") <= now_us), bars)
-    priced = pl.col("known_us").is_not_null() & (pl.col("known_us") <= now_us)
+    matured = open_calls["matures_us"].max()
+    if matured is not None and matured > now_us:  # type: ignore[operator]
+        # Copying the frame to drop calls not yet due is skipped when none is (a pass's query
+        # asks only for those).
+        open_calls = open_calls.filter(pl.col("matures_us") <= now_us)
+    joined = quotes(open_calls, bars)
+    # No quote (a null known_us) compares as null, which `when` takes as false.
+    priced = (pl.col("known_us") <= now_us).fill_null(False)
     price = pl.col("settle_price")
-    up = pl.col("direction") == "up"
-    beyond = (up & (price > pl.col("line"))) | (~up & (price < pl.col("line")))
+    side = pl.col("direction")
+    moved = price / pl.col("reference_price") - 1.0
+    inside = (moved.abs() * 100.0) <= (pl.col("range_pct").fill_null(0.0) + 1e-12)
+    holds = (
+        pl.when(pl.col("kind") == "range")
+        .then(pl.when(side == "inside").then(inside).otherwise(~inside))
+        .when(side == "up")
+        .then(price > pl.col("line"))
+        .otherwise(price < pl.col("line"))
+    )
+    late = pl.col("closes_us") > pl.col("matures_us") + _GRACE_US
     past_grace = pl.col("matures_us") <= now_us - _GRACE_US
     give_up = pl.col("attempts") >= max_attempts - 1
     return joined.select(
         "id",
         pl.when(priced)
-        .then(pl.when(beyond).then(pl.lit("hit")).otherwise(pl.lit("miss")))
+        .then(
+            pl.when(late)
+            .then(pl.lit("inconclusive", OUTCOME))
+            .when(holds)
+            .then(pl.lit("hit", OUTCOME))
+            .otherwise(pl.lit("miss", OUTCOME))
+        )
         .when(past_grace & give_up)
-        .then(pl.lit("inconclusive"))
+        .then(pl.lit("inconclusive", OUTCOME))
         .alias("outcome"),
         (~priced & past_grace & ~give_up).alias("spent_attempt"),
         pl.when(priced).then(price).alias("settle_price"),
         pl.when(priced).then(pl.col("session")).alias("session"),
-        pl.when(priced)
-        .then((price / pl.col("reference_price") - 1.0) * 100.0)
-        .alias("realized_move_pct"),
+        pl.when(priced).then(pl.col("known_us")).alias("known_us"),
+        pl.when(priced).then(moved * 100.0).alias("realized_move_pct"),
     )

@@ -1,0 +1,25 @@
+"""A worker process moves what it keeps out of the garbage collector's reach once, after its
+first task, and never again in that process."""
+
+from __future__ import annotations
+
+import gc
+
+from shared import collector
+
+
+def test_a_process_freezes_what_it_holds_after_its_first_task_only() -> None:
+    """The first task's end freezes every live object; later task ends leave new ones alone."""
+    collector._FROZEN_IN.clear()
+    gc.unfreeze()
+    try:
+        collector.freeze_after_first_task()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000
+        kept = [[n] for n in range(5000)]  # objects a later task made
+        collector.freeze_after_first_task()
+        assert gc.get_freeze_count() == frozen
+        assert len(kept) == 5000
+    finally:
+        gc.unfreeze()
+        collector._FROZEN_IN.clear()
