@@ -100,6 +100,15 @@ def claim(
     )
 
 
+def for_mind(message: dict[str, Any], mind: str) -> dict[str, Any]:
+    """The context as one mind is sent it: the record holds that mind's own lines, the only
+    ones its prompt shows (shared.brain.prompting), so three messages do not carry the whole
+    scoreboard each (two thirds of a message's bytes, encoded and sent three times)."""
+    record = message["record"]
+    own = [line for line in record["lines"] if line.get("source") == mind]
+    return {**message, "record": {**record, "lines": own}}
+
+
 def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:
     cycle = existing_cycle(session, cycle_key)
     if cycle is not None:

@@ -97,7 +97,10 @@ def _send_minds(context: CycleContext) -> None:
     settings = settings_of(app)
     message = context.model_dump(mode="json")
     key = context.snapshot.cycle_key
-    header = [app.signature(tasknames.mind_task(m), args=[message]) for m in settings.minds]
+    header = [
+        app.signature(tasknames.mind_task(m), args=[cycles.for_mind(message, m)])
+        for m in settings.minds
+    ]
     body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": key})
     chord(header)(body)
 

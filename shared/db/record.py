@@ -19,9 +19,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, event, or_, select, update
+from sqlalchemy import Connection, Text, bindparam, case, cast, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -203,6 +204,7 @@ def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
         return
     # The session's own connection: its transaction, and no autoflush from inside a flush.
     connection = session.connection()
+    _forget(session)
     apply(connection, deltas)
     add_bins(connection, forecasts)
     if moments:
@@ -223,10 +225,26 @@ _DESK = select(DeskState.built, DeskState.record_through).where(DeskState.name =
 
 
 def _desk(session: Session) -> tuple[bool, datetime | None]:
-    row = session.execute(_DESK).first()
-    if row is None:
-        return False, None
-    return bool(row[0]), row[1]
+    # Read once per transaction (a cycle's reads ask three times); a flush that folds events
+    # in, or a rebuild, forgets it.
+    held: tuple[bool, datetime | None] | None = session.info.get(_DESK_HELD)
+    if held is None:
+        row = session.execute(_DESK).first()
+        held = (False, None) if row is None else (bool(row[0]), row[1])
+        session.info[_DESK_HELD] = held
+    return held
+
+
+_DESK_HELD = "workshop.desk_state"
+
+
+def _forget(session: Session, _transaction: object = None) -> None:
+    session.info.pop(_DESK_HELD, None)
+    session.info.pop(_BOOKS_HELD, None)
+
+
+# What one transaction read is not what the next one may read: other writers move it between.
+event.listen(Session, "after_transaction_end", _forget)
 
 
 def usable(session: Session, as_of: datetime | None) -> bool:
@@ -239,12 +257,26 @@ def usable(session: Session, as_of: datetime | None) -> bool:
     return as_of is None or through is None or through <= as_of
 
 
-_TALLIES = select(ScoreTally.cut, *(getattr(ScoreTally, n) for n in SUMS)).where(
-    ScoreTally.book == bindparam("book")
-)
+_TALLIES = select(ScoreTally.book, ScoreTally.cut, *(getattr(ScoreTally, n) for n in SUMS))
 _CELLS = select(
-    ScoreCell.cut, ScoreCell.bucket, ScoreCell.n, ScoreCell.stated, ScoreCell.hits
-).where(ScoreCell.book == bindparam("book"))
+    ScoreCell.book, ScoreCell.cut, ScoreCell.bucket, ScoreCell.n, ScoreCell.stated, ScoreCell.hits
+)
+_BOOKS_HELD = "workshop.books"
+Held = dict[str, tuple[dict[str, tuple[Any, ...]], dict[str, list[tuple[int, int, float, float]]]]]
+
+
+def _books_read(session: Session) -> Held:
+    """Both books' stored sums and cells, read together once per transaction (a cycle reads
+    the public book and the evidence book); a flush that folds events in forgets them."""
+    held: Held | None = session.info.get(_BOOKS_HELD)
+    if held is None:
+        held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
+        for book, cut, *values in session.execute(_TALLIES):
+            held.setdefault(book, ({}, {}))[0][cut] = tuple(values)
+        for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
+            held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append((bucket, n, stated, hits))
+        session.info[_BOOKS_HELD] = held
+    return held
 
 
 def lines(
@@ -255,11 +287,7 @@ def lines(
     A line is built again only when its stored sums or cells changed since this process last
     built it: a cycle touches a handful of the record's lines, and building a line (its
     intervals, its calibration error, the contract) cost more than reading them all."""
-    book = {"book": EVIDENCE if include_withheld else PUBLIC}
-    sums = {row[0]: tuple(row[1:]) for row in session.execute(_TALLIES, book)}
-    cells: dict[str, list[tuple[int, int, float, float]]] = {}
-    for cut, bucket, n, stated, hits in session.execute(_CELLS, book):
-        cells.setdefault(cut, []).append((bucket, n, stated, hits))
+    sums, cells = _books_read(session)[EVIDENCE if include_withheld else PUBLIC]
     built: list[tuple[Key, ScoreLine]] = []
     for cut, values in sums.items():
         held = tuple(sorted(cells.get(cut, ())))
@@ -300,6 +328,7 @@ def rebuild(session: Session) -> bool:
     if desk is None:
         session.add(DeskState(name=DESK, version=0, built=False))
         session.flush()
+    _forget(session)
     claimed = session.execute(
         update(DeskState).where(DeskState.name == DESK, DeskState.built.is_(False))
         .values(built=True)
@@ -364,18 +393,33 @@ def load_state(session: Session) -> State:
         select(DeskState.version, DeskState.as_of).where(DeskState.name == DESK)
     ).first()
     version, as_of = (int(desk[0]), desk[1]) if desk is not None else (0, None)
-    rules = session.execute(
-        select(LearnedRuleRecord.payload).order_by(LearnedRuleRecord.position)
-    ).scalars()
-    stories = session.execute(select(StoryRecord.payload).order_by(StoryRecord.position)).scalars()
+    connection = session.connection()
+    rules = connection.execute(_RULES).scalars()
+    stories = connection.execute(_STORIES).scalars()
     fit = session.execute(select(CalibrationFit.a, CalibrationFit.b)).first()
     return State(
         version=version,
         as_of=as_of,
-        rules=tuple(LearnedRule.model_validate(r) for r in rules),
-        stories=tuple(Story.model_validate(s) for s in stories),
+        rules=tuple(_rule(text) for text in rules),
+        stories=tuple(_story(text) for text in stories),
         fit=(float(fit[0]), float(fit[1])) if fit is not None else None,
     )
+
+
+# The state's rules and stories as their stored text: a cycle reads them every time and they
+# seldom change, so each is parsed once per process, keyed by that text (never stale).
+_RULES = select(cast(LearnedRuleRecord.payload, Text)).order_by(LearnedRuleRecord.position)
+_STORIES = select(cast(StoryRecord.payload, Text)).order_by(StoryRecord.position)
+
+
+@lru_cache(maxsize=256)
+def _rule(text: str) -> LearnedRule:
+    return LearnedRule.model_validate_json(text)
+
+
+@lru_cache(maxsize=256)
+def _story(text: str) -> Story:
+    return Story.model_validate_json(text)
 
 
 def save_state(

@@ -144,8 +144,11 @@ def test_the_migration_numbers_the_cycles_already_stored(tmp_path: Path) -> None
 
 
 # Tables whose size does not grow with the history: the desk's state (rules, stories, the fit),
-# the recalibration's bins (one per 0.002 of pooled p(up)): reading them whole is bounded.
-BOUNDED = {"learned_rules", "stories", "calibration_fits", "calibration_bins"}
+# the recalibration's bins (one per 0.002 of pooled p(up)), the scoreboard's tallies and their
+# calibration cells (one per line: a source by a regime, an asset class, a horizon or a topic,
+# all of fixed vocabularies): reading them whole is bounded.
+BOUNDED = {"learned_rules", "stories", "calibration_fits", "calibration_bins", "score_tallies",
+           "score_cells"}  # fmt: skip
 # The writers' turn (shared.db.moments.take_turns): its WHERE is false before any row is read.
 TURN = "UPDATE cycles SET id = id WHERE 0 = 1"
 
