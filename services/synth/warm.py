@@ -9,6 +9,7 @@ after it can enter. Pure over a MarketData port.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -54,6 +55,8 @@ class _Running:
     proposed_until: datetime  # sessions whose as_of is before this have been weighed
     lock: threading.Lock = field(default_factory=threading.Lock)
     unfitted: int | None = None  # sessions weighed since the last fit (None: never fitted)
+    # Every fit made, with the as_of it was made at (on what had settled by then), oldest first.
+    fits: list[tuple[datetime, MenuCalibrator]] = field(default_factory=list)
 
 
 _RUNNING: dict[str, _Running] = {}
@@ -83,20 +86,33 @@ def replay_menu(
 ) -> MenuCalibrator:
     """The menu's calibration for a fleet cycle of a replay at as_of: warm-started from the price
     history before as_of and carried forward cycle by cycle (one per replay directory in this
-    process), refitted every REFIT_SESSIONS sessions it weighed; a cycle earlier than the last
-    one starts afresh, so nothing later can enter."""
+    process), refitted every REFIT_SESSIONS sessions it weighed. A cycle behind the book gets
+    the fit that was in force at its as_of; one before the book's first fit starts afresh: nothing
+    later than a cycle's as_of can enter its fit."""
     with _RUNNING_LOCK:
         running = _RUNNING.get(key)
-        if running is None or as_of < running.proposed_until:
+        if running is None or (running.fits and as_of < running.fits[0][0]):
             running = _RUNNING[key] = _Running(warm_book(market, as_of, sessions=sessions), as_of)
     with running.lock:
+        if as_of < running.proposed_until and running.fits:
+            # A cycle behind the running book (a burst's cycles finish out of order): the fit in
+            # force at its as_of, made on what had settled by then, as it would have had in
+            # order; nothing weighed or settled after it enters.
+            moments = [fitted for fitted, _ in running.fits]
+            return running.fits[bisect_right(moments, as_of) - 1][1]
         weighed = _advance(market, running, as_of)
         unfitted = None if running.unfitted is None else running.unfitted + weighed
         calibrator = running.book.calibrator
         if calibrator is None or unfitted is None or unfitted >= REFIT_SESSIONS:
             calibrator, unfitted = running.book.refit(), 0
+            running.fits.append((as_of, calibrator))
+            del running.fits[:-MAX_FITS_KEPT]
         running.unfitted = unfitted
         return calibrator
+
+
+# Fits kept for cycles behind the running book: a burst runs its cycles a few sessions apart.
+MAX_FITS_KEPT = 64
 
 
 def forget(key: str) -> None:
