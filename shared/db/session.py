@@ -124,10 +124,17 @@ def migrate(url: str) -> None:
         command.upgrade(config, "head")
 
 
+@cache
+def _sessions(url: str) -> sessionmaker[Session]:
+    # One factory per URL per process: a sessionmaker builds a Session subclass, and every
+    # listener on Session (the record's flush hook among them) is copied onto each new one.
+    return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A transaction: committed when the block ends, rolled back if it raises."""
-    factory = sessionmaker(engine_for(url), expire_on_commit=False)
+    factory = _sessions(url)
     path = sqlite_path(url)
     if path is not None:
         _check_file(url, path)
