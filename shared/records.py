@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from shared.contracts import Dispatch, Fingerprint, LearnedRule, Lesson, Story, TrackRecord
@@ -140,13 +140,24 @@ def _recall_query(*cell: ColumnElement[bool]) -> Select[str]:
     )
 
 
-_CELL = _recall_query(
-    LessonRecord.r5_cell == bindparam("r5"), LessonRecord.vol_cell == bindparam("vol")
-)
 _NO_CELL = _recall_query(
     or_(LessonRecord.r5_cell.is_(None), LessonRecord.r5_cell == bindparam("r5")),
     or_(LessonRecord.vol_cell.is_(None), LessonRecord.vol_cell == bindparam("vol")),
 )
+# A tape in the grid recalls from its cell and the eight around it: nine short range scans of
+# the recall index, sent as one statement (one round trip, one result) rather than nine.
+NEAR = 9
+
+
+def _cell_query(n: int) -> Select[tuple[str]]:
+    one = _recall_query(
+        LessonRecord.r5_cell == bindparam(f"r5_{n}"),
+        LessonRecord.vol_cell == bindparam(f"vol_{n}"),
+    ).subquery(f"cell_{n}")
+    return select(*one.c)
+
+
+_NEAR_CELLS = union_all(*(_cell_query(n) for n in range(NEAR)))
 
 
 def lessons_near(
@@ -158,17 +169,19 @@ def lessons_near(
     Recall keeps only the CELL_DEPTH most recently settled cycles of each cell, so each cell is
     one short range scan of the recall index, newest first, however many lessons are stored.
     """
-    found: list[Lesson] = []
     # The session's connection: plain rows of text, without the ORM's per-row work.
     connection = session.connection()
-    for r5_cell, vol_cell in near_cells(tape):
-        # Two prepared statements (a cell of the grid, or the cell of a tape without one):
-        # built once, so a cycle's nine reads cost the reads alone.
-        query = _CELL if r5_cell is not None and vol_cell is not None else _NO_CELL
-        rows = connection.execute(query, {"target": target, "regime": regime, "r5": r5_cell,
-                                          "vol": vol_cell, "as_of": as_of})  # fmt: skip
-        found += [_parsed(payload) for (payload,) in rows]
-    return found
+    common = {"target": target, "regime": regime, "as_of": as_of}
+    cells = near_cells(tape)
+    if len(cells) == NEAR and all(r5 is not None and vol is not None for r5, vol in cells):
+        values = dict(common)
+        for n, (r5, vol) in enumerate(cells):
+            values[f"r5_{n}"], values[f"vol_{n}"] = r5, vol
+        rows = connection.execute(_NEAR_CELLS, values)
+    else:
+        r5, vol = cells[0]
+        rows = connection.execute(_NO_CELL, {**common, "r5": r5, "vol": vol})
+    return [_parsed(payload) for (payload,) in rows]
 
 
 # Parsing a stored lesson is a pure function of its text, and a cycle recalls mostly what the
