@@ -332,10 +332,13 @@ def _measure(
         libs, data = footprint()
         report.note(f"a desk process holds {libs:.0f} MB of libraries and code beyond Celery, "
                     f"and {data:.0f} MB of price history once it builds a snapshot")  # fmt: skip
+        # Which pool processes must hold the price history: ingest (snapshots and features),
+        # the resolver (settling closes) and the synthesis (the menu weighs each session's
+        # candidates from the replay's features, and its warm start a thousand sessions of them).
         for name, holds_data, twin in (
             ("ingest", True, "ingest"),
             ("minds", False, "minds"),
-            ("synth", False, "synth"),
+            ("synth", True, "synth"),
             ("resolver", True, "synth"),
         ):
             children = len(_children(desk.workers[name]))
@@ -365,9 +368,9 @@ def _measure(
 
 
 # A desk worker must hold, in each of its processes, what the bare worker holds (the interpreter
-# and Celery), the desk's libraries and code, and (ingest's and the resolver's pool processes)
-# the price history: measured in the same run, that is the floor. The target allows a quarter
-# more for what a cycle allocates on top (a snapshot, the features, the record).
+# and Celery), the desk's libraries and code, and (the pool processes of ingest, the synthesis
+# and the resolver) the price history: measured in the same run, that is the floor. The target
+# allows a quarter more for what a cycle allocates on top (a snapshot, the features, the record).
 MEMORY_RATIO = 1.25
 
 if __name__ == "__main__":
