@@ -5,8 +5,9 @@ Real adapters are named by technology (YahooMarket, AnthropicBrain), offline one
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from shared.contracts import (
     CycleContext,
@@ -19,6 +20,11 @@ from shared.contracts import (
     Snapshot,
     SourceResult,
 )
+
+if TYPE_CHECKING:
+    from shared.contracts import ScoreLine
+    from shared.scoring import Key
+    from shared.tallies import Delta
 
 
 @runtime_checkable
@@ -88,3 +94,20 @@ class SettlementPrices(Protocol):
     def settlement_quote(self, symbol: str, matures_at: datetime, now: datetime) -> Quote | None:
         """The first close at or after matures_at that is already known at now; None if none yet."""
         ...
+
+
+@runtime_checkable
+class RecordBook(Protocol):
+    """The record's incremental aggregates: one tally per (book, line), folded from the deltas
+    of every call made, settled or abstained from (shared.tallies: opened, closed, abstained),
+    read as score lines. The fleet keeps them in its database (shared.db.record.StoredBook),
+    the backtest in memory (shared.tallies.TallyBook): one interface, fed by the same deltas.
+    """
+
+    def apply(self, deltas: Iterable[Delta]) -> None:
+        """Add the deltas (commutative: concurrent writers never lose one)."""
+
+    def lines(
+        self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
+    ) -> tuple[ScoreLine, ...]:
+        """The book's lines kept by `keeps` (all when None), in scoreboard order."""

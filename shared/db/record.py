@@ -16,7 +16,7 @@ run out of order) reads the rows, as before, so that nothing settled after its a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -279,29 +279,49 @@ def _books_read(session: Session) -> Held:
     return held
 
 
+@dataclass(frozen=True)
+class StoredBook:
+    """The record's aggregates in the database, through the RecordBook port (shared.ports): what
+    the backtest's TallyBook keeps in memory, folded from the same deltas."""
+
+    session: Session
+
+    def apply(self, deltas: Iterable[Delta]) -> None:
+        apply(self.session.connection(), deltas)
+        _forget(self.session)
+
+    def lines(
+        self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
+    ) -> tuple[ScoreLine, ...]:
+        """The book's lines from its tallies, in scoreboard order.
+
+        A line is built again only when its stored sums or cells changed since this process
+        last built it: a cycle touches a handful of the record's lines, and building a line (its
+        intervals, its calibration error, the contract) cost more than reading them all."""
+        sums, cells = _books_read(self.session)[book]
+        built: list[tuple[Key, ScoreLine]] = []
+        for cut, values in sums.items():
+            held = tuple(sorted(cells.get(cut, ())))
+            memo = (detail, cut, values, held)
+            found = _LINES.get(memo)
+            if found is None:
+                tally = Tally(**dict(zip(SUMS, values, strict=True)))
+                for bucket, n, stated, hits in held:
+                    tally.cells[bucket] = [n, stated, hits]
+                if len(_LINES) >= LINE_MEMO:
+                    _LINES.clear()
+                key = cut_key(cut)
+                found = _LINES[memo] = (key, line_of(key, tally, detail=detail))
+            if keeps is None or keeps(found[0]):
+                built.append(found)
+        return tuple(line for _, line in sorted(built, key=lambda item: order(item[0])))
+
+
 def lines(
     session: Session, *, include_withheld: bool = False, detail: bool = False
 ) -> tuple[ScoreLine, ...]:
-    """Every line of one book (public, or evidence with include_withheld) from its tallies.
-
-    A line is built again only when its stored sums or cells changed since this process last
-    built it: a cycle touches a handful of the record's lines, and building a line (its
-    intervals, its calibration error, the contract) cost more than reading them all."""
-    sums, cells = _books_read(session)[EVIDENCE if include_withheld else PUBLIC]
-    built: list[tuple[Key, ScoreLine]] = []
-    for cut, values in sums.items():
-        held = tuple(sorted(cells.get(cut, ())))
-        memo = (detail, cut, values, held)
-        found = _LINES.get(memo)
-        if found is None:
-            tally = Tally(**dict(zip(SUMS, values, strict=True)))
-            for bucket, n, stated, hits in held:
-                tally.cells[bucket] = [n, stated, hits]
-            if len(_LINES) >= LINE_MEMO:
-                _LINES.clear()
-            found = _LINES[memo] = (cut_key(cut), line_of(cut_key(cut), tally, detail=detail))
-        built.append(found)
-    return tuple(line for _, line in sorted(built, key=lambda item: order(item[0])))
+    """Every line of one book (public, or evidence with include_withheld) from its tallies."""
+    return StoredBook(session).lines(EVIDENCE if include_withheld else PUBLIC, detail=detail)
 
 
 # Lines built from (detail, cut, sums, cells), in this process; a few books' worth.
