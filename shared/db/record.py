@@ -51,13 +51,11 @@ from shared.tallies import (
     Delta,
     Increments,
     abstained,
-    add_increments,
     closed,
     cut_key,
     cut_text,
     increments,
     opened,
-    touched_cells,
 )
 
 DESK = "desk"
@@ -95,36 +93,47 @@ _UPSERTS: dict[tuple[str, Any], Any] = {}
 
 
 def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
-    """Add the deltas to the stored tallies: one upsert per line touched, in one round trip."""
-    combined: dict[tuple[str, str], Tally] = {}
+    """Add the deltas to the stored tallies: one upsert per line touched, in one round trip.
+
+    The deltas of one flush are summed per line first, as plain rows (a Tally per line, with
+    its ten calibration cells, cost more to build than the sums it carried)."""
+    sums: dict[tuple[str, str], dict[str, Any]] = {}
+    cells: dict[tuple[str, str, int], list[float]] = {}
     last: Tally | None = None
     moves: Increments = ((), ())
     for book, key, delta in deltas:
         # One delta goes to every line its call counts in: read what it moves once.
         if delta is not last:
             last, moves = delta, increments(delta)
-        cut = cut_text(key)
-        tally = combined.get((book, cut))
-        if tally is None:
-            tally = combined[(book, cut)] = Tally()
-        add_increments(tally, moves)
-    if not combined:
+        line = (book, cut_text(key))
+        row = sums.get(line)
+        if row is None:
+            row = sums[line] = {"book": book, "cut": line[1], **_ZERO}
+        for name, value in moves[0]:
+            row[name] += value
+        for bucket, add in moves[1]:
+            cell = cells.get((*line, bucket))
+            if cell is None:
+                cell = cells[(*line, bucket)] = [0, 0.0, 0]
+            cell[0] += add[0]
+            cell[1] += add[1]
+            cell[2] += add[2]
+    if not sums:
         return
     dialect = connection.dialect.name
-    stmt = _upsert(dialect, ScoreTally, ("book", "cut"), SUMS)
+    connection.execute(_upsert(dialect, ScoreTally, ("book", "cut"), SUMS), list(sums.values()))
     rows = [
-        {"book": b, "cut": c, **{n: getattr(t, n) for n in SUMS}} for (b, c), t in combined.items()
+        {"book": b, "cut": c, "bucket": bucket, "n": int(n), "stated": stated, "hits": hits}
+        for (b, c, bucket), (n, stated, hits) in cells.items()
+        if n
     ]
-    connection.execute(stmt, rows)
-    cells = [
-        {"book": b, "cut": c, "bucket": bucket, "n": int(cell[0]), "stated": cell[1],
-         "hits": cell[2]}
-        for (b, c), t in combined.items()
-        for bucket, cell in touched_cells(t)
-    ]  # fmt: skip
-    if cells:
+    if rows:
         cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
-        connection.execute(cell_stmt, cells)
+        connection.execute(cell_stmt, rows)
+
+
+# A line's sums before anything is added: the Tally's own zeros (integers and floats).
+_ZERO = {name: getattr(Tally(), name) for name in SUMS}
 
 
 def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | None]]) -> None:
