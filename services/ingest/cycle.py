@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,13 +62,17 @@ def claim(
     Returns None when another delivery already owns the key.
     """
     cycle = existing_cycle(session, trigger.cycle_key)
+    stored = {"snapshot": snapshot.model_dump(mode="json"),
+              "features": features.model_dump(mode="json")}  # fmt: skip
     if cycle is None:
+        # Inserted whole: one statement, not an insert and an update of its two largest columns.
         cycle = Cycle(
             cycle_key=trigger.cycle_key,
             as_of=trigger.as_of,
             mode=trigger.mode,
             data_dir=trigger.data_dir,
             status="claimed",
+            **stored,
         )
         session.add(cycle)
         try:
@@ -78,8 +82,8 @@ def claim(
             return None
     elif cycle.launched_at is not None:
         return None
-    cycle.snapshot = snapshot.model_dump(mode="json")
-    cycle.features = features.model_dump(mode="json")
+    else:
+        cycle.snapshot, cycle.features = stored["snapshot"], stored["features"]
     record = track_record(session, trigger.as_of)
     # What the desk learned, for the minds' prompts: the rules in force and the stories from the
     # desk's state tables, and the lessons of tapes like this one (none settled after as_of).
@@ -110,10 +114,11 @@ def for_mind(message: dict[str, Any], mind: str) -> dict[str, Any]:
 
 
 def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:
-    cycle = existing_cycle(session, cycle_key)
-    if cycle is not None:
-        cycle.launched_at = when or utc_now()
-        cycle.status = "thinking"
+    session.execute(
+        update(Cycle)
+        .where(Cycle.cycle_key == cycle_key)
+        .values(launched_at=when or utc_now(), status="thinking")
+    )
 
 
 NOTE_WINDOW = timedelta(hours=24)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,7 +112,6 @@ def store_cycle(
     # Every read before the first add: nothing pending, so no query flushes half a cycle.
     stopped = {w.prediction.source: w for w in dispatch.withheld}
     minds = [(o, mind_prediction(o, context)) for o in outputs]
-    cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == key))
     made = [w.prediction for w in stopped.values()]
     made += [dispatch.prediction] if dispatch.prediction is not None else []
     made += [p for o, p in minds if p is not None and o.mind not in stopped]
@@ -196,12 +195,11 @@ def store_cycle(
                     made_at=dispatch.as_of,
                 )
             )
-    if cycle is not None:
-        cycle.status = "published"
     try:
         session.flush()
     except IntegrityError:
         # A concurrent delivery of the same body won the race: its rows stand, ours are dropped.
         session.rollback()
         return False
+    session.execute(update(Cycle).where(Cycle.cycle_key == key).values(status="published"))
     return True

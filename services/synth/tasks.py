@@ -10,6 +10,7 @@ import structlog
 from celery.signals import worker_process_init
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from services.synth.calibrate import Calibrator, fit
 from services.synth.menu import MenuCalibrator
@@ -85,7 +86,11 @@ def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
     with session_scope(settings.db_url) as session:
         if is_published(session, cycle_key):
             return None
-        cycle = session.scalar(select(Cycle).where(Cycle.cycle_key == cycle_key))
+        cycle = session.scalar(
+            select(Cycle)
+            .where(Cycle.cycle_key == cycle_key)
+            .options(undefer(Cycle.snapshot), undefer(Cycle.features))
+        )
         if cycle is None or cycle.snapshot is None or cycle.features is None:
             rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
             raise BadInputError(f"cycle {cycle_key} has no stored snapshot")

@@ -75,8 +75,10 @@ class Cycle(Base):
     status: Mapped[str] = mapped_column(String(16), default="claimed")
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     launched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The cycle's two largest columns are loaded only by the readers that want them (the
+    # synthesis, a re-drive): claiming, launching and publishing touch the row without them.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # A stuck cycle is re-driven a bounded number of times, then closed (services.ingest.sweep).
     redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
