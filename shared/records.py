@@ -41,10 +41,19 @@ def track_record(
     (the evidence rules are judged on); the scoreboard never does.
 
     Read from the aggregates kept as calls are made and settled (constant time) whenever they
-    are the record at as_of; from the rows only for a cycle older than the newest event folded.
+    are the record at as_of; for a cycle older than the newest event folded, from the aggregates
+    less the events after its as_of (shared.db.record.later_than), or from the rows when those
+    are many (a far backfill).
     """
     if aggregates.usable(session, as_of):
         lines = aggregates.lines(session, include_withheld=include_withheld, detail=detail)
+        return TrackRecord(as_of=as_of, lines=lines)
+    # Behind the record: the aggregates less what came after as_of, when that is little.
+    later = aggregates.later_than(session, as_of) if as_of is not None else None
+    if later is not None:
+        lines = aggregates.lines_before(
+            session, later, include_withheld=include_withheld, detail=detail
+        )
         return TrackRecord(as_of=as_of, lines=lines)
     return scanned_record(session, as_of, detail=detail, include_withheld=include_withheld)
 

@@ -55,12 +55,18 @@ def _prediction_row(
 
 
 def history_at(session: Session, as_of: datetime) -> History:
-    """The recalibration's history at as_of: its stored bins (constant time), or, for a cycle
-    older than the newest settlement, the forecasts settled by as_of."""
-    if not record.usable(session, as_of):
-        return History.of(forecast_history(session, as_of))
+    """The recalibration's history at as_of: its stored bins (constant time); for a cycle older
+    than the newest settlement, the bins less the forecasts settled after as_of, or the forecasts
+    settled by as_of when those are many."""
+    if record.usable(session, as_of):
+        held = record.bins(session)
+    else:
+        later = record.later_than(session, as_of)
+        if later is None:  # a far backfill: the forecasts themselves
+            return History.of(forecast_history(session, as_of))
+        held = record.bins_before(session, later)
     history = History()
-    for index, n, ups, base_logits in record.bins(session):
+    for index, n, ups, base_logits in held:
         history.bins[index] = [logit(index * BIN), n, ups, base_logits]
         history.n += n
         history.ups += ups

@@ -137,7 +137,7 @@ class PredictionRecord(Base):
     reference_price: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     confidence: Mapped[float] = mapped_column(Float)
-    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     matures_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     regime: Mapped[str] = mapped_column(String(16))
     topic: Mapped[str] = mapped_column(String(32))
@@ -156,7 +156,7 @@ class PredictionRecord(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     realized_move_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     settle_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -194,7 +194,7 @@ class ForecastRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     went_up: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     settle_price: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # As for calls: a forecast settles once (its bin of the recalibration counts it once).
@@ -234,7 +234,7 @@ class AbstentionRecord(Base):
     source: Mapped[str] = mapped_column(String(64))
     regime: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
-    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class NoteRecord(Base):

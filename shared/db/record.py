@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -51,6 +51,7 @@ from shared.tallies import (
     Delta,
     Increments,
     abstained,
+    add_increments,
     closed,
     cut_key,
     cut_text,
@@ -336,6 +337,109 @@ def lines(
 # Lines built from (detail, cut, sums, cells), in this process; a few books' worth.
 LINE_MEMO = 4096
 _LINES: dict[tuple[bool, str, tuple[Any, ...], tuple[Any, ...]], tuple[Key, ScoreLine]] = {}
+
+
+# --- a cycle behind the record ---------------------------------------------------------------
+#
+# The aggregates hold every event folded so far. A cycle whose as_of is before the newest of them
+# (a burst's cycles finish out of order; a day re-run) reads them less the events after its
+# as_of: those are few and found by index, and the deltas commute, so taking them away gives the
+# record as it stood (the scan's, up to the last bits of its float sums). Past LATER_LIMIT
+# events (a far backfill) the rows are read instead.
+LATER_LIMIT = 5000
+# The sums that count events: a line none of them counts any more had no event by then.
+_COUNTS = ("calls", "abstentions", "withheld")
+
+
+@dataclass(frozen=True)
+class Later:
+    """What was folded in after a moment: its score deltas, and the pooled forecasts it settled."""
+
+    deltas: list[Delta]
+    forecasts: list[tuple[float, bool, float | None]]
+
+
+def later_than(session: Session, as_of: datetime) -> Later | None:
+    """The events folded in after as_of; None when there are more than LATER_LIMIT."""
+    p, a, f = PredictionRecord, AbstentionRecord, ForecastRecord
+    columns = (p.source, p.regime, p.status, p.confidence, p.asset_class, p.horizon_hours,
+               p.topic, p.base_rate, p.withheld_by, p.made_at, p.settled_at)  # fmt: skip
+    calls = session.execute(
+        select(*columns).where(or_(p.made_at > as_of, p.settled_at > as_of)).limit(LATER_LIMIT + 1)
+    ).all()
+    skipped = session.execute(
+        select(a.source, a.regime).where(a.made_at > as_of).limit(LATER_LIMIT + 1)
+    ).all()
+    # By settled_at alone (its index: a status condition would steer the planner to scan every
+    # settled forecast); the few found are filtered here.
+    settled = session.execute(
+        select(f.raw_probability_up, f.went_up, f.base_rate_up, f.status)
+        .where(f.settled_at > as_of)
+        .limit(LATER_LIMIT + 1)
+    ).all()
+    if len(calls) + len(skipped) + len(settled) > LATER_LIMIT:
+        return None
+    deltas: list[Delta] = []
+    for r in calls:
+        call = CallOutcome(r.source, r.regime, "open", r.confidence, asset_class=r.asset_class,
+                           horizon_hours=r.horizon_hours, topic=r.topic, base_rate=r.base_rate,
+                           withheld=r.withheld_by is not None)  # fmt: skip
+        if r.made_at > as_of:
+            deltas += opened(call)
+        if r.status not in (None, "open") and r.settled_at is not None and r.settled_at > as_of:
+            deltas += closed(replace(call, status=r.status))
+    for source, regime in skipped:
+        deltas += abstained(Abstained(source, regime))
+    forecasts = [
+        (float(x), bool(up), base)
+        for x, up, base, status in settled
+        if status == "settled" and up is not None
+    ]
+    return Later(deltas, forecasts)
+
+
+def lines_before(
+    session: Session, later: Later, *, include_withheld: bool = False, detail: bool = False
+) -> tuple[ScoreLine, ...]:
+    """One book's lines from its aggregates less the later events."""
+    book = EVIDENCE if include_withheld else PUBLIC
+    sums, cells = _books_read(session)[book]
+    tallies: dict[str, Tally] = {}
+    for cut, values in sums.items():
+        tally = tallies[cut] = Tally(**dict(zip(SUMS, values, strict=True)))
+        for bucket, n, stated, hits in cells.get(cut, ()):
+            tally.cells[bucket] = [n, stated, hits]
+    last: Tally | None = None
+    taken: Increments = ((), ())
+    for name, key, delta in later.deltas:
+        if name != book:
+            continue
+        if delta is not last:
+            sums_moved, cells_moved = increments(delta)
+            last = delta
+            taken = (tuple((n, -v) for n, v in sums_moved),
+                     tuple((b, [-x for x in add]) for b, add in cells_moved))  # fmt: skip
+        held = tallies.get(cut_text(key))
+        if held is not None:
+            add_increments(held, taken)
+    kept = [
+        (cut_key(cut), tally)
+        for cut, tally in tallies.items()
+        if any(getattr(tally, name) for name in _COUNTS)
+    ]
+    return tuple(line_of(k, t, detail=detail) for k, t in sorted(kept, key=lambda kt: order(kt[0])))
+
+
+def bins_before(session: Session, later: Later) -> list[tuple[int, int, int, float]]:
+    """bins() less the pooled forecasts settled after the moment."""
+    held = {index: [n, ups, base] for index, n, ups, base in bins(session)}
+    for pooled, went_up, base_rate in later.forecasts:
+        cell = held.get(bin_of(pooled))
+        if cell is not None:
+            cell[0] -= 1
+            cell[1] -= int(went_up)
+            cell[2] -= logit(base_rate) if base_rate is not None else 0.0
+    return [(i, int(n), int(ups), float(base)) for i, (n, ups, base) in sorted(held.items()) if n]
 
 
 def bins(session: Session) -> list[tuple[int, int, int, float]]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
-from shared.contracts import TrackRecord
+from services.synth.calibrate import History
+from services.synth.store import history_at
+from shared.contracts import ScoreLine, TrackRecord
 from shared.db import record
 from shared.db.aggregates import CalibrationBin, DeskState, ScoreCell, ScoreTally
 from shared.db.models import AbstentionRecord, Cycle, ForecastRecord, PredictionRecord
@@ -144,20 +147,52 @@ def test_a_call_settled_by_two_passes_counts_once(tmp_path: Path) -> None:
         )
 
 
-def test_an_older_cycle_reads_the_rows_as_they_stood(tmp_path: Path) -> None:
+def _same_lines(got: tuple[ScoreLine, ...], want: tuple[ScoreLine, ...]) -> None:
+    """Every line alike: counts exactly, float sums to their last few bits (the aggregates less
+    the later events add in another order than the scan)."""
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        x, y = a.model_dump(), b.model_dump()
+        assert x.keys() == y.keys()
+        for name, value in x.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(y[name], rel=1e-9, abs=1e-12), (a, name)
+            else:
+                assert value == y[name], (a, name)
+
+
+def test_an_older_cycle_reads_the_record_as_it_stood(tmp_path: Path) -> None:
     """A cycle older than the newest settlement reads the record at its own as_of (the calls
-    settled after it still open), not the aggregates' later state."""
+    settled after it still open, the calls made after it absent), not the aggregates' later
+    state: the aggregates less the later events equal the rows scanned at that as_of, in both
+    books, and so do the recalibration's bins; a far backfill (past LATER_LIMIT) reads the rows."""
     url = _url(tmp_path)
     rng = random.Random(5)
     for n in range(6):
         with session_scope(url) as session:
             _day(rng, session, n, START + timedelta(days=n))
-    back = START + timedelta(days=2, hours=1)
-    with session_scope(url) as session:
-        assert not record.usable(session, back)
-        old = track_record(session, back)
-        assert old == scanned_record(session, back)
-        assert old != track_record(session, None)
+    for back in (START + timedelta(days=2, hours=1), START + timedelta(days=4, hours=20)):
+        with session_scope(url) as session:
+            assert not record.usable(session, back)
+            later = record.later_than(session, back)
+            assert later is not None
+            assert later.deltas
+            for withheld in (False, True):
+                old = track_record(session, back, include_withheld=withheld)
+                _same_lines(
+                    old.lines, scanned_record(session, back, include_withheld=withheld).lines
+                )
+                assert old != track_record(session, None, include_withheld=withheld)
+            want = History.of(forecast_history(session, back))
+            got = history_at(session, back)
+            assert (got.n, got.ups) == (want.n, want.ups)
+            assert {i: c[1:3] for i, c in got.bins.items()} == {
+                i: c[1:3] for i, c in want.bins.items()
+            }
+    with session_scope(url) as session, patch.object(record, "LATER_LIMIT", 2):
+        assert record.later_than(session, START + timedelta(days=2)) is None
+        far = track_record(session, START + timedelta(days=2))
+        assert far == scanned_record(session, START + timedelta(days=2))
 
 
 def test_a_database_from_before_the_aggregates_builds_them_once(tmp_path: Path) -> None:
@@ -237,3 +272,35 @@ def test_the_minds_start_from_the_state_tables_not_a_later_or_same_day_book(
         assert carried_book(session, START + timedelta(days=1)) == ((rule,), ())
         assert carried_book(session, START) == ((), ())
         assert carried_book(session, START - timedelta(days=1)) == ((), ())
+
+
+def test_the_events_after_a_moment_are_found_by_index(tmp_path: Path) -> None:
+    """Reading what came after a cycle's as_of searches an index on every table: its cost is
+    the later events', never the history's."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    url = _url(tmp_path)
+    seen: list[tuple[str, object]] = []
+
+    def keep(*args: object) -> None:
+        seen.append((str(args[2]), args[3]))
+
+    event.listen(Engine, "before_cursor_execute", keep)
+    try:
+        with session_scope(url) as session:
+            record.later_than(session, START)
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)
+    database = sqlite3.connect(tmp_path / "desk.db")
+    plans = [
+        [row[-1] for row in database.execute("EXPLAIN QUERY PLAN " + statement, params)]  # type: ignore[arg-type]
+        for statement, params in seen
+        if statement.startswith("SELECT")
+    ]
+    assert len(plans) == 3
+    for plan in plans:
+        assert not [step for step in plan if step.startswith("SCAN")], plan
+        assert any("USING INDEX" in step for step in plan), plan
