@@ -88,9 +88,9 @@ def settle_frame(
     """Judge every call in open_calls (OPEN_SCHEMA) matured by now.
 
     Returns one row per matured call: id, outcome (OUTCOME: hit | miss | inconclusive, or null
-    while it waits), spent_attempt, settle_price, session, known_us (when the settling close became
-    known) and realized_move_pct (null without a quote). Eager on purpose: for the few
-    thousand rows of a pass, planning a lazy query costs more than running it.
+    while it waits), spent_attempt, settle_price, session and realized_move_pct (null without a
+    quote). Eager on purpose: for the few thousand rows of a pass, planning a lazy query costs
+    more than running it.
     """
     now_us = micros(now)
     matured = open_calls["matures_us"].max()
@@ -131,6 +131,5 @@ def settle_frame(
         (~priced & past_grace & ~give_up).alias("spent_attempt"),
         pl.when(priced).then(price).alias("settle_price"),
         pl.when(priced).then(pl.col("session")).alias("session"),
-        pl.when(priced).then(pl.col("known_us")).alias("known_us"),
         pl.when(priced).then(moved * 100.0).alias("realized_move_pct"),
     )
