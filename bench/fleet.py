@@ -149,6 +149,28 @@ def footprint() -> tuple[float, float]:
     return libs, data
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a worker has used so far: its main process and pool children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in (pid, *_children(pid)):
+        try:
+            with open(f"/proc/{p}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def burst_cpu(fleet: Running, n: int) -> tuple[float, dict[str, float]]:
+    """burst(), with the CPU milliseconds per cycle each of the fleet's workers spent in it."""
+    before = {name: cpu_s(pid) for name, pid in fleet.workers.items()}
+    rate = burst(fleet, n)
+    spent = {name: (cpu_s(pid) - before[name]) * 1000 / n for name, pid in fleet.workers.items()}
+    return rate, spent
+
+
 def peak_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a worker: its main process and every pool child."""
     pids = [pid, *_children(pid)]
@@ -323,8 +345,11 @@ def _measure(
             seq_desk.append(one_cycle(desk))
         b, d = statistics.median(seq_bare), statistics.median(seq_desk)
         report.add(Figure("sequential cycle, median", d * 1000, b * 1000, "ms", "<=", 1.5))
-        tp_bare = burst(bare, burst_n)
-        tp_desk = burst(desk, burst_n)
+        tp_bare, cpu_bare = burst_cpu(bare, burst_n)
+        tp_desk, cpu_desk = burst_cpu(desk, burst_n)
+        for fleet, cpu in (("desk", cpu_desk), ("bare", cpu_bare)):
+            per = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+            report.note(f"{fleet} CPU per cycle in the burst: {sum(cpu.values()):.1f} ms ({per})")
         report.add(
             Figure(f"throughput, {burst_n} triggers at once", tp_desk, tp_bare, "cycles/s",
                    ">=", 0.5)

@@ -48,7 +48,12 @@ class MessageGuard:
         retries = headers.get("retries") or 0
         if not isinstance(retries, int) or retries < 0:
             raise guard.MessageRefused(f"retries header {retries!r} is not a count")
-        deliveries = deadletters.count_delivery(self.client, headers["id"], retries)
+        # A first delivery cannot have killed a worker before it: counting starts when the
+        # broker hands a message back (kombu marks every restored message redelivered), so the
+        # common case costs no round trip to Redis in the worker's main loop.
+        if not redelivered(message):
+            return
+        deliveries = 1 + deadletters.count_delivery(self.client, headers["id"], retries)
         if deliveries > self.max_deliveries:
             raise guard.MessageRefused(
                 f"delivered {deliveries} times and never finished: the earlier deliveries "
@@ -124,6 +129,13 @@ def redis_client(url: str) -> Any:
     return _clients[key]
 
 
+def redelivered(message: Any) -> bool:
+    """Whether the broker restored this message after an earlier delivery did not finish."""
+    info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    return bool(info.get("redelivered") or headers.get("redelivered"))
+
+
 def listen_for_finished_tasks() -> None:
     """Clear a run's delivery count when it ends (connected once per process; idempotent)."""
     task_postrun.connect(_finished, weak=False, dispatch_uid="workshop.delivery-finished")
@@ -133,6 +145,10 @@ def _finished(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
     # The run ended (success, failure or retry scheduled): it did not kill its worker.
     request = getattr(sender, "request", None)
     if task_id is None or request is None or sender is None:
+        return
+    # Only a redelivered run was counted (MessageGuard.admit).
+    info = getattr(request, "delivery_info", None) or {}
+    if not info.get("redelivered"):
         return
     try:
         client = redis_client(sender.app.conf.broker_url)
