@@ -14,7 +14,9 @@ from services.synth.rules import active, count_stops
 from services.synth.stories import follow
 from shared.contracts import (
     CycleContext,
+    Deliberation,
     Dispatch,
+    DispatchDraft,
     LearnedRule,
     Memory,
     MindOutput,
@@ -107,6 +109,39 @@ def synthesize(
     menu_candidates, the menu's candidates if the caller built them (see deliberate); warm_note,
     what a live desk's warm start rests on (or why it has none), said before the record's basis.
     """
+    decision = decide(
+        context,
+        outputs,
+        expected_minds=expected_minds,
+        horizon_hours=horizon_hours,
+        calibrator=calibrator,
+        rules=rules,
+        stories=stories,
+        recalled=recalled,
+        menu=menu,
+        previous=previous,
+        menu_candidates=menu_candidates,
+        warm_note=warm_note,
+    )
+    return publish(decision, context, rules, brain.write(decision, context))
+
+
+def decide(
+    context: CycleContext,
+    outputs: Sequence[MindOutput],
+    *,
+    expected_minds: Sequence[str],
+    horizon_hours: int = 24,
+    calibrator: Calibrator | None = None,
+    rules: Sequence[LearnedRule] = (),
+    stories: Sequence[Story] = (),
+    recalled: Sequence[Memory] = (),
+    menu: MenuCalibrator | None = None,
+    previous: Dispatch | None = None,
+    menu_candidates: Sequence[Option] | None = None,
+    warm_note: str | None = None,
+) -> Deliberation:
+    """Everything of the dispatch but its words (see synthesize): what the brain writes from."""
     everyone = with_absentees(outputs, expected_minds)
     decision = deliberate(
         context,
@@ -122,10 +157,18 @@ def synthesize(
     basis = decision.record_basis
     if warm_note:
         basis = f"{warm_note}; {basis}" if basis else warm_note
-    decision = decision.model_copy(
+    return decision.model_copy(
         update={"previous": recap(previous, rules, context), "record_basis": basis}
     )
-    draft = brain.write(decision, context)
+
+
+def publish(
+    decision: Deliberation,
+    context: CycleContext,
+    rules: Sequence[LearnedRule],
+    draft: DispatchDraft,
+) -> Dispatch:
+    """The dispatch of a decision in the brain's words; rules is the book decide was given."""
     snapshot = context.snapshot
     return Dispatch(
         cycle_key=snapshot.cycle_key,

@@ -239,3 +239,20 @@ def test_the_backtest_record_equals_the_fleets_record_of_the_same_calls(tmp_path
         assert line.brier_skill == pytest.approx(twin.brier_skill)
         if line.source == "synthesis":
             assert line.abstentions == twin.abstentions
+
+
+def test_writing_every_dispatch_changes_no_call_and_the_shown_words_are_the_same() -> None:
+    """The backtest writes only the words its report shows: with every cycle's words written (as
+    the fleet does) the calls, the record and the last dispatch's and last call's words are the
+    same, and the cycles in between carry no words."""
+    start, end = date(2015, 1, 2), date(2015, 3, 31)
+    lean = run_backtest(None, start, end)
+    full = run_backtest(None, start, end, write_every=True)
+    assert lean.rows == full.rows
+    assert lean.ledger.settled == full.ledger.settled
+    assert lean.ledger.forecasts == full.ledger.forecasts
+    assert lean.rules == full.rules
+    assert lean.last_dispatch is not None and full.last_dispatch is not None
+    assert lean.last_dispatch == full.last_dispatch
+    assert lean.last_call == full.last_call
+    assert lean.last_dispatch.body_md.startswith(f"**Cycle {len(lean.rows)} |")

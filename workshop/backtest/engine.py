@@ -17,7 +17,7 @@ from services.synth.calibrate import Calibrator, fit
 from services.synth.calls import mind_prediction, pooled_forecast
 from services.synth.menu import MenuBook, candidates, leaned
 from services.synth.rules import update_rules
-from services.synth.synthesize import synthesize
+from services.synth.synthesize import decide, publish
 from services.synth.warm import WARM_SESSIONS, warm_book
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
@@ -25,7 +25,9 @@ from shared.contracts import (
     SYNTHESIS,
     CycleContext,
     CycleTrigger,
+    Deliberation,
     Dispatch,
+    DispatchDraft,
     LearnedRule,
     MindOutput,
     ScoreLine,
@@ -38,6 +40,12 @@ from shared.settings import DEFAULT_MINDS
 from workshop.backtest.ledger import Ledger, Settled
 
 Progress = Callable[[int, int], None]
+# What a cycle's dispatch says until its words are written: the report shows only the last
+# dispatch and the last call, so only theirs are (the words never feed a decision).
+UNWRITTEN = DispatchDraft(
+    title="(words not written)",
+    body_md="The backtest writes the words of the dispatches its report shows.\n",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,7 @@ def run_backtest(
     cold: bool = False,
     warm_sessions: int = WARM_SESSIONS,
     refit_every: int = 20,
+    write_every: bool = False,
 ) -> BacktestResult:
     """Run one cycle per trading day from start to end inclusive, in order, on the replay clock.
 
@@ -120,6 +129,8 @@ def run_backtest(
     does before a fleet cycle; the cycle then sees only that record. Unless cold, the menu's
     calibration starts warm: fitted on the warm_sessions before the first cycle, point-in-time
     (services.synth.warm). It is refitted every refit_every cycles on what settled by then.
+    The brain writes the words of the last dispatch and the last call, the ones the report shows
+    (nothing the desk decides reads them); write_every has it write every cycle's, as the fleet.
     Raises ReplayFormatError (a BadInputError) if the directory is not a valid replay, and
     BadInputError naming the data's range if no session of it falls between start and end.
     """
@@ -136,6 +147,7 @@ def run_backtest(
     book: tuple[LearnedRule, ...] = ()
     stories: tuple[Story, ...] = ()
     menu = MenuBook()
+    unwritten: dict[str, tuple[Deliberation, CycleContext]] = {}
     if days and not cold:
         menu = warm_book(market, replay_as_of(days[0]), sessions=warm_sessions)
     result.warm = menu.warm
@@ -172,10 +184,9 @@ def run_backtest(
         )
         # The menu without the minds' lean, built once: the synthesis and the book lean it.
         weighed = candidates(features)
-        dispatch = synthesize(
+        decision = decide(
             context,
             outputs,
-            brain,
             expected_minds=minds,
             horizon_hours=horizon_hours,
             calibrator=calibrator,
@@ -186,6 +197,10 @@ def run_backtest(
             previous=result.last_dispatch,
             menu_candidates=weighed,
         )
+        draft = brain.write(decision, context) if write_every else UNWRITTEN
+        dispatch = publish(decision, context, book, draft)
+        if not write_every:
+            unwritten[dispatch.cycle_key] = (decision, context)
         if result.record_basis is None:
             result.record_basis = dispatch.record_basis
         book, stories = dispatch.rules, dispatch.stories
@@ -200,19 +215,45 @@ def run_backtest(
         result.flags.update(f"{f.code}: {f.subject}" for f in snapshot.flags)
         ready = menu.calibrator is not None and any(f.ready for f in menu.calibrator.fits.values())
         result.rows.append(_row(day, dispatch, context, ready))
-        result.last_dispatch = dispatch
         if dispatch.prediction is not None:
             result.last_call = dispatch
+        if not write_every:
+            # Only the words the result may still show are kept waiting: the last call's and
+            # the last dispatch's.
+            keep = (dispatch.cycle_key, _key(result.last_call))
+            for key in [k for k in unwritten if k not in keep]:
+                del unwritten[key]
+        result.last_dispatch = dispatch
         if on_cycle is not None:
             on_cycle(number, len(days))
     # A last pass on the last as_of changes nothing a cycle saw; it settles what already could be.
     if days:
         ledger.settle(market, replay_as_of(days[-1]))
         result.start, result.end = days[0], days[-1]
+    if result.last_dispatch is not None and not write_every:
+        result.last_dispatch = _written(brain, result.last_dispatch, unwritten)
+    if result.last_call is not None and not write_every:
+        same = _key(result.last_call) == _key(result.last_dispatch)
+        result.last_call = (
+            result.last_dispatch if same else _written(brain, result.last_call, unwritten)
+        )
     result.rules = book
     result.cycles = len(days)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _key(dispatch: Dispatch | None) -> str | None:
+    return dispatch.cycle_key if dispatch is not None else None
+
+
+def _written(
+    brain: Brain, dispatch: Dispatch, unwritten: dict[str, tuple[Deliberation, CycleContext]]
+) -> Dispatch:
+    """The dispatch in the brain's words, written from the decision and context it was made on."""
+    decision, context = unwritten[dispatch.cycle_key]
+    draft = brain.write(decision, context)
+    return dispatch.model_copy(update={"title": draft.title, "body_md": draft.body_md})
 
 
 def _store(
