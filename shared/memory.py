@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
+from typing import cast
 
 from shared.contracts import Features, Fingerprint, Lesson, Memory, Outcome, Prediction
 
@@ -158,9 +160,11 @@ class _Cycle:
     made_at: datetime
     lessons: list[Lesson]
     newest_first: float = 0.0  # -timestamp of made_at: the tie-break, computed once
+    whole: bool = False  # every number of the tape known
 
     def __post_init__(self) -> None:
         self.newest_first = -self.made_at.timestamp()
+        self.whole = None not in self.vector
 
 
 def _memory(d: float, lesson: Lesson) -> Memory:
@@ -176,17 +180,44 @@ def _memory(d: float, lesson: Lesson) -> Memory:
     )
 
 
+_order = itemgetter(0, 1, 2)  # distance, newest first, cycle key
+
+
 def _rank(
     cycles: Iterable[_Cycle], tape: Fingerprint, as_of: datetime, k: int
 ) -> tuple[Memory, ...]:
     here = _vector(tape)
-    scored = [
-        (_distance(here, cycle.vector), cycle.newest_first, cycle.lessons[0].cycle_key, cycle)
-        for cycle in cycles
-        if cycle.made_at < as_of
-    ]
+    if None in here:
+        scored = [
+            (_distance(here, cycle.vector), cycle.newest_first, cycle.lessons[0].cycle_key, cycle)
+            for cycle in cycles
+            if cycle.made_at < as_of
+        ]
+    else:
+        # Today's tape is whole (the usual case): _distance written out for a whole past tape,
+        # the same sum in the same order (recall weighs a hundred past cycles every cycle).
+        h0, h1, h2, h3, h4 = cast("tuple[float, float, float, float, float]", here)
+        scored = [
+            (
+                math.sqrt(
+                    0.0
+                    + (h0 - c.vector[0]) ** 2  # type: ignore[operator]
+                    + (h1 - c.vector[1]) ** 2  # type: ignore[operator]
+                    + (h2 - c.vector[2]) ** 2  # type: ignore[operator]
+                    + (h3 - c.vector[3]) ** 2  # type: ignore[operator]
+                    + (h4 - c.vector[4]) ** 2  # type: ignore[operator]
+                )
+                if c.whole
+                else _distance(here, c.vector),
+                c.newest_first,
+                c.lessons[0].cycle_key,
+                c,
+            )
+            for c in cycles
+            if c.made_at < as_of
+        ]
     out: list[Memory] = []
-    for d, _, _, cycle in sorted(scored, key=lambda item: item[:3]):
+    for d, _, _, cycle in sorted(scored, key=_order):
         # Only lessons settled by as_of exist yet: the memory never reaches forward.
         known = [x for x in cycle.lessons if x.settled_at <= as_of]
         if known:

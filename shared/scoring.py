@@ -241,37 +241,55 @@ class Tally:
         horizon: str = ALL,
         topic: str = ALL,
         detail: bool = True,
+        trusted: bool = False,
     ) -> ScoreLine:
-        """The scoreboard line; detail adds the calibration buckets (left out of cycle contexts)."""
+        """The scoreboard line; detail adds the calibration buckets (left out of cycle contexts).
+
+        trusted skips validating the line: for a caller whose key came from validated calls (the
+        backtest's in-memory book rebuilds thousands of lines; each is a fold of numbers made
+        here, so validation could only re-check this function's own arithmetic)."""
         settled = self.hits + self.misses
         interval = wilson(self.hits, settled)
         rated_brier = self.rated_squared / self.rated if self.rated else None
         base_brier = self.base_squared / self.rated if self.rated else None
+        # In ScoreLine's field order (a trusted line's fields are this dict as it stands).
         values: dict[str, Any] = {
             "source": source,
             "regime": regime,
-            "asset_class": asset_class,
-            "horizon": horizon,
-            "topic": topic,
             "calls": self.calls,
             "hits": self.hits,
             "misses": self.misses,
             "inconclusive": self.inconclusive,
             "open": self.open,
             "abstentions": self.abstentions,
-            "withheld": self.withheld,
             "hit_rate": self.hits / settled if settled else None,
+            "brier": self.squared / settled if settled else None,
+            "asset_class": asset_class,
+            "horizon": horizon,
+            "topic": topic,
             "hit_rate_low": interval[0] if interval else None,
             "hit_rate_high": interval[1] if interval else None,
-            "brier": self.squared / settled if settled else None,
             "log_score": self.log / settled if settled else None,
             "base_rate": self.base_sum / self.rated if self.rated else None,
             "base_rate_brier": base_brier,
             "brier_skill": brier_skill(rated_brier, base_brier),
             "ece": _ece_of_cells(self.cells),
             "calibration": _buckets(self.cells, BUCKETS) if detail else (),
+            "withheld": self.withheld,
         }
-        return ScoreLine.model_validate(values)
+        return _trusted_line(values) if trusted else ScoreLine.model_validate(values)
+
+
+def _trusted_line(values: dict[str, Any]) -> ScoreLine:
+    """A ScoreLine holding values as they are, as pydantic's own validation would have left them
+    (every field given, in field order, of its declared type): what model_construct does, without
+    its per-field defaults pass (twice the cost of validating this flat model)."""
+    line = ScoreLine.__new__(ScoreLine)
+    object.__setattr__(line, "__dict__", values)
+    object.__setattr__(line, "__pydantic_fields_set__", set(values))
+    object.__setattr__(line, "__pydantic_extra__", None)
+    object.__setattr__(line, "__pydantic_private__", None)
+    return line
 
 
 # --- lines ---------------------------------------------------------------------------------------
@@ -303,10 +321,16 @@ def abstention_keys(item: Abstained, *, by_category: bool = True) -> Iterator[Ke
         yield (item.source, item.regime, ALL, ALL, ALL)
 
 
-def line_of(key: Key, tally: Tally, *, detail: bool = True) -> ScoreLine:
+def line_of(key: Key, tally: Tally, *, detail: bool = True, trusted: bool = False) -> ScoreLine:
     source, regime, asset_class, horizon, topic = key
     return tally.line(
-        source, regime, asset_class=asset_class, horizon=horizon, topic=topic, detail=detail
+        source,
+        regime,
+        asset_class=asset_class,
+        horizon=horizon,
+        topic=topic,
+        detail=detail,
+        trusted=trusted,
     )
 
 

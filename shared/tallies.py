@@ -155,6 +155,9 @@ class TallyBook:
             return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
         for key in wanted:
             if (book, key) in self._dirty or (book, key) not in self._lines:
-                self._lines[(book, key)] = line_of(key, self.tallies[(book, key)], detail=False)
+                # Trusted: every key here came from a validated call (see Tally.line).
+                self._lines[(book, key)] = line_of(
+                    key, self.tallies[(book, key)], detail=False, trusted=True
+                )
                 self._dirty.discard((book, key))
         return tuple(self._lines[(book, k)] for k in wanted)

@@ -143,3 +143,27 @@ def test_base_rate_counts_only_outcomes_known_at_each_session() -> None:
     last = features_from_row(frame.row(22, named=True), frame["known_at"][22])
     assert last.base_rates["^GSPC|1"].down == pytest.approx(12 / 22)
     assert last.base_rates["^GSPC|2"].n == 21
+
+
+@pytest.mark.parametrize("detail", [False, True])
+def test_a_trusted_line_is_the_validated_line_field_for_field(detail: bool) -> None:
+    """A line built without validation (the backtest's book) has the fields, order, types and
+    values validation gives, for a tally with settled, open and inconclusive calls and for an
+    empty one, and it stays frozen."""
+    from shared.scoring import Tally
+
+    busy = Tally(abstentions=2)
+    for i, status in enumerate(["hit", "miss", "hit", "open", "inconclusive", "hit"]):
+        busy.add(CallOutcome("macro", "risk_on", status, 0.55 + i / 50, base_rate=0.52))
+    busy.add(CallOutcome("macro", "risk_on", "miss", 0.7, withheld=True))
+    for tally in (busy, Tally()):
+        fast = tally.line("macro", "risk_on", horizon="24h", detail=detail, trusted=True)
+        slow = tally.line("macro", "risk_on", horizon="24h", detail=detail)
+        assert fast == slow
+        assert list(fast.__dict__) == list(slow.__dict__) == list(type(slow).model_fields)
+        assert [type(v) for v in fast.__dict__.values()] == [
+            type(v) for v in slow.__dict__.values()
+        ]
+        assert fast.model_dump() == slow.model_dump()
+        with pytest.raises(ValueError, match="frozen"):
+            fast.hits = 0  # type: ignore[misc]
