@@ -85,6 +85,7 @@ RIDGE = 4.0
 _STEPS = 25
 _TOLERANCE = 1e-7
 P_FLOOR = 1e-4
+_SEEN = 4096  # evaluations a fit remembers (see KindFit.evaluate)
 
 
 def logit(p: float) -> float:
@@ -100,6 +101,18 @@ def sigmoid(x: float) -> float:
 
 
 _SIDES: dict[str, CallSide] = {"up": "up", "gt": "up", "lt": "down", "in": "inside"}
+
+
+@cache
+def _model_of(kind: str, event: str, target: str) -> str:
+    """The calibration an option is scored by: one per kind, a threshold's upside and downside
+    apart (a market's tails are not mirror images), and a volatility index's direction apart (it
+    reverts)."""
+    if kind == "threshold":
+        return f"threshold:{event}"
+    if kind == "direction" and asset_class(target) == "volatility":
+        return "direction:volatility"
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +145,7 @@ class Option:
         else:
             toward = self.stretch
         object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean, toward))
-        # One calibration per kind, a threshold's upside and downside apart (a market's tails
-        # are not mirror images), and a volatility index's direction apart (it reverts).
-        if self.kind == "threshold":
-            model = f"threshold:{self.event}"
-        elif self.kind == "direction" and asset_class(self.target) == "volatility":
-            model = "direction:volatility"
-        else:
-            model = self.kind
-        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "model", _model_of(self.kind, self.event, self.target))
 
     @property
     def side(self) -> CallSide:
@@ -316,19 +321,23 @@ class MenuHistory:
             cell[1] += gain
             cell[2] += gain * gain
             cell[3] += ref
-        x1, x2, x3, x4 = option.x()
+        x1, x2, x3, x4 = option.logits
         key = (
             round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
             round(x4 / BIN_STRETCH),
         )  # fmt: skip
-        cell = self.cells[option.model].setdefault(key, [0.0] * (INPUTS + 2))
-        self._dirty[option.model].add(key)
-        cell[0] += 1
-        cell[1] += 1.0 if hit else 0.0
-        cell[2] += x1
-        cell[3] += x2
-        cell[4] += x3
-        cell[5] += x4
+        model = option.model
+        cells = self.cells[model]
+        row = cells.get(key)
+        if row is None:
+            row = cells[key] = [0.0] * (INPUTS + 2)
+        self._dirty[model].add(key)
+        row[0] += 1
+        row[1] += 1.0 if hit else 0.0
+        row[2] += x1
+        row[3] += x2
+        row[4] += x3
+        row[5] += x4
         self.counts[option.model] += 1
         self.from_desk += int(desk)
 
@@ -380,6 +389,11 @@ class KindFit:
     n: int
     minimum: int = MIN_SETTLED
     proven: bool = True  # beaten the base rate out of sample (MenuHistory.proven)
+    # What evaluate gave, by the option's inputs: a cycle weighs each candidate twice with one
+    # fit (choosing the call, then proposing the candidates with the probability they were given).
+    _seen: dict[tuple[float, float, float, float], tuple[float, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def ready(self) -> bool:
@@ -388,6 +402,15 @@ class KindFit:
     def evaluate(self, option: Option) -> tuple[float, float]:
         """The calibrated probability of the option's event and its standard error (delta
         method), in one pass (the menu weighs thousands of these a second)."""
+        seen = self._seen.get(option.logits)
+        if seen is not None:
+            return seen
+        if len(self._seen) >= _SEEN:
+            self._seen.clear()  # a fit a long-running desk keeps for many cycles stays small
+        seen = self._seen[option.logits] = self._evaluate(option)
+        return seen
+
+    def _evaluate(self, option: Option) -> tuple[float, float]:
         x1, x2, x3, x4 = option.x()
         t0, t1, t2, t3, t4 = self.theta
         p = sigmoid(t0 + t1 * x1 + t2 * x2 + t3 * x3 + t4 * x4)
@@ -654,18 +677,31 @@ def choose(
     weighed: Sequence[Option], calibrator: MenuCalibrator, min_edge: float = MIN_EDGE
 ) -> tuple[Scored | None, Scored | None, str]:
     """(the call, None, "") or (None, the closest candidate, why it fell short)."""
-    scored = [score(o, calibrator, min_edge) for o in weighed]
-    if not scored:
+    if not weighed:
         return None, None, "no symbol has a price, a trailing volatility and a base rate"
-    trusted = [s for s in scored if s.ready]
-    if not trusted:
-        best = max(scored, key=rank)
+    # max(key=rank) over the scored candidates, trusted ones first, without building a Scored
+    # for each: the first of the largest rank wins, as with max.
+    top: tuple[float, Option] | None = None
+    top_trusted: tuple[float, Option] | None = None
+    fits = calibrator.fits
+    for option in weighed:
+        fit = fits[option.model]
+        p, se = fit.evaluate(option)
+        margin = abs(p - option.base) - se - min_edge
+        probability, naive = (p, option.naive) if p >= 0.5 else (1 - p, 1 - option.naive)
+        value = margin + NAIVE_WEIGHT * abs(probability - naive)
+        if top is None or value > top[0]:
+            top = (value, option)
+        if fit.ready and (top_trusted is None or value > top_trusted[0]):
+            top_trusted = (value, option)
+    if top_trusted is None:
+        assert top is not None
         return (
             None,
-            best,
+            score(top[1], calibrator, min_edge),
             (f"my calibration is not trusted yet for any kind of call ({calibrator.describe()})"),
         )
-    best = max(trusted, key=rank)
+    best = score(top_trusted[1], calibrator, min_edge)
     if best.margin >= 0:
         return best, None, ""
     return (
