@@ -66,6 +66,8 @@ FINDING_WINDOW_MONTHLY = timedelta(days=70)
 # Feature rows are turned into Python values this many at a time (see ReplayMarket._rows_from).
 ROW_BLOCK = 64
 ROW_CACHE_BLOCKS = 4
+# Quotes and macro values kept for reuse (see ReplayMarket.__init__): a few sessions' worth.
+CACHED_VALUES = 4096
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _KNOWN_AT = pl.Datetime("us", "UTC")
@@ -418,6 +420,11 @@ class ReplayMarket:
         self._frame: pl.DataFrame | None = None
         self._frame_known: list[int] = []
         self._rows: dict[int, dict[str, Any]] = {}
+        # A bar's Quote and a release's MacroValue are the same every cycle that reads them
+        # (a snapshot reads each symbol's last bar, a settlement its first after maturity): built
+        # once, the most recent kept.
+        self._quote_of: dict[tuple[str, int], Quote] = {}
+        self._macro_of: dict[tuple[str, int], MacroValue] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -517,19 +524,7 @@ class ReplayMarket:
                     )
                 )
                 continue
-            prev = bars.close[i - 1] if i > 0 and not bars.gap_before[i] else None
-            close = bars.close[i]
-            quotes.append(
-                Quote(
-                    symbol=symbol,
-                    price=close,
-                    prev_close=prev,
-                    change_pct=(close / prev - 1.0) * 100.0 if prev else None,
-                    volume=bars.volume[i],
-                    session=last,
-                    observed_at=bars.known_at[i],
-                )
-            )
+            quotes.append(self._quote(symbol, bars, i))
         known = {s for s, b in self._bars.items() if b.known and b.known[0] <= now}
         if VIX not in known:
             flags.append(
@@ -678,14 +673,18 @@ class ReplayMarket:
                     )
                 )
                 continue
-            values.append(
-                MacroValue(
+            value = self._macro_of.get((name, obs))
+            if value is None:
+                value = MacroValue(
                     series=name,
                     value=series.values[obs],
                     observed=observed,
                     released_at=released_at,
                 )
-            )
+                if len(self._macro_of) >= CACHED_VALUES:
+                    self._macro_of = {}
+                self._macro_of[(name, obs)] = value
+            values.append(value)
         return values
 
     def _news(
@@ -791,9 +790,16 @@ class ReplayMarket:
         i = bisect_left(bars.closes_at, _micros(matures_at))
         if i >= len(bars.dates) or bars.known[i] > _micros(now):
             return None
+        return self._quote(symbol, bars, i)
+
+    def _quote(self, symbol: str, bars: _Bars, i: int) -> Quote:
+        """The quote of the symbol's bar i (Quotes are immutable: one is shared by every reader)."""
+        quote = self._quote_of.get((symbol, i))
+        if quote is not None:
+            return quote
         prev = bars.close[i - 1] if i > 0 and not bars.gap_before[i] else None
         close = bars.close[i]
-        return Quote(
+        quote = Quote(
             symbol=symbol,
             price=close,
             prev_close=prev,
@@ -802,6 +808,10 @@ class ReplayMarket:
             session=bars.dates[i],
             observed_at=bars.known_at[i],
         )
+        if len(self._quote_of) >= CACHED_VALUES:
+            self._quote_of = {}  # a new dict, not clear(): another thread may be reading it
+        self._quote_of[(symbol, i)] = quote
+        return quote
 
     def sessions(self, start: date, end: date) -> list[date]:
         """Sessions of any symbol of the data (the union calendar) from start to end inclusive."""
