@@ -252,7 +252,8 @@ def test_writing_every_dispatch_changes_no_call_and_the_shown_words_are_the_same
     assert lean.ledger.settled == full.ledger.settled
     assert lean.ledger.forecasts == full.ledger.forecasts
     assert lean.rules == full.rules
-    assert lean.last_dispatch is not None and full.last_dispatch is not None
+    assert lean.last_dispatch is not None
+    assert full.last_dispatch is not None
     assert lean.last_dispatch == full.last_dispatch
     assert lean.last_call == full.last_call
     assert lean.last_dispatch.body_md.startswith(f"**Cycle {len(lean.rows)} |")

@@ -44,7 +44,7 @@ def test_a_replay_of_real_headlines_cites_them_in_its_dispatches() -> None:
     with (sample_data_dir() / "news.csv").open(encoding="utf-8") as handle:
         titles = {(r["published_at"][:10], _norm(r["title"])) for r in csv.DictReader(handle)}
     brain = RecordingBrain()
-    result = run_backtest(None, date(2015, 6, 1), date(2015, 9, 15), brain=brain)
+    result = run_backtest(None, date(2015, 6, 1), date(2015, 9, 15), brain=brain, write_every=True)
     assert result.cycles == len(brain.bodies) == 75
     citing = 0
     for as_of, body in brain.bodies:

@@ -102,7 +102,7 @@ def _market() -> ReplayMarket:
 def written(name: str) -> tuple[Written, ...]:
     start, end = SLICES[name]
     brain = RecordingBrain()
-    run_backtest(None, start, end, brain=brain, market=_market())
+    run_backtest(None, start, end, brain=brain, market=_market(), write_every=True)
     return tuple(brain.written)
 
 
@@ -309,8 +309,8 @@ def test_a_replay_gives_the_same_text() -> None:
     """Running the same sessions again writes the same titles and bodies byte for byte."""
     start, end = date(2015, 8, 17), date(2015, 9, 4)
     first, second = RecordingBrain(), RecordingBrain()
-    run_backtest(None, start, end, brain=first, market=_market())
-    run_backtest(None, start, end, brain=second, market=_market())
+    run_backtest(None, start, end, brain=first, market=_market(), write_every=True)
+    run_backtest(None, start, end, brain=second, market=_market(), write_every=True)
     assert [(w.title, w.body) for w in first.written] == [(w.title, w.body) for w in second.written]
     assert len({w.title for w in first.written}) > 1
 
