@@ -19,6 +19,7 @@ from shared.calendar import END_OF_DAY_KNOWN, NEW_YORK, new_york_date
 from shared.contracts import BaseRate, Breadth, Features, Regime, SeriesLevel, SymbolReturns
 from shared.events import event_rate_columns, event_rates_of, with_event_rates
 from shared.sanity import GAP_DAYS, screen_macro, screen_prices
+from shared.trusted import M, built
 
 # The broad index is the first of these the data has, per session (documented in the README): the
 # S&P 500, else the Dow, else the Nasdaq, else the total market, else the Russell 2000. A fund and
@@ -512,53 +513,73 @@ def _layout(columns: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]
     return symbols, tuple(key[len("lvl|") :] for key in columns if key.startswith("lvl|"))
 
 
-def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
-    """The Features contract for one row of compute_features' frame (a dict from frame.row)."""
+def features_from_row(
+    row: Mapping[str, Any], as_of: datetime, *, validate: bool = False
+) -> Features:
+    """The Features contract for one row of compute_features' frame (a dict from frame.row).
+
+    The row is this process's own computation over a validated replay or history, so the
+    contract is built without validating it again (shared.trusted; a cycle builds one with a
+    few dozen nested parts); validate builds it through validation, as tests compare."""
+    make = _validated if validate else _trusted
     symbols, series = _layout(tuple(row))
     returns: dict[str, SymbolReturns] = {}
     last_close: dict[str, float] = {}
     base_rates: dict[str, BaseRate] = {}
     for symbol in symbols:
         close = row[_close(symbol)]
-        rets = [row[_ret(n, symbol)] for n in RETURN_WINDOWS]
         if close is not None:
             last_close[symbol] = float(close)
-            returns[symbol] = SymbolReturns(
-                r1=rets[0],
-                r5=rets[1],
-                r20=rets[2],
-                vol20=_opt(row.get(f"rv|{symbol}")),
-                session=row.get(f"at|{symbol}"),
+            returns[symbol] = make(
+                SymbolReturns,
+                {
+                    "r1": _opt(row[_ret(1, symbol)]),
+                    "r5": _opt(row[_ret(5, symbol)]),
+                    "r20": _opt(row[_ret(20, symbol)]),
+                    "vol20": _opt(row.get(f"rv|{symbol}")),
+                    "session": row.get(f"at|{symbol}"),
+                },
             )
         for n in BASE_RATE_SESSIONS:
             up = row.get(_base(symbol, n, "up"))
             if up is not None:
-                base_rates[f"{symbol}|{n}"] = BaseRate(
-                    up=up, down=row[_base(symbol, n, "down")], n=row[_base(symbol, n, "n")]
+                base_rates[f"{symbol}|{n}"] = make(
+                    BaseRate,
+                    {
+                        "up": float(up),
+                        "down": float(row[_base(symbol, n, "down")]),
+                        "n": int(row[_base(symbol, n, "n")]),
+                    },
                 )
     levels = {
-        name: SeriesLevel(
-            value=float(value),
-            d1=_opt(row.get(f"ld1|{name}")),
-            d5=_opt(row.get(f"ld5|{name}")),
-            d20=_opt(row.get(f"ld20|{name}")),
-            sd20=_opt(row.get(f"lsd|{name}")),
-            observed=row[f"lat|{name}"],
+        name: make(
+            SeriesLevel,
+            {
+                "value": float(value),
+                "d1": _opt(row.get(f"ld1|{name}")),
+                "d5": _opt(row.get(f"ld5|{name}")),
+                "d20": _opt(row.get(f"ld20|{name}")),
+                "sd20": _opt(row.get(f"lsd|{name}")),
+                "observed": row[f"lat|{name}"],
+            },
         )
         for name in series
         if (value := row[f"lvl|{name}"]) is not None
     }
-    breadth = Breadth(
-        broad_r1=_opt(row["broad_r1"]),
-        tech_r1=_opt(row["tech_r1"]),
-        small_r1=_opt(row["small_r1"]),
-        mega_mean_r1=_opt(row["mega_mean_r1"]),
-        mega_up=int(row["mega_up"] or 0),
-        mega_down=int(row["mega_down"] or 0),
-        mega_count=int(row["mega_count"] or 0),
-        spread_mega_vs_broad=_opt(row["spread_mega_vs_broad"]),
-        spread_small_vs_broad=_opt(row["spread_small_vs_broad"]),
-        label=row["breadth_label"],
+    breadth = make(
+        Breadth,
+        {
+            "broad_r1": _opt(row["broad_r1"]),
+            "tech_r1": _opt(row["tech_r1"]),
+            "small_r1": _opt(row["small_r1"]),
+            "mega_mean_r1": _opt(row["mega_mean_r1"]),
+            "mega_up": int(row["mega_up"] or 0),
+            "mega_down": int(row["mega_down"] or 0),
+            "mega_count": int(row["mega_count"] or 0),
+            "spread_mega_vs_broad": _opt(row["spread_mega_vs_broad"]),
+            "spread_small_vs_broad": _opt(row["spread_small_vs_broad"]),
+            "label": str(row["breadth_label"]),
+        },
     )
     scalars = {name: _opt(row[name]) for name in SCALAR_FIELDS}
     unknown = [name for name, value in scalars.items() if value is None]
@@ -566,24 +587,47 @@ def features_from_row(row: Mapping[str, Any], as_of: datetime) -> Features:
     unknown += [role for role in ("broad", "tech", "small") if row[role] is None]
     if row["regime"] == "unknown":
         unknown.append("regime")
-    return Features(
-        as_of=as_of,
-        session=row["session"],
-        broad=row["broad"],
-        tech=row["tech"],
-        small=row["small"],
-        megas=tuple(m for m in MEGAS if row.get(_close(m)) is not None),
-        returns=returns,
-        last_close=last_close,
-        breadth=breadth,
-        regime=row["regime"],
-        regime_score=float(row["regime_score"]),
-        unknown=tuple(unknown),
-        base_rates=base_rates,
-        levels=levels,
-        event_rates=event_rates_of(row, symbols),
+    given = {
+        "as_of": as_of,
+        "session": row["session"],
+        "broad": row["broad"],
+        "tech": row["tech"],
+        "small": row["small"],
+        "megas": tuple(m for m in MEGAS if row.get(_close(m)) is not None),
+        "returns": returns,
+        "last_close": last_close,
+        "breadth": breadth,
+        "regime": row["regime"],
+        "regime_score": float(row["regime_score"]),
+        "unknown": tuple(unknown),
+        "base_rates": base_rates,
+        "levels": levels,
+        "event_rates": {k: float(v) for k, v in event_rates_of(row, symbols).items()},
         **scalars,
-    )
+    }
+    if validate:
+        return Features(**given)
+    # Every field in field order; news (not given) left at its default, as validation leaves it.
+    return built(Features, {name: given.get(name) for name in _FEATURE_FIELDS}, given)
+
+
+_FEATURE_FIELDS = tuple(Features.model_fields)
+# A trusted build leaves out no field that has a default other than None (news is the one left).
+assert all(
+    Features.model_fields[name].default is None
+    for name in _FEATURE_FIELDS
+    if name not in {"as_of", "session", "broad", "tech", "small", "megas", "returns", "last_close",
+                    "breadth", "regime", "regime_score", "unknown", "base_rates", "levels",
+                    "event_rates", *SCALAR_FIELDS}
+)  # fmt: skip
+
+
+def _validated(cls: type[M], values: dict[str, Any]) -> M:
+    return cls(**values)
+
+
+def _trusted(cls: type[M], values: dict[str, Any]) -> M:
+    return built(cls, values)
 
 
 def row_index_at(frame: pl.DataFrame, as_of: datetime) -> int | None:

@@ -11,9 +11,16 @@ import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from shared.calendar import replay_as_of
-from shared.features import classify_breadth, classify_regime, compute_features, features_at
+from shared.features import (
+    classify_breadth,
+    classify_regime,
+    compute_features,
+    features_at,
+    features_from_row,
+)
 from shared.market import ReplayData, ReplayMarket, sample_data_dir
 
 REGIMES = {"crisis", "risk_off", "risk_on", "trending", "chop", "unknown"}
@@ -221,3 +228,39 @@ def test_no_row_before_the_first_close(frame: pl.DataFrame) -> None:
     assert first is not None
     assert first.returns["^GSPC"].r1 is None
     assert "realized_vol_20d" in first.unknown
+
+
+def _same(a: object, b: object, where: str) -> None:
+    """a and b equal with the same types all the way down (models, dicts, tuples, scalars)."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, BaseModel) and isinstance(b, BaseModel):
+        assert list(a.__dict__) == list(b.__dict__), where
+        assert a.model_fields_set == b.model_fields_set, where
+        for name, value in a.__dict__.items():
+            _same(value, b.__dict__[name], f"{where}.{name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where  # type: ignore[call-overload]
+        for key, value in a.items():
+            _same(value, b[key], f"{where}[{key}]")  # type: ignore[index]
+    elif isinstance(a, tuple):
+        assert len(a) == len(b), where  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_features_built_unvalidated_are_the_validated_features(frame: pl.DataFrame) -> None:
+    """Every 40th session of the shipped replay (and its first and last): the Features built
+    without validation equal the validated build field for field, down to each value's type,
+    and stay frozen."""
+    rows = sorted({0, frame.height - 1, *range(0, frame.height, 40)})
+    for index in rows:
+        row = frame.row(index, named=True)
+        as_of = frame["known_at"][index]
+        fast = features_from_row(row, as_of)
+        slow = features_from_row(row, as_of, validate=True)
+        assert fast == slow
+        _same(fast, slow, f"row {index}")
+    with pytest.raises(ValidationError, match="frozen"):
+        fast.regime = "chop"  # type: ignore[misc]
