@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from functools import cache
 
@@ -165,6 +165,21 @@ class Option:
         return self.logits
 
 
+_FIELDS = tuple(f.name for f in fields(Option))
+_LOGIT_HALF = logit(0.5)
+_set = object.__setattr__
+
+
+def _option(values: tuple[object, ...]) -> Option:
+    """An Option from all its fields, logits and model included, in field order: what Option(...)
+    builds, without its frozen __init__ and __post_init__ recomputing what the caller has (the
+    menu builds and leans some 300,000 of these over a replay)."""
+    option = object.__new__(Option)
+    for name, value in zip(_FIELDS, values, strict=True):
+        _set(option, name, value)
+    return option
+
+
 def options(
     features: Features,
     lean_up: Mapping[str, float] | None = None,
@@ -189,10 +204,12 @@ def leaned(weighed: Sequence[Option], lean_up: Mapping[str, float] | None) -> li
             out.append(option)
         else:
             o = option  # built anew, not dataclasses.replace: the menu leans thousands of these
+            leaning = -lean if o.event == "lt" else lean
+            x1, x2, _, x4 = o.logits  # the lean is the third input; the others stay
             out.append(
-                Option(o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
-                       o.session, o.base, o.naive, -lean if o.event == "lt" else lean,
-                       o.stretch)
+                _option((o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
+                         o.session, o.base, o.naive, leaning, o.stretch, (x1, x2, leaning, x4),
+                         o.model))
             )  # fmt: skip
     return out
 
@@ -226,10 +243,13 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
         for hours in horizons:
             n = horizon_sessions(hours)
             base_up = features.base_rate(symbol, hours, "up")
+            # Built as Option(...) would (see _option): its inputs are the logits of the naive
+            # probability and the base rate, no lean, and the stretch toward the event.
             if base_up is not None:
                 out.append(
-                    Option(symbol, "direction", "up", 0.0, hours, reference, session,
-                           base_up, 0.5, 0.0, z)
+                    _option((symbol, "direction", "up", 0.0, hours, reference, session, base_up,
+                             0.5, 0.0, z, (_LOGIT_HALF, logit(base_up), 0.0, z),
+                             _model_of("direction", "up", symbol)))
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
@@ -242,11 +262,12 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
                     best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
             for event, (move, naive, rate) in sorted(best.items()):
                 kind: CallKind = "range" if event == "in" else "threshold"
+                toward = -z if event == "lt" else abs(z) if event == "in" else z
                 out.append(
-                    Option(
-                        symbol, kind, event, move, hours, reference, session, rate, naive, 0.0, z
-                    )
-                )
+                    _option((symbol, kind, event, move, hours, reference, session, rate, naive,
+                             0.0, z, (logit(naive), logit(rate), 0.0, toward),
+                             _model_of(kind, event, symbol)))
+                )  # fmt: skip
     return out
 
 

@@ -392,3 +392,26 @@ def test_a_kind_that_has_not_beaten_its_base_rate_out_of_sample_is_not_called() 
         naive = rng.uniform(0.2, 0.8)
         honest.add(_option(base=0.5, naive=naive), rng.random() < naive, stated=naive)
     assert honest.proven("range")
+
+
+def test_the_menu_built_fast_is_what_the_option_constructor_builds() -> None:
+    """Every candidate of a real session, and each of them leaned, has the fields, calibration
+    inputs and calibration that Option(...) gives the same terms (the menu builds them without
+    the constructor), and stays frozen."""
+    market = ReplayMarket.from_directory(None)
+    features = market.features(
+        market.snapshot(CycleTrigger(cycle_key="m", as_of=replay_as_of(DAY)))
+    )
+    built = candidates(features)
+    lean = {features.broad or "": 0.07}
+    bent = leaned(built, lean)
+    assert len(built) > 40
+    assert sum(a is not b for a, b in zip(built, bent, strict=True)) >= 6
+    for o in [*built, *bent]:
+        twin = Option(o.target, o.kind, o.event, o.move_pct, o.horizon_hours, o.reference,
+                      o.session, o.base, o.naive, o.lean, o.stretch)  # fmt: skip
+        assert o == twin
+        assert (o.logits, o.model) == (twin.logits, twin.model)
+        assert [type(x) for x in o.logits] == [type(x) for x in twin.logits]
+    with pytest.raises(AttributeError):
+        built[0].base = 0.1  # type: ignore[misc]
