@@ -165,9 +165,9 @@ class Option:
         return self.logits
 
 
-_FIELDS = tuple(f.name for f in fields(Option))
+# Option's slots, set directly (a slot's own setter: the frozen class' __setattr__ refuses).
+_SLOTS = tuple(vars(Option)[f.name].__set__ for f in fields(Option))
 _LOGIT_HALF = logit(0.5)
-_set = object.__setattr__
 
 
 def _option(values: tuple[object, ...]) -> Option:
@@ -175,8 +175,8 @@ def _option(values: tuple[object, ...]) -> Option:
     builds, without its frozen __init__ and __post_init__ recomputing what the caller has (the
     menu builds and leans some 300,000 of these over a replay)."""
     option = object.__new__(Option)
-    for name, value in zip(_FIELDS, values, strict=True):
-        _set(option, name, value)
+    for put, value in zip(_SLOTS, values, strict=True):
+        put(option, value)
     return option
 
 

@@ -406,6 +406,7 @@ class ReplayMarket:
         self._finding_known = [_micros(f.known_at) for f in self.findings]
         self._bars = self._index_bars(self._prices)
         self._series = self._index_macro(self._macro_frame)
+        self._series_names = sorted(set(self._series) | set(FEATURE_SERIES))
         # The calendar is the union of every symbol's sessions: no symbol's absence (the S&P
         # missing, or stopping part-way) truncates a replay.
         days = sorted({d for bars in self._bars.values() for d in bars.dates})
@@ -645,7 +646,7 @@ class ReplayMarket:
 
     def _macro(self, as_of: datetime, now: int, flags: list[DataFlag]) -> list[MacroValue]:
         values: list[MacroValue] = []
-        for name in sorted(set(self._series) | set(FEATURE_SERIES)):
+        for name in self._series_names:
             series = self._series.get(name)
             i = bisect_right(series.known, now) - 1 if series else -1
             if series is None or i < 0:
@@ -659,7 +660,11 @@ class ReplayMarket:
                     )
                 continue
             obs = series.latest[i]
-            released_at, observed = _instant(series.known_at[obs]), _day(series.days[obs])
+            value = self._macro_of.get((name, obs))
+            if value is None:
+                released_at, observed = _instant(series.known_at[obs]), _day(series.days[obs])
+            else:
+                released_at, observed = value.released_at, value.observed
             age = as_of - released_at
             limit = DAILY_MAX_AGE if series.daily else MONTHLY_MAX_AGE
             if age > limit:
@@ -673,7 +678,6 @@ class ReplayMarket:
                     )
                 )
                 continue
-            value = self._macro_of.get((name, obs))
             if value is None:
                 value = MacroValue(
                     series=name,
