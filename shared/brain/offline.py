@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from shared.brain.prose import write_dispatch
 from shared.contracts import (
@@ -125,7 +126,9 @@ class _Inputs:
         return value
 
 
+@lru_cache(maxsize=4096)
 def _norm(name: str) -> str:
+    # Cached: the minds ask about the same few dozen names every cycle.
     return name.strip().lower().lstrip("^")
 
 
