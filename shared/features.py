@@ -602,7 +602,7 @@ def features_from_row(
         "unknown": tuple(unknown),
         "base_rates": base_rates,
         "levels": levels,
-        "event_rates": {k: float(v) for k, v in event_rates_of(row, symbols).items()},
+        "event_rates": event_rates_of(row, symbols),  # floats already
         **scalars,
     }
     if validate:
