@@ -132,16 +132,18 @@ class TallyBook:
     def apply(self, deltas: Iterable[Delta]) -> None:
         last: Tally | None = None
         moves: Increments = ((), ())
+        tallies, dirty = self.tallies, self._dirty
         for book, key, delta in deltas:
             # One delta goes to every line the call counts in: read what it moves once.
             if delta is not last:
                 last, moves = delta, increments(delta)
-            tally = self.tallies.get((book, key))
+            line = (book, key)
+            tally = tallies.get(line)
             if tally is None:
-                tally = self.tallies[(book, key)] = Tally()
+                tally = tallies[line] = Tally()
                 self._views.clear()
             add_increments(tally, moves)
-            self._dirty.add((book, key))
+            dirty.add(line)
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
@@ -153,11 +155,13 @@ class TallyBook:
             wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
         if detail:
             return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
+        built, dirty = self._lines, self._dirty
+        out: list[ScoreLine] = []
         for key in wanted:
-            if (book, key) in self._dirty or (book, key) not in self._lines:
+            line = (book, key)
+            if line in dirty or line not in built:
                 # Trusted: every key here came from a validated call (see Tally.line).
-                self._lines[(book, key)] = line_of(
-                    key, self.tallies[(book, key)], detail=False, trusted=True
-                )
-                self._dirty.discard((book, key))
-        return tuple(self._lines[(book, k)] for k in wanted)
+                built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
+                dirty.discard(line)
+            out.append(built[line])
+        return tuple(out)
