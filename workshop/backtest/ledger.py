@@ -12,7 +12,7 @@ from services.resolver.settle import judge
 from services.synth.calibrate import History
 from shared.contracts import Fingerprint, Outcome, Prediction, ScoreLine, TrackRecord
 from shared.memory import LessonIndex, write_lesson
-from shared.ports import SettlementPrices
+from shared.ports import RecordBook, SettlementPrices
 from shared.scoring import ALL, Abstained, CallOutcome, Key
 from shared.tallies import EVIDENCE, PUBLIC, TallyBook, abstained, closed, opened
 
@@ -91,7 +91,9 @@ class Ledger:
 
     def __init__(self, *, max_attempts: int = 3) -> None:
         self.max_attempts = max_attempts
-        self.book = TallyBook()
+        # The record's aggregates through the port the fleet's database keeps them behind
+        # (shared.ports.RecordBook; shared.db.record.StoredBook), in memory here.
+        self.book: RecordBook = TallyBook()
         self.settled: list[Settled] = []
         self._heap: list[tuple[datetime, int, OpenCall]] = []
         self._waiting: list[OpenCall] = []
