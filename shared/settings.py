@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.home import DEFAULT_HOME, ENV_FILE, STACK_FILE
 
 DEFAULT_MINDS = ("macro", "flow", "contrarian")
 DEFAULT_WATCHLIST = (
@@ -47,11 +48,11 @@ class Settings(BaseSettings):
     """Every knob of the desk; defaults run the offline desk on one machine."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WORKSHOP_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="WORKSHOP_", env_file=ENV_FILE, extra="ignore", frozen=True
     )
 
     # --- where state lives -----------------------------------------------------------------------
-    home: Path = Field(default=Path(".workshop"), description="Folder for the db, redis and logs.")
+    home: Path = Field(default=DEFAULT_HOME, description="Folder for the db, redis and logs.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite.")
     broker_url: str | None = Field(default=None, description="Redis URL; default the embedded one.")
     redis_port: int = Field(default=0, ge=0, le=65535, description="Embedded Redis; 0 picks one.")
@@ -196,7 +197,7 @@ class Settings(BaseSettings):
 
     @property
     def stack_file(self) -> Path:
-        return self.home / "stack.json"
+        return self.home / STACK_FILE
 
     def resolved_broker_url(self) -> str:
         """The broker: the setting, else the embedded Redis that `workshop up` recorded."""

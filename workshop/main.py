@@ -14,10 +14,18 @@ import sys
 def show_status() -> int:
     """Print which processes of the embedded stack are alive; the exit status (1: none running,
     or one is down)."""
-    from shared.settings import load_settings
+    from shared.home import home_from_environment
     from workshop import stack
 
-    alive = stack.status(load_settings())
+    # The stack's folder without the settings object when only the environment can set it:
+    # pydantic is most of a light command's start-up.
+    home = home_from_environment()
+    if home is not None:
+        alive = stack.status(stack.HomeOnly(home))
+    else:
+        from shared.settings import load_settings
+
+        alive = stack.status(load_settings())
     if not alive:
         print("no stack is running")
         return 1

@@ -15,12 +15,18 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import tasknames
 from shared.errors import ConfigurationError
+from shared.home import STACK_FILE
 from shared.locking import exclusive
-from shared.settings import Settings
+
+if TYPE_CHECKING:
+    # Annotations only: `workshop status` reads the stack's record without the settings object
+    # (and without pydantic), from a Home.
+    from shared.settings import Settings
 
 CELERY_APP = "shared.celery_app:app"
 
@@ -476,7 +482,21 @@ def _broadcast_shutdown(broker_url: str) -> None:
         probe.close()
 
 
-def status(settings: Settings) -> dict[str, bool]:
+class Home(Protocol):
+    """Where a stack keeps its record: the settings object, or a Home of the folder alone."""
+
+    @property
+    def home(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class HomeOnly:
+    """The stack's folder, as `workshop status` finds it without the settings object."""
+
+    home: Path
+
+
+def status(settings: Home) -> dict[str, bool]:
     """Every process of the stack and whether it is alive: the recorded ones, the ones started
     by hand in this home, and, on the stack's broker, every worker answering a ping."""
     state = read_state(settings)
@@ -543,10 +563,11 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"warning: {message}\n")
 
 
-def read_state(settings: Settings) -> StackState | None:
-    if not settings.stack_file.exists():
+def read_state(settings: Home) -> StackState | None:
+    record = settings.home / STACK_FILE
+    if not record.exists():
         return None
-    return StackState(**json.loads(settings.stack_file.read_text()))
+    return StackState(**json.loads(record.read_text()))
 
 
 def write_state(settings: Settings, state: StackState) -> None:

@@ -63,3 +63,37 @@ def test_a_command_still_gets_what_it_uses(tmp_path: Path) -> None:
     assert "is up to date" in output
     assert "sqlalchemy" in loaded
     assert "alembic" in loaded
+
+
+def test_status_answers_without_pydantic_when_only_the_environment_sets_the_home(
+    tmp_path: Path,
+) -> None:
+    """Without a .env file, `workshop status` finds the stack's folder with no settings object
+    (pydantic and pydantic-settings stay unloaded); with one, the settings object reads it."""
+    loaded, output = _loaded(["status"], tmp_path, ("pydantic", "pydantic_settings"))
+    assert (loaded, output) == ([], "no stack is running\n")
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{}, {"WORKSHOP_HOME": "elsewhere"}, {"workshop_home": "lower/case"}, {"WORKSHOP_HOME": ""}],
+)
+def test_the_home_without_settings_is_the_settings_home(
+    environment: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """home_from_environment() gives the folder Settings gives, for every way the environment
+    can name it; with a .env file it leaves the answer to Settings."""
+    from shared.home import home_from_environment
+    from shared.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.lower() == "workshop_home"]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert home_from_environment() == load_settings().home
+    (tmp_path / ".env").write_text("WORKSHOP_HOME=from-dotenv\n")
+    assert home_from_environment() is None
+    # (The environment wins over the file, as pydantic-settings orders them.)
+    given = next(iter(environment.values()), None)
+    assert load_settings().home == (Path(given) if given is not None else Path("from-dotenv"))
