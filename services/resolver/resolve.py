@@ -19,6 +19,10 @@ from shared.market.replay import ReplayMarket
 from shared.ports import SettlementPrices
 
 MarketFor = Callable[[str, str | None], SettlementPrices]
+# A pass with fewer matured calls than this judges them one by one: building the frames and the
+# plan costs a few milliseconds, more than judging a handful (a pass every few minutes finds a
+# handful). From here on the batch judge is the cheaper, and the two give the same verdicts.
+BATCH_FROM = 64
 
 
 @dataclass
@@ -33,8 +37,9 @@ def settle_matured(
 ) -> SettleReport:
     """Judge each open call with matures_at <= now against the market its cycle read.
 
-    A replay's calls are judged together as one polars plan (services.resolver.batch), and only
-    those that settle are worded by judge(); a live market's calls are judged one by one."""
+    A replay's calls, when there are BATCH_FROM or more, are judged together as one polars plan
+    (services.resolver.batch), and only those that settle are worded by judge(); fewer, or a live
+    market's, are judged one by one."""
     report = SettleReport()
     rows = session.execute(
         select(PredictionRecord, Cycle.mode, Cycle.data_dir)
@@ -53,7 +58,7 @@ def settle_matured(
             continue
         due = (
             _batch(calls, market, now, max_attempts)
-            if isinstance(market, ReplayMarket)
+            if isinstance(market, ReplayMarket) and len(calls) >= BATCH_FROM
             else dict.fromkeys((row.id for row in calls), (True, False))
         )
         for row in calls:

@@ -197,3 +197,56 @@ def test_horizons_count_sessions_from_the_reference_close() -> None:
     assert maturity(replay_as_of(FRIDAY), FRIDAY, 48) == session_close(TUESDAY)
     assert maturity(replay_as_of(FRIDAY), FRIDAY, 120) == session_close(date(2016, 3, 11))
     assert maturity(replay_as_of(MONDAY), MONDAY, 48) == session_close(date(2016, 3, 9))
+
+
+def test_the_pass_settles_the_same_with_the_batch_judge_and_one_by_one(tmp_path: Path) -> None:
+    """The same stored calls of every kind (direction, threshold, range inside and outside, some
+    never priced), settled by a pass through the batch judge and by a pass judging one by one,
+    end with the same status, price, move, reason, settle time and attempts, at two moments."""
+    import shutil
+    from unittest.mock import patch
+
+    from services.resolver import resolve
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    migrate(url)
+    market = replay_market(None)
+    days = market.sessions(date(2016, 2, 1), date(2016, 4, 29))
+    kinds = [("direction", "up", None, 1.0), ("threshold", "down", None, 0.99),
+             ("range", "inside", 1.0, 1.0), ("range", "outside", 0.5, 1.0)]  # fmt: skip
+    with session_scope(url) as session:
+        for n, day in enumerate(days):
+            as_of = replay_as_of(day)
+            key = f"call-{n}"
+            session.add(Cycle(cycle_key=key, as_of=as_of, mode="replay", status="published"))
+            session.flush()
+            reference = market.settlement_quote("^GSPC", session_close(day), as_of)
+            assert reference is not None
+            kind, side, pct, scale = kinds[n % len(kinds)]
+            session.add(
+                PredictionRecord(
+                    cycle_key=key, source="synthesis", target="^GSPC", direction=side,
+                    horizon_hours=24, reference_price=reference.price,
+                    threshold=reference.price * scale if kind == "threshold" else None,
+                    kind=kind, range_pct=pct, confidence=0.6, made_at=as_of,
+                    matures_at=maturity(as_of, day, 24), regime="chop", topic="index",
+                    asset_class="equity_index", payload={},
+                )
+            )  # fmt: skip
+    shutil.copy(tmp_path / "a.db", tmp_path / "b.db")
+    ended: dict[str, list[tuple[object, ...]]] = {}
+    for name, threshold in (("a", 1), ("b", 10**9)):
+        where = f"sqlite:///{tmp_path / f'{name}.db'}"
+        with patch.object(resolve, "BATCH_FROM", threshold):
+            for moment in (replay_as_of(days[30]), replay_as_of(days[-1])):
+                with session_scope(where) as session:
+                    settle_matured(session, _markets, moment, max_attempts=3)
+        with session_scope(where) as session:
+            ended[name] = [
+                (r.cycle_key, r.status, r.settle_price, r.realized_move_pct, r.settle_reason,
+                 r.settled_at, r.attempts)
+                for r in session.scalars(select(PredictionRecord).order_by(PredictionRecord.id))
+            ]  # fmt: skip
+    assert ended["a"] == ended["b"]
+    statuses = {row[1] for row in ended["a"]}
+    assert {"hit", "miss", "open"} <= statuses
