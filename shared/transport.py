@@ -43,6 +43,16 @@ class GuardedChannel(kombu_redis.Channel):
             self._drop(error)
             raise Empty() from None
 
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        # A channel whose transport was closed under it (the broker connection lost mid-flush:
+        # an event or an unacknowledged message's restore still to send) has no connection
+        # settings left, and kombu's AttributeError there ended the worker ("Unrecoverable
+        # error", seen once in the Redis-restart drill). Said as the connection error it is,
+        # Celery's consumer reconnects as for any lost broker.
+        if getattr(self.connection, "client", None) is None:
+            raise redis.exceptions.ConnectionError("the connection to the broker was closed")
+        return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
+
     def _get(self, queue: Any, *args: Any) -> Any:
         try:
             return super()._get(queue, *args)  # type: ignore[no-untyped-call]
