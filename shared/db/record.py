@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, case, cast, event, or_, select, update
+from sqlalchemy import Connection, Row, Text, bindparam, case, cast, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -170,9 +170,18 @@ def reach(connection: Connection, moment: datetime) -> None:
     connection.execute(_REACH, {"moment": moment})
 
 
-def call_outcome(row: PredictionRecord, status: str) -> CallOutcome:
-    """A stored call as scoring counts it, with the status it had at the moment asked about."""
+def call_outcome(row: PredictionRecord | Row[*tuple[Any, ...]], status: str) -> CallOutcome:
+    """A stored call (its row, or _CALL_COLUMNS of it) as scoring counts it, with the status it
+    had at the moment asked about."""
     return CallOutcome.of(row, status, withheld=row.withheld_by is not None)
+
+
+# What scoring reads of a stored call, and when it was made and settled: read without the ORM
+# where many are (rebuilding the aggregates, the events after a moment).
+_P = PredictionRecord
+_CALL_COLUMNS = (_P.source, _P.regime, _P.status, _P.confidence, _P.asset_class,
+                 _P.horizon_hours, _P.topic, _P.base_rate, _P.withheld_by, _P.made_at,
+                 _P.settled_at)  # fmt: skip
 
 
 def _changed_from_open(row: Any) -> bool:
@@ -315,9 +324,7 @@ class StoredBook:
             memo = (detail, cut, values, held)
             found = _LINES.get(memo)
             if found is None:
-                tally = Tally(**dict(zip(SUMS, values, strict=True)))
-                for bucket, n, stated, hits in held:
-                    tally.cells[bucket] = [n, stated, hits]
+                tally = _stored_tally(values, held)
                 if len(_LINES) >= LINE_MEMO:
                     _LINES.clear()
                 key = cut_key(cut)
@@ -325,6 +332,14 @@ class StoredBook:
             if keeps is None or keeps(found[0]):
                 built.append(found)
         return tuple(line for _, line in sorted(built, key=lambda item: order(item[0])))
+
+
+def _stored_tally(sums: tuple[Any, ...], cells: Iterable[tuple[int, int, float, float]]) -> Tally:
+    """A line's Tally from its stored sums (in SUMS order) and calibration cells."""
+    tally = Tally(**dict(zip(SUMS, sums, strict=True)))
+    for bucket, n, stated, hits in cells:
+        tally.cells[bucket] = [n, stated, hits]
+    return tally
 
 
 def lines(
@@ -362,10 +377,10 @@ class Later:
 def later_than(session: Session, as_of: datetime) -> Later | None:
     """The events folded in after as_of; None when there are more than LATER_LIMIT."""
     p, a, f = PredictionRecord, AbstentionRecord, ForecastRecord
-    columns = (p.source, p.regime, p.status, p.confidence, p.asset_class, p.horizon_hours,
-               p.topic, p.base_rate, p.withheld_by, p.made_at, p.settled_at)  # fmt: skip
     calls = session.execute(
-        select(*columns).where(or_(p.made_at > as_of, p.settled_at > as_of)).limit(LATER_LIMIT + 1)
+        select(*_CALL_COLUMNS)
+        .where(or_(p.made_at > as_of, p.settled_at > as_of))
+        .limit(LATER_LIMIT + 1)
     ).all()
     skipped = session.execute(
         select(a.source, a.regime).where(a.made_at > as_of).limit(LATER_LIMIT + 1)
@@ -381,9 +396,7 @@ def later_than(session: Session, as_of: datetime) -> Later | None:
         return None
     deltas: list[Delta] = []
     for r in calls:
-        call = CallOutcome(r.source, r.regime, "open", r.confidence, asset_class=r.asset_class,
-                           horizon_hours=r.horizon_hours, topic=r.topic, base_rate=r.base_rate,
-                           withheld=r.withheld_by is not None)  # fmt: skip
+        call = call_outcome(r, "open")
         if r.made_at > as_of:
             deltas += opened(call)
         if r.status not in (None, "open") and r.settled_at is not None and r.settled_at > as_of:
@@ -404,11 +417,7 @@ def lines_before(
     """One book's lines from its aggregates less the later events."""
     book = EVIDENCE if include_withheld else PUBLIC
     sums, cells = _books_read(session)[book]
-    tallies: dict[str, Tally] = {}
-    for cut, values in sums.items():
-        tally = tallies[cut] = Tally(**dict(zip(SUMS, values, strict=True)))
-        for bucket, n, stated, hits in cells.get(cut, ()):
-            tally.cells[bucket] = [n, stated, hits]
+    tallies = {cut: _stored_tally(values, cells.get(cut, ())) for cut, values in sums.items()}
     last: Tally | None = None
     taken: Increments = ((), ())
     for name, key, delta in later.deltas:
@@ -468,16 +477,10 @@ def rebuild(session: Session) -> bool:
     )  # fmt: skip
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return True
-    p = PredictionRecord
-    columns = (p.source, p.regime, p.status, p.confidence, p.asset_class, p.horizon_hours,
-               p.topic, p.base_rate, p.withheld_by, p.made_at, p.settled_at)  # fmt: skip
     calls: list[CallOutcome] = []
     moments: list[datetime] = []
-    for r in session.execute(select(*columns)):
-        calls.append(CallOutcome(r.source, r.regime, r.status, r.confidence,
-                                 asset_class=r.asset_class, horizon_hours=r.horizon_hours,
-                                 topic=r.topic, base_rate=r.base_rate,
-                                 withheld=r.withheld_by is not None))  # fmt: skip
+    for r in session.execute(select(*_CALL_COLUMNS)):
+        calls.append(call_outcome(r, r.status))
         moments.append(r.settled_at or r.made_at)
     skipped = session.execute(
         select(AbstentionRecord.source, AbstentionRecord.regime, AbstentionRecord.made_at)
