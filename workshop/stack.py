@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import tasknames
@@ -24,6 +24,8 @@ from shared.home import STACK_FILE
 from shared.locking import exclusive
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     # Annotations only: `workshop status` reads the stack's record without the settings object
     # (and without pydantic), from a Home.
     from shared.settings import Settings
@@ -292,28 +294,48 @@ def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pope
 def wait_for_workers(
     broker_url: str, workers: dict[str, int], logs: Path, timeout: float = 120.0
 ) -> None:
-    """Block until every named worker answers a ping; fail at once if one of them died."""
+    """Block until every named worker has answered a ping; fail at once if one of them died."""
     from celery import Celery
 
     probe = Celery("probe", broker=broker_url, backend=broker_url)
     probe.conf.broker_connection_retry_on_startup = True
+    try:
+        gather_answers(lambda window: probe.control.ping(timeout=window) or [], workers, logs,
+                       timeout)  # fmt: skip
+    finally:
+        probe.close()
+
+
+def gather_answers(
+    ping: Callable[[float], list[dict[str, Any]]],
+    workers: dict[str, int],
+    logs: Path,
+    timeout: float,
+) -> None:
+    """Ping until every named worker has answered once, each ping waiting longer than the last.
+
+    A worker that answered once is up. On a loaded machine (a worker's main process busy after
+    a broker restart) one ping's window may miss a reply, so the answers are gathered across
+    pings: asking for all of them in one window could fail for as long as the load lasts. A
+    worker that never answers is named with the end of its log (where it says why).
+    """
     wanted = set(workers)
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
-    try:
-        while time.monotonic() < deadline:
-            dead = [name for name, pid in workers.items() if not _alive(pid)]
-            if dead:
-                tail = _tail(logs / f"{dead[0]}.log")
-                raise ConfigurationError(f"worker {dead[0]} exited at start:\n{tail}")
-            replies = probe.control.ping(timeout=0.5) or []
-            seen = {name.split("@", 1)[0] for reply in replies for name in reply}
-            if wanted <= seen:
-                return
-    finally:
-        probe.close()
+    window = 0.5
+    while time.monotonic() < deadline:
+        dead = [name for name, pid in workers.items() if not _alive(pid)]
+        if dead:
+            tail = _tail(logs / f"{dead[0]}.log")
+            raise ConfigurationError(f"worker {dead[0]} exited at start:\n{tail}")
+        seen |= {name.split("@", 1)[0] for reply in ping(window) for name in reply}
+        if wanted <= seen:
+            return
+        window = min(window * 1.5, 1.5)
+    silent = sorted(wanted - seen)
+    tails = "\n".join(f"--- {name}.log\n{_tail(logs / f'{name}.log')}" for name in silent)
     raise ConfigurationError(
-        f"workers {sorted(wanted - seen)} did not answer within {timeout:.0f}s"
+        f"workers {silent} did not answer within {timeout:.0f}s; the end of their logs:\n{tails}"
     )
 
 

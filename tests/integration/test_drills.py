@@ -4,6 +4,7 @@ the outage. Each ends with exactly one dispatch per cycle within a measured boun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger
 from shared.db.models import DispatchRecord, MindRecord
 from shared.db.session import session_scope
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 from shared.timing import redelivery_bound
 from workshop import driver, stack
@@ -107,6 +109,27 @@ def _trigger(prefix: str, day: date) -> CycleTrigger:
     return CycleTrigger(cycle_key=f"{prefix}-{uuid.uuid4().hex[:8]}", as_of=replay_as_of(day))
 
 
+def _repair(own: Stack) -> stack.StackState:
+    """`workshop up` on the damaged stack. Should its workers not come back, each is asked for
+    its threads' stacks (Celery's SIGUSR1 handler logs them) before the failure is reported, so
+    that a hang seen once on a loaded machine says where it hung."""
+    try:
+        return stack.up(own.settings, beat=True, extra_env=DRILL_ENV)
+    except ConfigurationError as error:
+        workers = own.state().workers
+        for pid in workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(3)
+        logs = own.home / "logs"
+        tails = "\n".join(
+            f"--- {name}.log\n"
+            + "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-60:])
+            for name in workers
+        )
+        raise AssertionError(f"{error}\n{tails}") from error
+
+
 def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: Stack) -> None:
     """SIGKILL of the minds worker's main process and its children mid-cycle, then `workshop up`
     (repair): the restored messages complete the cycle with one dispatch within the redelivery
@@ -122,7 +145,7 @@ def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: St
     killed = time.monotonic()
     while stack.status(own_stack.settings).get("minds"):
         time.sleep(0.05)  # SIGKILL is not instant: repair once the worker is really gone
-    repaired = stack.up(own_stack.settings, beat=True, extra_env=DRILL_ENV)
+    repaired = _repair(own_stack)
     assert repaired.repaired == ["minds"]
     # The messages come back when the visibility timeout lapses or when the new worker is up,
     # whichever is later (a loaded machine can take longer than the timeout to start a worker).
@@ -167,7 +190,7 @@ def test_redis_stopped_and_restarted_mid_cycle_publishes_once(own_stack: Stack) 
     assert "broker" in answer.stderr
     assert time.monotonic() - began < 45  # seconds even on a loaded machine, never a hang
     time.sleep(4)  # the minds finish while Redis is down; their results wait to be stored
-    repaired = stack.up(own_stack.settings, beat=True, extra_env=DRILL_ENV)
+    repaired = _repair(own_stack)
     assert "redis" in repaired.repaired
     dispatch = driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=150)
     elapsed = time.monotonic() - stopped
