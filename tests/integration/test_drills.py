@@ -124,7 +124,7 @@ def _repair(own: Stack) -> stack.StackState:
         logs = own.home / "logs"
         tails = "\n".join(
             f"--- {name}.log\n"
-            + "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-60:])
+            + "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-200:])
             for name in workers
         )
         raise AssertionError(f"{error}\n{tails}") from error
