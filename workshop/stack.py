@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 CELERY_APP = "shared.celery_app:app"
+# A running worker that has not answered a ping for this long when `up` repairs the stack is
+# restarted like a dead one.
+SILENT_AFTER_S = 60.0
 
 # The processes outlive this one by design; holding their handles keeps Popen from warning that
 # they are "still running" when a handle is collected, and lets a long-lived caller reap them.
@@ -334,9 +337,18 @@ def gather_answers(
         window = min(window * 1.5, 1.5)
     silent = sorted(wanted - seen)
     tails = "\n".join(f"--- {name}.log\n{_tail(logs / f'{name}.log')}" for name in silent)
-    raise ConfigurationError(
-        f"workers {silent} did not answer within {timeout:.0f}s; the end of their logs:\n{tails}"
+    raise WorkersSilent(
+        f"workers {silent} did not answer within {timeout:.0f}s; the end of their logs:\n{tails}",
+        silent,
     )
+
+
+class WorkersSilent(ConfigurationError):
+    """Workers that are running but did not answer a ping in time (names: which)."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -454,8 +466,48 @@ def _repair(
         state.record(name, process.pid)
         state.repaired.append(name)
     write_state(settings, state)
-    wait_for_workers(state.broker_url, state.workers, logs)
+    try:
+        wait_for_workers(state.broker_url, state.workers, logs, timeout=SILENT_AFTER_S)
+    except WorkersSilent as silence:
+        # Running but deaf (a consumer hung after a broker restart, a stopped process): to the
+        # fleet that is a dead worker, and `up` repairs it as one. Its unacknowledged messages
+        # come back to the new worker (acks_late), and natural keys make a re-run harmless.
+        # A worker started by this repair gets the whole wait below instead.
+        for name in silence.names:
+            if name in state.repaired:
+                continue
+            old = state.workers[name]
+            _warn(f"worker {name} (pid {old}) is running but did not answer a ping for "
+                  f"{SILENT_AFTER_S:.0f}s: restarting it")  # fmt: skip
+            _kill_tree(old)
+            _clear_stale_pidfile(run_dir(home) / f"{name}.pid")
+            process = spawn(commands[name], logs / f"{name}.log", env)
+            state.record(name, process.pid)
+            state.repaired.append(name)
+        write_state(settings, state)
+        wait_for_workers(state.broker_url, state.workers, logs)
     return state
+
+
+def _kill_tree(pid: int, grace: float = 10.0) -> None:
+    """Cold-stop a worker (SIGQUIT: no waiting on its tasks), SIGKILL it and its pool if that
+    does not end it within the grace period (a stopped or hung process)."""
+    children = child_pids(pid)
+    _signal(pid, signal.SIGQUIT)
+    _wait_gone([pid], grace)
+    for victim in [pid, *children]:
+        if _alive(victim):
+            _signal(victim, signal.SIGKILL)
+    _wait_gone([pid, *children], grace)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The pids of a process's children (a worker's pool), none if it is gone."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def down(settings: Settings, timeout: float = 30.0) -> StackState | None:

@@ -81,13 +81,6 @@ def _count(db_url: str, model: type[DispatchRecord] | type[MindRecord], key: str
         return int(session.scalar(query) or 0)
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
 def _note(line: str) -> None:
     with FIGURES.open("a") as handle:
         handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
@@ -139,7 +132,7 @@ def test_whole_minds_worker_killed_publishes_once_within_the_bound(own_stack: St
     driver.send_trigger(own_stack.app, trigger)
     _wait_minds_received(own_stack.home, before)  # now inside their three-second wait
     minds = own_stack.state().workers["minds"]
-    victims = [minds, *_children(minds)]
+    victims = [minds, *stack.child_pids(minds)]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -235,3 +228,24 @@ def test_database_locked_past_the_busy_timeout_is_retried_to_one_dispatch(
     )
     assert "database is locked" in logs
     assert "Retry in" in logs
+
+
+def test_a_running_but_deaf_worker_is_restarted_by_up(
+    own_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The synthesis worker's main process stopped (SIGSTOP: alive, never answering) while a
+    cycle waits on it: `workshop up` finds it deaf, restarts it like a dead one, and the cycle
+    publishes once."""
+    monkeypatch.setattr(stack, "SILENT_AFTER_S", 10.0)
+    synth = own_stack.state().workers["synth"]
+    pool = stack.child_pids(synth)
+    os.kill(synth, signal.SIGSTOP)
+    trigger = _trigger("deaf", date(2016, 6, 8))
+    driver.send_trigger(own_stack.app, trigger)
+    repaired = stack.up(own_stack.settings, beat=True, extra_env=DRILL_ENV)
+    assert repaired.repaired == ["synth"]
+    assert not any(stack._alive(pid) for pid in [synth, *pool])  # the old pool went with it
+    driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=120)
+    time.sleep(3)
+    assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
+    assert repaired.workers["synth"] != synth
