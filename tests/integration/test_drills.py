@@ -187,7 +187,8 @@ def test_redis_stopped_and_restarted_mid_cycle_publishes_once(own_stack: Stack) 
     assert "redis" in repaired.repaired
     dispatch = driver.wait_for_dispatch(own_stack.settings.db_url, trigger.cycle_key, timeout=150)
     elapsed = time.monotonic() - stopped
-    _note(f"redis stopped 4s mid-cycle, restarted: dispatch {elapsed:.1f}s after the stop")
+    _note(f"redis stopped 4s mid-cycle, restarted: dispatch {elapsed:.1f}s after the stop"
+          f" (repaired: {', '.join(repaired.repaired)})")  # fmt: skip
     assert dispatch.cycle_key == trigger.cycle_key
     time.sleep(3)
     assert _count(own_stack.settings.db_url, DispatchRecord, trigger.cycle_key) == 1
