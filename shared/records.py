@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -20,7 +21,7 @@ from shared.db.models import (
     PredictionRecord,
 )
 from shared.memory import CELL_DEPTH, near_cells
-from shared.scoring import Abstained, score_lines
+from shared.scoring import Abstained, Scored, baselines, score_lines
 
 # A cycle leaves at most a lesson per source (four) and one for its pooled forecast, all in the
 # cell of its tape: the newest CELL_DEPTH cycles of a cell fit in one read of this many per cycle.
@@ -222,3 +223,86 @@ def cycle_number(session: Session, cycle: Cycle) -> int:
         )
     )
     return 1 + int(earlier or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AgainstBaselines:
+    """One source's settled calls against every honest baseline, with a verdict in words."""
+
+    source: str
+    settled: int
+    brier: float | None
+    skill_base: float | None
+    skill_base_se: float | None
+    skill_naive: float | None
+    skill_naive_se: float | None
+    majority_brier: float | None
+
+    @property
+    def verdict(self) -> str:
+        """What the figures allow one to say: an edge only where the call beats each baseline by
+        more than two standard errors (a tie with a trivial forecaster is no edge)."""
+        if self.settled < 30 or self.brier is None:
+            return f"too few settled calls ({self.settled}) to judge"
+        beaten: list[str] = []
+        behind: list[str] = []
+        for name, skill, se in (("the base rate", self.skill_base, self.skill_base_se),
+                                ("the naive random walk", self.skill_naive,
+                                 self.skill_naive_se)):  # fmt: skip
+            if skill is None or se is None:
+                behind.append(f"{name} (not measured)")
+            elif skill > 2 * se:
+                beaten.append(name)
+            elif skill < -2 * se:
+                behind.append(f"{name} (worse)")
+            else:
+                behind.append(f"{name} (a tie within noise)")
+        if self.majority_brier is not None and self.brier < self.majority_brier:
+            beaten.append("always the majority")
+        else:
+            behind.append("always the majority (worse)")
+        if not behind:
+            return "an edge over every baseline"
+        return "no edge shown over " + ", ".join(behind)
+
+
+def against_baselines(session: Session) -> list[AgainstBaselines]:
+    """Each source's published, settled calls against the point-in-time base rate, the naive
+    random walk and always the majority outcome (shared.scoring.baselines): the synthesis
+    first. Read from the calls themselves: an operator's question, not a cycle's."""
+    rows = session.execute(
+        select(
+            PredictionRecord.source,
+            PredictionRecord.confidence,
+            PredictionRecord.base_rate,
+            PredictionRecord.naive_probability,
+            PredictionRecord.status,
+        ).where(
+            PredictionRecord.status.in_(("hit", "miss")), PredictionRecord.withheld_by.is_(None)
+        )
+    ).all()
+    by_source: dict[str, list[Scored]] = {}
+    for source, p, base, naive, status in rows:
+        by_source.setdefault(source, []).append(Scored(p, base, naive, status == "hit"))
+    found: list[AgainstBaselines] = []
+    for source in sorted(by_source, key=lambda s: (s != "synthesis", s)):
+        scored = by_source[source]
+        figures = baselines(scored)
+        rated = [(s.p, s.hit) for s in scored]
+        found.append(
+            AgainstBaselines(
+                source=source,
+                settled=len(scored),
+                brier=sum((p - (1.0 if y else 0.0)) ** 2 for p, y in rated) / len(rated),
+                skill_base=_float(figures["skill_vs_base"]),
+                skill_base_se=_float(figures["brier_skill_se"]),
+                skill_naive=_float(figures["brier_skill_naive"]),
+                skill_naive_se=_float(figures["brier_skill_naive_se"]),
+                majority_brier=_float(figures["brier_majority"]),
+            )
+        )
+    return found
+
+
+def _float(value: float | int | None) -> float | None:
+    return None if value is None else float(value)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from shared.contracts import Dispatch, ScoreLine, TrackRecord
+    from shared.records import AgainstBaselines
     from shared.settings import Settings
     from workshop import driver, render, stack
 else:
@@ -439,6 +440,7 @@ def scoreboard(
         sys.stdout.write(board.model_dump_json(indent=2) + "\n")
         return
     _print_board(board, by_regime=by_regime)
+    _print_baselines(driver.against_baselines(settings.db_url))
 
 
 def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
@@ -462,6 +464,32 @@ def _print_board(board: TrackRecord, *, by_regime: bool) -> None:
             _num(line.brier_skill, "{:+.3f}"), _num(line.ece, "{:.3f}"),
         )  # fmt: skip
     out.print(table)
+
+
+def _print_baselines(found: list[AgainstBaselines]) -> None:
+    from rich.table import Table
+
+    if not found:
+        return
+    table = Table(title="Against honest baselines (Brier skill ± one standard error; an edge "
+                  "needs more than two)")  # fmt: skip
+    for column in ("source", "settled", "Brier", "vs base rate", "vs naive", "majority Brier",
+                   "verdict"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("source", "verdict") else "right")
+    for line in found:
+        table.add_row(
+            line.source, str(line.settled), _num(line.brier, "{:.3f}"),
+            _skill(line.skill_base, line.skill_base_se),
+            _skill(line.skill_naive, line.skill_naive_se),
+            _num(line.majority_brier, "{:.3f}"), line.verdict,
+        )  # fmt: skip
+    out.print(table)
+
+
+def _skill(skill: float | None, se: float | None) -> str:
+    if skill is None:
+        return "-"
+    return f"{skill:+.3f}" if se is None else f"{skill:+.3f} ± {se:.3f}"
 
 
 def _num(value: float | None, pattern: str) -> str:

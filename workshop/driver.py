@@ -15,14 +15,14 @@ from celery import Celery
 from celery.result import AsyncResult
 from sqlalchemy import select
 
-from shared import tasknames
+from shared import records, tasknames
 from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger, Dispatch, LearnedRule, OperatorNote, TrackRecord
 from shared.db.models import Cycle, DispatchRecord
 from shared.db.session import session_scope
 from shared.errors import WorkshopError
 from shared.market.opening import replay_market
-from shared.records import track_record
+from shared.records import AgainstBaselines, track_record
 from workshop.web import reading
 from workshop.web.schema import DispatchList, DispatchView
 
@@ -171,6 +171,12 @@ def rule_book(db_url: str) -> tuple[LearnedRule, ...]:
 def record(db_url: str) -> TrackRecord:
     with session_scope(db_url) as session:
         return track_record(session, detail=True)
+
+
+def against_baselines(db_url: str) -> list[AgainstBaselines]:
+    """Each source's settled calls against the base rate, the naive model and the majority."""
+    with session_scope(db_url) as session:
+        return records.against_baselines(session)
 
 
 def replay_label(data_dir: Path | None) -> str:
