@@ -9,6 +9,7 @@ import pytest
 
 from shared.contracts import Dispatch, MindSummary, Prediction, ScoreLine, TrackRecord
 from shared.db.models import PredictionRecord
+from shared.records import AgainstBaselines
 from workshop.web.app import score_tables, verdicts
 from workshop.web.charts import ChartCache, rolling_series
 from workshop.web.reading import SettledCall, call_status, slugify
@@ -139,21 +140,26 @@ def test_chart_cache_draws_once_per_record_version() -> None:
 
 
 def test_verdicts_say_plainly_when_there_is_no_edge() -> None:
-    """A source at or below the base rate is told 'no edge'; above it without a clear interval,
-    'no proven edge'; cut lines never get a verdict of their own."""
-    lines = (
-        ScoreLine(source="flow", calls=100, hits=45, misses=55, brier_skill=-0.01,
-                  hit_rate_low=0.35, hit_rate_high=0.55),
-        ScoreLine(source="macro", calls=100, hits=52, misses=48, brier_skill=0.01,
-                  hit_rate_low=0.42, hit_rate_high=0.62),
-        ScoreLine(source="macro", regime="chop", calls=50, hits=30, misses=20, brier_skill=0.2),
-    )  # fmt: skip
-    said = verdicts(TrackRecord(lines=lines))
-    assert said == [
-        "flow: 100 settled calls, Brier skill -0.010: no edge over quoting the base rate.",
-        "macro: 100 settled calls, Brier skill +0.010 (hit rate 95% interval 0.42–0.62): ahead "
-        "of the base rate on these calls, but not clear of a coin: no proven edge.",
+    """Each source's sentence gives its skill against every baseline with its standard error and
+    says a tie is no edge; an edge is said only where it clears all three; cut lines never get a
+    sentence of their own."""
+    found = [
+        AgainstBaselines("synthesis", 400, 0.18, 0.2, 0.02, 0.15, 0.02, 0.35),
+        AgainstBaselines("macro", 100, 0.25, 0.01, 0.03, -0.002, 0.01, 0.45),
     ]
+    said = verdicts(found)
+    assert said == [
+        "synthesis: 400 settled calls (Brier 0.180, skill vs the base rate +0.200 ± 0.020, skill"
+        " vs the naive random walk +0.150 ± 0.020, always the majority 0.350): an edge over"
+        " every baseline.",
+        "macro: 100 settled calls (Brier 0.250, skill vs the base rate +0.010 ± 0.030, skill vs"
+        " the naive random walk -0.002 ± 0.010, always the majority 0.450): no edge shown over"
+        " the base rate (a tie within noise), the naive random walk (a tie within noise).",
+    ]
+    lines = (
+        ScoreLine(source="macro", calls=100, hits=52, misses=48, brier_skill=0.01),
+        ScoreLine(source="macro", regime="chop", calls=50, hits=30, misses=20, brier_skill=0.2),
+    )
     tables = score_tables(TrackRecord(lines=lines))
     assert [t.id for t in tables] == ["overall", "by-regime"]
     assert [line.regime for line in tables[1].lines] == ["chop"]

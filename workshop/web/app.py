@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.calendar import NEW_YORK
 from shared.contracts import ScoreLine, TrackRecord
 from shared.db.session import session_scope
-from shared.records import track_record
+from shared.records import AgainstBaselines, against_baselines, track_record
 from shared.settings import Settings, load_settings
 from workshop import render
 from workshop.web import charts, reading
@@ -135,31 +135,25 @@ def score_tables(record: TrackRecord) -> list[Table]:
     return tables
 
 
-def verdicts(record: TrackRecord) -> list[str]:
-    """A sentence per source saying plainly whether it beats quoting the base rate."""
+def verdicts(found: list[AgainstBaselines]) -> list[str]:
+    """A sentence per source saying plainly whether it beats every honest baseline: the base
+    rate, the naive random walk and always the majority outcome (shared.records)."""
     out = []
-    for line in record.lines:
-        if _dimensions(line) or line.settled == 0:
-            continue
+    for line in found:
         head = f"{line.source}: {line.settled} settled calls"
-        if line.brier_skill is None:
-            out.append(f"{head}, none with a base rate to judge by.")
+        if line.brier is None:
+            out.append(f"{head}.")
             continue
-        skill = f"Brier skill {line.brier_skill:+.3f}"
-        interval = (
-            ""
-            if line.hit_rate_low is None or line.hit_rate_high is None
-            else f" (hit rate 95% interval {line.hit_rate_low:.2f}–{line.hit_rate_high:.2f})"
-        )
-        if line.brier_skill <= 0:
-            out.append(f"{head}, {skill}: no edge over quoting the base rate.")
-        elif line.hit_rate_low is not None and line.hit_rate_low > 0.5:
-            out.append(f"{head}, {skill}{interval}: ahead of the base rate and of a coin.")
-        else:
-            out.append(
-                f"{head}, {skill}{interval}: ahead of the base rate on these calls, "
-                "but not clear of a coin: no proven edge."
-            )
+        figures = [f"Brier {line.brier:.3f}"]
+        for name, skill, se in (("vs the base rate", line.skill_base, line.skill_base_se),
+                                ("vs the naive random walk", line.skill_naive,
+                                 line.skill_naive_se)):  # fmt: skip
+            if skill is not None:
+                spread = "" if se is None else f" ± {se:.3f}"
+                figures.append(f"skill {name} {skill:+.3f}{spread}")
+        if line.majority_brier is not None:
+            figures.append(f"always the majority {line.majority_brier:.3f}")
+        out.append(f"{head} ({', '.join(figures)}): {line.verdict}.")
     return out
 
 
@@ -249,7 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
         naive = any(c.naive is not None for c in calls)
         context = {
             "tables": score_tables(record),
-            "verdicts": verdicts(record),
+            "verdicts": verdicts(against_baselines(db)),
             "version": "-".join(str(v) for v in version).replace(" ", "_"),
             "settled": len(calls),
             "naive_note": (
