@@ -28,9 +28,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,10 +116,7 @@ def _model_of(kind: str, event: str, target: str) -> str:
     return kind
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One event on the menu: what would be called, on what terms, and what it is measured by."""
-
+class _Terms(NamedTuple):
     target: str
     kind: CallKind
     event: str  # up | gt | lt | in
@@ -128,24 +126,47 @@ class Option:
     session: date
     base: float
     naive: float
-    lean: float = 0.0
-    stretch: float = 0.0  # the symbol's stretch (z of its last sessions' move), signed up
+    lean: float
+    stretch: float  # the symbol's stretch (z of its last sessions' move), signed up
     # Computed once (every candidate is evaluated, proposed and binned): the calibration's
     # inputs and the calibration it is scored by.
-    logits: tuple[float, float, float, float] = field(init=False, repr=False, compare=False)
-    model: str = field(init=False, repr=False, compare=False)
+    logits: tuple[float, float, float, float]
+    model: str
 
-    def __post_init__(self) -> None:
+
+class Option(_Terms):
+    """One event on the menu: what would be called, on what terms, and what it is measured by.
+
+    A tuple (frozen, built by one call: the menu builds and leans some 300,000 of these over a
+    replay); Option(...) takes the terms and computes the calibration's inputs and model."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        target: str,
+        kind: CallKind,
+        event: str,
+        move_pct: float,
+        horizon_hours: int,
+        reference: float,
+        session: date,
+        base: float,
+        naive: float,
+        lean: float = 0.0,
+        stretch: float = 0.0,
+    ) -> Option:
         # The stretch toward the event: up and above the line with it, below against it, and a
         # range by its size alone (a run either way is a loud tape).
-        if self.event == "lt":
-            toward = -self.stretch
-        elif self.event == "in":
-            toward = abs(self.stretch)
+        if event == "lt":
+            toward = -stretch
+        elif event == "in":
+            toward = abs(stretch)
         else:
-            toward = self.stretch
-        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean, toward))
-        object.__setattr__(self, "model", _model_of(self.kind, self.event, self.target))
+            toward = stretch
+        return _option((target, kind, event, move_pct, horizon_hours, reference, session, base,
+                        naive, lean, stretch, (logit(naive), logit(base), lean, toward),
+                        _model_of(kind, event, target)))  # fmt: skip
 
     @property
     def side(self) -> CallSide:
@@ -165,19 +186,13 @@ class Option:
         return self.logits
 
 
-# Option's slots, set directly (a slot's own setter: the frozen class' __setattr__ refuses).
-_SLOTS = tuple(vars(Option)[f.name].__set__ for f in fields(Option))
 _LOGIT_HALF = logit(0.5)
 
 
 def _option(values: tuple[object, ...]) -> Option:
     """An Option from all its fields, logits and model included, in field order: what Option(...)
-    builds, without its frozen __init__ and __post_init__ recomputing what the caller has (the
-    menu builds and leans some 300,000 of these over a replay)."""
-    option = object.__new__(Option)
-    for put, value in zip(_SLOTS, values, strict=True):
-        put(option, value)
-    return option
+    builds, without recomputing what the caller has."""
+    return tuple.__new__(Option, values)
 
 
 def options(
