@@ -47,7 +47,7 @@ from shared.contracts import (
     call_wording,
     horizon_sessions,
 )
-from shared.events import asset_class, event_key, grid, naive_probability, topic_of
+from shared.events import asset_class, event_key, grid, naive_at_move, topic_of
 from shared.judging import outcome
 from shared.ports import SettlementPrices
 
@@ -239,9 +239,20 @@ def _events(symbol: str, sessions: int, move: float) -> tuple[tuple[str, float, 
     )
 
 
+def _nearest(moves: Sequence[float], aim: float) -> float:
+    """The first of the moves whose log is nearest aim's (min by that key, written out)."""
+    best, gap = moves[0], abs(math.log(moves[0] / aim))
+    for g in moves[1:]:
+        d = abs(math.log(g / aim))
+        if d < gap:
+            best, gap = g, d
+    return best
+
+
 def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[Option]:
     """The menu without the minds' lean (see options)."""
     out: list[Option] = []
+    rates = features.event_rates
     for symbol in sorted(features.last_close):
         reference = features.last_close[symbol]
         returns = features.returns.get(symbol)
@@ -268,19 +279,20 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
-            aim = NEAR_Z * sd * math.sqrt(n)
-            move = min(grid(symbol), key=lambda g: abs(math.log(g / aim)))
-            best: dict[str, tuple[float, float, float]] = {}
-            for event, signed_move, key in _events(symbol, n, move):
-                rate = features.event_rates.get(key)
-                if rate is not None:
-                    best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
-            for event, (move, naive, rate) in sorted(best.items()):
+            move = _nearest(grid(symbol), NEAR_Z * sd * math.sqrt(n))
+            # Above the move, within it, below minus it: in _events' order (gt, in, lt).
+            naives = naive_at_move(move, sd, n)
+            for (event, signed_move, key), naive in zip(
+                _events(symbol, n, move), naives, strict=True
+            ):
+                rate = rates.get(key)
+                if rate is None:
+                    continue
                 kind: CallKind = "range" if event == "in" else "threshold"
                 toward = -z if event == "lt" else abs(z) if event == "in" else z
                 out.append(
-                    _option((symbol, kind, event, move, hours, reference, session, rate, naive,
-                             0.0, z, (logit(naive), logit(rate), 0.0, toward),
+                    _option((symbol, kind, event, signed_move, hours, reference, session, rate,
+                             naive, 0.0, z, (logit(naive), logit(rate), 0.0, toward),
                              _model_of(kind, event, symbol)))
                 )  # fmt: skip
     return out

@@ -36,7 +36,7 @@ from shared.calendar import replay_as_of
 from shared.contracts import STRETCH_CLIP, CycleTrigger, Dispatch, SymbolReturns
 from shared.db.models import Cycle, ForecastRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
-from shared.events import naive_probability
+from shared.events import naive_at_move, naive_probability
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from shared.records import cycle_number
 from shared.scoring import Scored, baselines, brier, murphy, skill_and_se
@@ -274,6 +274,30 @@ def test_naive_model_is_a_driftless_random_walk() -> None:
     assert naive_probability("gt", move, sd, 1) == pytest.approx(0.1587, abs=1e-3)
     assert naive_probability("lt", -move, sd, 4) < naive_probability("lt", -move, sd, 1) + 0.2
     assert naive_probability("in", 0.6745, 1.0, 1) == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_three_naive_probabilities_at_a_move_are_naive_probabilitys_own() -> None:
+    """naive_at_move gives above, within and below a move the very floats naive_probability
+    gives each event, at every grid move, on tapes from dead calm to a crash, and at the edges
+    of the moves its shortcut covers (a tiny move, 99%; beyond it a fall is not priceable)."""
+    rng = random.Random(3)
+    moves = [0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 8.0, 10.0, 15.0, 25.0, 98.5, 99.0, 1e-9]
+    for move in moves:
+        for sd in [
+            0.0,
+            1e-6,
+            0.05,
+            0.7,
+            1.3,
+            4.0,
+            12.0,
+            60.0,
+            *(rng.uniform(0, 9) for _ in range(40)),
+        ]:
+            for n in (1, 2, 5):
+                want = (naive_probability("gt", move, sd, n), naive_probability("in", move, sd, n),
+                        naive_probability("lt", -move, sd, n))  # fmt: skip
+                assert naive_at_move(move, sd, n) == want
 
 
 def test_baselines_murphy_and_majority() -> None:
