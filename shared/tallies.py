@@ -118,62 +118,32 @@ class TallyBook:
 
     `keeps` picks the lines a reader needs (the backtest's cycles read the overall and regime
     lines of the public book, rules a few cuts of the evidence book); the others are still
-    counted, so the full scoreboard is there at the end. A line no reader has read yet keeps its
-    deltas' increments waiting, added in the order they came when it is first read (the same
-    sums to the last bit: a cycle reads half of the lines a call counts in, the rest only the
-    final scoreboard does). A delta is a value: it is not changed once applied.
+    counted, so the full scoreboard is there at the end.
     """
 
-    _tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
+    tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
     _dirty: set[tuple[str, Key]] = field(default_factory=set)
-    # The increments of lines not read yet, in the order they came (see the docstring).
-    _waiting: dict[tuple[str, Key], list[Increments]] = field(default_factory=dict)
-    _read: set[tuple[str, Key]] = field(default_factory=set)
     # The keys each reader wants, in scoreboard order: they change only when a new line opens.
     _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
         default_factory=dict
     )
 
-    @property
-    def tallies(self) -> dict[tuple[str, Key], Tally]:
-        """Every line's tally, every increment added."""
-        for line in list(self._waiting):
-            self._catch_up(line)
-        return self._tallies
-
     def apply(self, deltas: Iterable[Delta]) -> None:
         last: Tally | None = None
         moves: Increments = ((), ())
-        tallies, dirty, read, waiting = self._tallies, self._dirty, self._read, self._waiting
+        tallies, dirty = self.tallies, self._dirty
         for book, key, delta in deltas:
             # One delta goes to every line the call counts in: read what it moves once.
             if delta is not last:
                 last, moves = delta, increments(delta)
             line = (book, key)
-            if line in read:
-                add_increments(tallies[line], moves)
-                dirty.add(line)
-                continue
-            if line not in tallies:
-                tallies[line] = Tally()
+            tally = tallies.get(line)
+            if tally is None:
+                tally = tallies[line] = Tally()
                 self._views.clear()
-            held = waiting.get(line)
-            if held is None:
-                waiting[line] = [moves]
-            else:
-                held.append(moves)
-
-    def _catch_up(self, line: tuple[str, Key]) -> Tally:
-        """The line's tally with its waiting increments added; it is read from now on."""
-        tally = self._tallies[line]
-        held = self._waiting.pop(line, None)
-        if held is not None:
-            for moves in held:
-                add_increments(tally, moves)
-            self._dirty.add(line)
-        self._read.add(line)
-        return tally
+            add_increments(tally, moves)
+            dirty.add(line)
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
@@ -181,18 +151,17 @@ class TallyBook:
         """The book's lines in scoreboard order; without detail they are cached between reads."""
         wanted = self._views.get((book, keeps))
         if wanted is None:
-            found = [k for b, k in self._tallies if b == book and (keeps is None or keeps(k))]
+            found = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
             wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
         if detail:
-            return tuple(line_of(k, self._catch_up((book, k))) for k in wanted)
-        built, dirty, read = self._lines, self._dirty, self._read
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
+        built, dirty = self._lines, self._dirty
         out: list[ScoreLine] = []
         for key in wanted:
             line = (book, key)
-            tally = self._tallies[line] if line in read else self._catch_up(line)
             if line in dirty or line not in built:
                 # Trusted: every key here came from a validated call (see Tally.line).
-                built[line] = line_of(key, tally, detail=False, trusted=True)
+                built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
                 dirty.discard(line)
             out.append(built[line])
         return tuple(out)

@@ -10,8 +10,8 @@ from pathlib import Path
 from shared.db.record import StoredBook
 from shared.db.session import migrate, session_scope
 from shared.ports import RecordBook
-from shared.scoring import ALL, Abstained, CallOutcome, Key, Tally, line_of, order
-from shared.tallies import EVIDENCE, PUBLIC, Delta, TallyBook, absorb, abstained, closed, opened
+from shared.scoring import ALL, Abstained, CallOutcome, Key
+from shared.tallies import EVIDENCE, PUBLIC, Delta, TallyBook, abstained, closed, opened
 
 SOURCES = ("synthesis", "macro", "flow", "contrarian")
 REGIMES = ("risk_on", "risk_off", "chop")
@@ -66,29 +66,3 @@ def test_the_stored_and_the_in_memory_record_give_the_same_lines(tmp_path: Path)
         later = StoredBook(session)
         assert isinstance(later, RecordBook)
         assert later.lines(PUBLIC) == memory.lines(PUBLIC)
-
-
-def test_lines_read_along_the_way_equal_lines_folded_eagerly() -> None:
-    """The in-memory book keeps the increments of lines nobody has read waiting: read every few
-    events (the regime lines of the public book, as a backtest's cycles do), then whole at the
-    end, each line equals its tally folded delta by delta (absorb), field for field and to the
-    last bit, and the book read only at the end gives the same lines."""
-    events = _events(11, 400)
-    along, at_end = TallyBook(), TallyBook()
-    eager: dict[tuple[str, Key], Tally] = {}
-    for number, deltas in enumerate(events):
-        along.apply(deltas)
-        at_end.apply(deltas)
-        for book, key, delta in deltas:
-            absorb(eager.setdefault((book, key), Tally()), delta)
-        if number % 7 == 0:
-            assert along.lines(PUBLIC, _regime_lines) == tuple(
-                line_of(k, eager[(PUBLIC, k)], detail=False)
-                for k in sorted((k for b, k in eager if b == PUBLIC and _regime_lines(k)),
-                                key=order)
-            )  # fmt: skip
-    assert along.tallies == eager
-    assert at_end.tallies == eager
-    for name in (PUBLIC, EVIDENCE):
-        for detail in (False, True):
-            assert along.lines(name, detail=detail) == at_end.lines(name, detail=detail)
