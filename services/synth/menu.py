@@ -42,13 +42,13 @@ from shared.contracts import (
     Candidate,
     Features,
     Prediction,
-    Quote,
     Regime,
     call_wording,
+    event_holds,
     horizon_sessions,
 )
 from shared.events import asset_class, event_key, grid, naive_at_move, topic_of
-from shared.judging import outcome
+from shared.judging import TERMS, Before, verdict_before_terms
 from shared.ports import SettlementPrices
 
 HORIZONS = (24, 48, 120)
@@ -360,34 +360,42 @@ class MenuHistory:
     def add(
         self, option: Option, hit: bool, *, desk: bool = False, stated: float | None = None
     ) -> None:
-        if stated is not None:
-            y = 1.0 if hit else 0.0
-            ref = (option.base - y) ** 2
-            gain = ref - (stated - y) ** 2
-            cell = self.tested[option.model]
-            cell[0] += 1
-            cell[1] += gain
-            cell[2] += gain * gain
-            cell[3] += ref
-        x1, x2, x3, x4 = option.logits
-        key = (
-            round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
-            round(x4 / BIN_STRETCH),
-        )  # fmt: skip
-        model = option.model
-        cells = self.cells[model]
-        row = cells.get(key)
-        if row is None:
-            row = cells[key] = [0.0] * (INPUTS + 2)
-        self._dirty[model].add(key)
-        row[0] += 1
-        row[1] += 1.0 if hit else 0.0
-        row[2] += x1
-        row[3] += x2
-        row[4] += x3
-        row[5] += x4
-        self.counts[option.model] += 1
-        self.from_desk += int(desk)
+        self.add_all(((option, hit, desk, stated),))
+
+    def add_all(self, settled: Iterable[tuple[Option, bool, bool, float | None]]) -> None:
+        """Settled candidates, in order: (option, hit, weighed on the desk's cycle, the
+        probability the fit in force gave it or None)."""
+        tested, all_cells, all_dirty, counts = self.tested, self.cells, self._dirty, self.counts
+        for option, hit, desk, stated in settled:
+            model = option.model
+            if stated is not None:
+                y = 1.0 if hit else 0.0
+                ref = (option.base - y) ** 2
+                gain = ref - (stated - y) ** 2
+                cell = tested[model]
+                cell[0] += 1
+                cell[1] += gain
+                cell[2] += gain * gain
+                cell[3] += ref
+            x1, x2, x3, x4 = option.logits
+            key = (
+                round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
+                round(x4 / BIN_STRETCH),
+            )  # fmt: skip
+            cells = all_cells[model]
+            row = cells.get(key)
+            if row is None:
+                row = cells[key] = [0.0] * (INPUTS + 2)
+            all_dirty[model].add(key)
+            row[0] += 1
+            row[1] += 1.0 if hit else 0.0
+            row[2] += x1
+            row[3] += x2
+            row[4] += x3
+            row[5] += x4
+            counts[model] += 1
+            if desk:
+                self.from_desk += 1
 
     @property
     def total(self) -> int:
@@ -616,37 +624,46 @@ class MenuBook:
     def settle(self, market: SettlementPrices, now: datetime) -> int:
         """Settle what matured and is known by now; a candidate without a close within the
         grace period is dropped (inconclusive), never counted as a hit or a miss."""
-        done = 0
         waiting: list[tuple[datetime, int, Option, bool, float | None]] = []
-        # The candidates of one symbol and horizon share their settling close.
-        quotes: dict[tuple[str, datetime], Quote | None] = {}
-        while self._heap and self._heap[0][0] <= now:
-            entry = heapq.heappop(self._heap)
+        # The candidates of one symbol and horizon share their settling close, and with it all
+        # of outcome() but the terms (shared.judging.verdict_before_terms).
+        shared: dict[tuple[str, datetime], tuple[Before, float]] = {}
+        heap = self._heap
+        settled: list[tuple[Option, bool, bool, float | None]] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
             due, _, option, desk, stated = entry
             key = (option.target, due)
-            if key not in quotes:
-                quotes[key] = market.settlement_quote(option.target, due, now)
-            verdict = outcome(
-                option.side,
-                option.reference,
-                option.line,
-                quotes[key],
-                matures_at=due,
-                now=now,
-                attempts=0,
-                max_attempts=1,
-                kind=option.kind,
-                range_pct=option.range_pct,
-            )
-            if verdict is None:
+            known = shared.get(key)
+            if known is None:
+                quote = market.settlement_quote(option.target, due, now)
+                before = verdict_before_terms(
+                    quote, matures_at=due, now=now, attempts=0, max_attempts=1
+                )
+                known = shared[key] = (before, quote.price if quote is not None else 0.0)
+            before, price = known
+            if before is None:
                 waiting.append(entry)
                 continue
-            if verdict != "inconclusive":
-                self.history.add(option, verdict == "hit", desk=desk, stated=stated)
-                done += 1
+            if before == TERMS:
+                event = option.event
+                kind = option.kind
+                # Option's side, line and range_pct, as event_holds takes them.
+                hit = event_holds(
+                    kind,
+                    _SIDES[event],
+                    option.reference,
+                    option.reference * (1.0 + option.move_pct / 100.0)
+                    if kind == "threshold"
+                    else option.reference,
+                    option.move_pct if kind == "range" else None,
+                    price,
+                )
+                settled.append((option, hit, desk, stated))
+        self.history.add_all(settled)
         for entry in waiting:
-            heapq.heappush(self._heap, entry)
-        return done
+            heapq.heappush(heap, entry)
+        return len(settled)
 
 
 # --- the choice ----------------------------------------------------------------------------------
