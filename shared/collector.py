@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _FROZEN_IN: set[int] = set()  # processes that froze after a task (a forked child is not one)
@@ -29,3 +31,18 @@ def freeze_after_first_task(**_: Any) -> None:
         _FROZEN_IN.add(os.getpid())
         gc.collect()
         gc.freeze()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No automatic collection inside, restored as it was after: for a loop that allocates
+    millions of objects and makes no cyclic garbage (a backtest over replay-dev: 900 collections,
+    0 objects found, 7% of its time walking what it holds). What refcounting frees is freed as
+    before; a cycle made inside is left to the next collection after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -159,3 +159,21 @@ def naive_probability(event: str, move_pct: float, daily_sd_pct: float, sessions
     else:
         p = normal_cdf(hi) - normal_cdf(lo)
     return min(1.0 - 1e-6, max(1e-6, p))
+
+
+def naive_at_move(
+    move_pct: float, daily_sd_pct: float, sessions: int
+) -> tuple[float, float, float]:
+    """naive_probability of the three events at one grid move: above +move, within ±move, below
+    -move (in that order), each the same float, from two logs and two normal tails instead of
+    six and four (the menu prices these three for every symbol and horizon of every session)."""
+    scale = daily_sd_pct / 100.0 * math.sqrt(sessions)
+    if scale <= 0 or not 0 < move_pct <= 99.0:
+        return (naive_probability("gt", move_pct, daily_sd_pct, sessions),
+                naive_probability("in", move_pct, daily_sd_pct, sessions),
+                naive_probability("lt", -move_pct, daily_sd_pct, sessions))  # fmt: skip
+    above = normal_cdf(math.log1p(move_pct / 100.0) / scale)
+    below = normal_cdf(math.log1p(-move_pct / 100.0) / scale)
+    return (min(1.0 - 1e-6, max(1e-6, 1.0 - above)),
+            min(1.0 - 1e-6, max(1e-6, above - below)),
+            min(1.0 - 1e-6, max(1e-6, below)))  # fmt: skip

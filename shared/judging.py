@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final, Literal
 
 from shared.calendar import session_close
 from shared.contracts import Outcome, Quote, event_holds
@@ -49,14 +50,34 @@ def outcome(
 ) -> Outcome | None:
     """The judge's verdict alone (None: not yet), without the reason's words: what the menu's
     thousands of candidates a cycle need. judge() explains this same verdict."""
+    before = verdict_before_terms(
+        quote, matures_at=matures_at, now=now, attempts=attempts, max_attempts=max_attempts
+    )
+    if before != TERMS or quote is None:
+        return None if before is None else "inconclusive"
+    beyond = event_holds(kind, direction, reference_price, line, range_pct, quote.price)
+    return "hit" if beyond else "miss"
+
+
+# What verdict_before_terms says when the quote is there and on time: the call's terms decide.
+TERMS: Final = "terms"
+Before = Literal["inconclusive", "terms"] | None
+
+
+def verdict_before_terms(
+    quote: Quote | None, *, matures_at: datetime, now: datetime, attempts: int, max_attempts: int
+) -> Before:
+    """The part of outcome() every call maturing at one time on one quote shares: None (not
+    yet), inconclusive (no price past the grace, or a gap), or TERMS: hit or miss by the call's
+    own terms (event_holds on the quote's price). The menu settles each symbol's candidates of
+    one maturity on one quote."""
     if quote is None:
         if now < matures_at + GRACE or attempts + 1 < max_attempts:
             return None
         return "inconclusive"
     if late(quote, matures_at):
         return "inconclusive"
-    beyond = event_holds(kind, direction, reference_price, line, range_pct, quote.price)
-    return "hit" if beyond else "miss"
+    return TERMS
 
 
 def late(quote: Quote, matures_at: datetime) -> bool:

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import cast
 
 from shared.contracts import Features, Fingerprint, Lesson, Memory, Outcome, Prediction
 
@@ -187,35 +186,27 @@ def _rank(
     cycles: Iterable[_Cycle], tape: Fingerprint, as_of: datetime, k: int
 ) -> tuple[Memory, ...]:
     here = _vector(tape)
-    if None in here:
-        scored = [
-            (_distance(here, cycle.vector), cycle.newest_first, cycle.lessons[0].cycle_key, cycle)
-            for cycle in cycles
-            if cycle.made_at < as_of
-        ]
-    else:
-        # Today's tape is whole (the usual case): _distance written out for a whole past tape,
-        # the same sum in the same order (recall weighs a hundred past cycles every cycle).
-        h0, h1, h2, h3, h4 = cast("tuple[float, float, float, float, float]", here)
-        scored = [
-            (
-                math.sqrt(
-                    0.0
-                    + (h0 - c.vector[0]) ** 2  # type: ignore[operator]
-                    + (h1 - c.vector[1]) ** 2  # type: ignore[operator]
-                    + (h2 - c.vector[2]) ** 2  # type: ignore[operator]
-                    + (h3 - c.vector[3]) ** 2  # type: ignore[operator]
-                    + (h4 - c.vector[4]) ** 2  # type: ignore[operator]
-                )
-                if c.whole
-                else _distance(here, c.vector),
-                c.newest_first,
-                c.lessons[0].cycle_key,
-                c,
-            )
-            for c in cycles
-            if c.made_at < as_of
-        ]
+    # _distance written out (recall weighs a hundred past cycles every cycle): each number
+    # either tape lacks counts 1, the same terms summed in the same order.
+    h0, h1, h2, h3, h4 = here
+    scored = [
+        (
+            math.sqrt(
+                0.0
+                + (1.0 if h0 is None or v[0] is None else (h0 - v[0]) ** 2)
+                + (1.0 if h1 is None or v[1] is None else (h1 - v[1]) ** 2)
+                + (1.0 if h2 is None or v[2] is None else (h2 - v[2]) ** 2)
+                + (1.0 if h3 is None or v[3] is None else (h3 - v[3]) ** 2)
+                + (1.0 if h4 is None or v[4] is None else (h4 - v[4]) ** 2)
+            ),
+            c.newest_first,
+            c.lessons[0].cycle_key,
+            c,
+        )
+        for c in cycles
+        if c.made_at < as_of
+        for v in (c.vector,)
+    ]
     out: list[Memory] = []
     for d, _, _, cycle in sorted(scored, key=_order):
         # Only lessons settled by as_of exist yet: the memory never reaches forward.

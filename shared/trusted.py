@@ -18,12 +18,20 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 
+# BaseModel's own slots, set through their descriptors (object.__setattr__ looks each name up
+# first: with it a trusted build cost about what validating the model did).
+_DICT = BaseModel.__dict__["__dict__"].__set__
+_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
 def built(cls: type[M], values: dict[str, Any], given: Iterable[str] | None = None) -> M:
     """An instance of cls holding values as they are; given names the fields a validated build
     would record as set (default: all of them)."""
     item = cls.__new__(cls)
-    object.__setattr__(item, "__dict__", values)
-    object.__setattr__(item, "__pydantic_fields_set__", set(values if given is None else given))
-    object.__setattr__(item, "__pydantic_extra__", None)
-    object.__setattr__(item, "__pydantic_private__", None)
+    _DICT(item, values)
+    _FIELDS_SET(item, set(values if given is None else given))
+    _EXTRA(item, None)
+    _PRIVATE(item, None)
     return item

@@ -28,9 +28,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,13 +42,13 @@ from shared.contracts import (
     Candidate,
     Features,
     Prediction,
-    Quote,
     Regime,
     call_wording,
+    event_holds,
     horizon_sessions,
 )
-from shared.events import asset_class, event_key, grid, naive_probability, topic_of
-from shared.judging import outcome
+from shared.events import asset_class, event_key, grid, naive_at_move, topic_of
+from shared.judging import TERMS, Before, verdict_before_terms
 from shared.ports import SettlementPrices
 
 HORIZONS = (24, 48, 120)
@@ -115,10 +116,7 @@ def _model_of(kind: str, event: str, target: str) -> str:
     return kind
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One event on the menu: what would be called, on what terms, and what it is measured by."""
-
+class _Terms(NamedTuple):
     target: str
     kind: CallKind
     event: str  # up | gt | lt | in
@@ -128,24 +126,47 @@ class Option:
     session: date
     base: float
     naive: float
-    lean: float = 0.0
-    stretch: float = 0.0  # the symbol's stretch (z of its last sessions' move), signed up
+    lean: float
+    stretch: float  # the symbol's stretch (z of its last sessions' move), signed up
     # Computed once (every candidate is evaluated, proposed and binned): the calibration's
     # inputs and the calibration it is scored by.
-    logits: tuple[float, float, float, float] = field(init=False, repr=False, compare=False)
-    model: str = field(init=False, repr=False, compare=False)
+    logits: tuple[float, float, float, float]
+    model: str
 
-    def __post_init__(self) -> None:
+
+class Option(_Terms):
+    """One event on the menu: what would be called, on what terms, and what it is measured by.
+
+    A tuple (frozen, built by one call: the menu builds and leans some 300,000 of these over a
+    replay); Option(...) takes the terms and computes the calibration's inputs and model."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        target: str,
+        kind: CallKind,
+        event: str,
+        move_pct: float,
+        horizon_hours: int,
+        reference: float,
+        session: date,
+        base: float,
+        naive: float,
+        lean: float = 0.0,
+        stretch: float = 0.0,
+    ) -> Option:
         # The stretch toward the event: up and above the line with it, below against it, and a
         # range by its size alone (a run either way is a loud tape).
-        if self.event == "lt":
-            toward = -self.stretch
-        elif self.event == "in":
-            toward = abs(self.stretch)
+        if event == "lt":
+            toward = -stretch
+        elif event == "in":
+            toward = abs(stretch)
         else:
-            toward = self.stretch
-        object.__setattr__(self, "logits", (logit(self.naive), logit(self.base), self.lean, toward))
-        object.__setattr__(self, "model", _model_of(self.kind, self.event, self.target))
+            toward = stretch
+        return _option((target, kind, event, move_pct, horizon_hours, reference, session, base,
+                        naive, lean, stretch, (logit(naive), logit(base), lean, toward),
+                        _model_of(kind, event, target)))  # fmt: skip
 
     @property
     def side(self) -> CallSide:
@@ -165,19 +186,13 @@ class Option:
         return self.logits
 
 
-# Option's slots, set directly (a slot's own setter: the frozen class' __setattr__ refuses).
-_SLOTS = tuple(vars(Option)[f.name].__set__ for f in fields(Option))
 _LOGIT_HALF = logit(0.5)
 
 
 def _option(values: tuple[object, ...]) -> Option:
     """An Option from all its fields, logits and model included, in field order: what Option(...)
-    builds, without its frozen __init__ and __post_init__ recomputing what the caller has (the
-    menu builds and leans some 300,000 of these over a replay)."""
-    option = object.__new__(Option)
-    for put, value in zip(_SLOTS, values, strict=True):
-        put(option, value)
-    return option
+    builds, without recomputing what the caller has."""
+    return tuple.__new__(Option, values)
 
 
 def options(
@@ -224,9 +239,20 @@ def _events(symbol: str, sessions: int, move: float) -> tuple[tuple[str, float, 
     )
 
 
+def _nearest(moves: Sequence[float], aim: float) -> float:
+    """The first of the moves whose log is nearest aim's (min by that key, written out)."""
+    best, gap = moves[0], abs(math.log(moves[0] / aim))
+    for g in moves[1:]:
+        d = abs(math.log(g / aim))
+        if d < gap:
+            best, gap = g, d
+    return best
+
+
 def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[Option]:
     """The menu without the minds' lean (see options)."""
     out: list[Option] = []
+    rates = features.event_rates
     for symbol in sorted(features.last_close):
         reference = features.last_close[symbol]
         returns = features.returns.get(symbol)
@@ -253,19 +279,20 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
                 )  # fmt: skip
             # The grid move nearest NEAR_Z standard deviations of the horizon's move: there a
             # threshold's naive probability is about 1/4 and a range's about a coin.
-            aim = NEAR_Z * sd * math.sqrt(n)
-            move = min(grid(symbol), key=lambda g: abs(math.log(g / aim)))
-            best: dict[str, tuple[float, float, float]] = {}
-            for event, signed_move, key in _events(symbol, n, move):
-                rate = features.event_rates.get(key)
-                if rate is not None:
-                    best[event] = (signed_move, naive_probability(event, signed_move, sd, n), rate)
-            for event, (move, naive, rate) in sorted(best.items()):
+            move = _nearest(grid(symbol), NEAR_Z * sd * math.sqrt(n))
+            # Above the move, within it, below minus it: in _events' order (gt, in, lt).
+            naives = naive_at_move(move, sd, n)
+            for (event, signed_move, key), naive in zip(
+                _events(symbol, n, move), naives, strict=True
+            ):
+                rate = rates.get(key)
+                if rate is None:
+                    continue
                 kind: CallKind = "range" if event == "in" else "threshold"
                 toward = -z if event == "lt" else abs(z) if event == "in" else z
                 out.append(
-                    _option((symbol, kind, event, move, hours, reference, session, rate, naive,
-                             0.0, z, (logit(naive), logit(rate), 0.0, toward),
+                    _option((symbol, kind, event, signed_move, hours, reference, session, rate,
+                             naive, 0.0, z, (logit(naive), logit(rate), 0.0, toward),
                              _model_of(kind, event, symbol)))
                 )  # fmt: skip
     return out
@@ -333,34 +360,42 @@ class MenuHistory:
     def add(
         self, option: Option, hit: bool, *, desk: bool = False, stated: float | None = None
     ) -> None:
-        if stated is not None:
-            y = 1.0 if hit else 0.0
-            ref = (option.base - y) ** 2
-            gain = ref - (stated - y) ** 2
-            cell = self.tested[option.model]
-            cell[0] += 1
-            cell[1] += gain
-            cell[2] += gain * gain
-            cell[3] += ref
-        x1, x2, x3, x4 = option.logits
-        key = (
-            round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
-            round(x4 / BIN_STRETCH),
-        )  # fmt: skip
-        model = option.model
-        cells = self.cells[model]
-        row = cells.get(key)
-        if row is None:
-            row = cells[key] = [0.0] * (INPUTS + 2)
-        self._dirty[model].add(key)
-        row[0] += 1
-        row[1] += 1.0 if hit else 0.0
-        row[2] += x1
-        row[3] += x2
-        row[4] += x3
-        row[5] += x4
-        self.counts[option.model] += 1
-        self.from_desk += int(desk)
+        self.add_all(((option, hit, desk, stated),))
+
+    def add_all(self, settled: Iterable[tuple[Option, bool, bool, float | None]]) -> None:
+        """Settled candidates, in order: (option, hit, weighed on the desk's cycle, the
+        probability the fit in force gave it or None)."""
+        tested, all_cells, all_dirty, counts = self.tested, self.cells, self._dirty, self.counts
+        for option, hit, desk, stated in settled:
+            model = option.model
+            if stated is not None:
+                y = 1.0 if hit else 0.0
+                ref = (option.base - y) ** 2
+                gain = ref - (stated - y) ** 2
+                cell = tested[model]
+                cell[0] += 1
+                cell[1] += gain
+                cell[2] += gain * gain
+                cell[3] += ref
+            x1, x2, x3, x4 = option.logits
+            key = (
+                round(x1 / BIN_NAIVE), round(x2 / BIN_BASE), round(x3 / BIN_LEAN),
+                round(x4 / BIN_STRETCH),
+            )  # fmt: skip
+            cells = all_cells[model]
+            row = cells.get(key)
+            if row is None:
+                row = cells[key] = [0.0] * (INPUTS + 2)
+            all_dirty[model].add(key)
+            row[0] += 1
+            row[1] += 1.0 if hit else 0.0
+            row[2] += x1
+            row[3] += x2
+            row[4] += x3
+            row[5] += x4
+            counts[model] += 1
+            if desk:
+                self.from_desk += 1
 
     @property
     def total(self) -> int:
@@ -589,37 +624,46 @@ class MenuBook:
     def settle(self, market: SettlementPrices, now: datetime) -> int:
         """Settle what matured and is known by now; a candidate without a close within the
         grace period is dropped (inconclusive), never counted as a hit or a miss."""
-        done = 0
         waiting: list[tuple[datetime, int, Option, bool, float | None]] = []
-        # The candidates of one symbol and horizon share their settling close.
-        quotes: dict[tuple[str, datetime], Quote | None] = {}
-        while self._heap and self._heap[0][0] <= now:
-            entry = heapq.heappop(self._heap)
+        # The candidates of one symbol and horizon share their settling close, and with it all
+        # of outcome() but the terms (shared.judging.verdict_before_terms).
+        shared: dict[tuple[str, datetime], tuple[Before, float]] = {}
+        heap = self._heap
+        settled: list[tuple[Option, bool, bool, float | None]] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
             due, _, option, desk, stated = entry
             key = (option.target, due)
-            if key not in quotes:
-                quotes[key] = market.settlement_quote(option.target, due, now)
-            verdict = outcome(
-                option.side,
-                option.reference,
-                option.line,
-                quotes[key],
-                matures_at=due,
-                now=now,
-                attempts=0,
-                max_attempts=1,
-                kind=option.kind,
-                range_pct=option.range_pct,
-            )
-            if verdict is None:
+            known = shared.get(key)
+            if known is None:
+                quote = market.settlement_quote(option.target, due, now)
+                before = verdict_before_terms(
+                    quote, matures_at=due, now=now, attempts=0, max_attempts=1
+                )
+                known = shared[key] = (before, quote.price if quote is not None else 0.0)
+            before, price = known
+            if before is None:
                 waiting.append(entry)
                 continue
-            if verdict != "inconclusive":
-                self.history.add(option, verdict == "hit", desk=desk, stated=stated)
-                done += 1
+            if before == TERMS:
+                event = option.event
+                kind = option.kind
+                # Option's side, line and range_pct, as event_holds takes them.
+                hit = event_holds(
+                    kind,
+                    _SIDES[event],
+                    option.reference,
+                    option.reference * (1.0 + option.move_pct / 100.0)
+                    if kind == "threshold"
+                    else option.reference,
+                    option.move_pct if kind == "range" else None,
+                    price,
+                )
+                settled.append((option, hit, desk, stated))
+        self.history.add_all(settled)
         for entry in waiting:
-            heapq.heappush(self._heap, entry)
-        return done
+            heapq.heappush(heap, entry)
+        return len(settled)
 
 
 # --- the choice ----------------------------------------------------------------------------------

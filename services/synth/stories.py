@@ -31,8 +31,12 @@ class Detector:
     end: float
 
 
+# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
+_NO_RETURNS = SymbolReturns()
+
+
 def _r(features: Features, symbol: str | None) -> SymbolReturns:
-    return features.returns.get(symbol or "", SymbolReturns())
+    return features.returns.get(symbol or "", _NO_RETURNS)
 
 
 def _drawdown(f: Features) -> tuple[str, float, str] | None:

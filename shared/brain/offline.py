@@ -35,6 +35,8 @@ NEUTRAL_BAND = 0.01
 COVERAGE_FLOOR = 0.6
 HORIZON_HOURS = 24
 TRADING_DAYS = 252
+# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
+_NO_RETURNS = SymbolReturns()
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class _Inputs:
         if symbol is None:
             self._reading.missing.append(label)
             return None
-        rets = self._features.returns.get(symbol, SymbolReturns())
+        rets = self._features.returns.get(symbol, _NO_RETURNS)
         value: float | None = getattr(rets, window)
         names = (symbol, f"{symbol}.{window}", f"returns.{symbol}", f"returns.{symbol}.{window}")
         if value is None or self.is_distrusted(*names):
@@ -449,7 +451,7 @@ def read_flow(context: CycleContext) -> Reading:
     else:
         reading.missing.append("breadth")
 
-    tech5 = f.returns.get(f.tech or "", SymbolReturns()).r5
+    tech5 = f.returns.get(f.tech or "", _NO_RETURNS).r5
     if f.tech and tech5 is not None and r5 is not None and not k.is_distrusted(f.tech):
         gap = tech5 - r5
         if gap >= 1.0:
@@ -464,7 +466,7 @@ def read_flow(context: CycleContext) -> Reading:
                 f"{capital(instrument(f.tech))} behind {name} by {gap:+.1f} pts over 5 "
                 "sessions: growth is being sold.",
             )
-    small5 = f.returns.get(f.small or "", SymbolReturns()).r5
+    small5 = f.returns.get(f.small or "", _NO_RETURNS).r5
     small_gap = (
         (small5 - r5) if (small5 is not None and r5 is not None) else b.spread_small_vs_broad
     )
@@ -483,7 +485,7 @@ def read_flow(context: CycleContext) -> Reading:
             )
 
     volume = k.get("volume_ratio_20d", "volume", "volume")
-    day = b.broad_r1 if b.broad_r1 is not None else f.returns.get(f.broad or "", SymbolReturns()).r1
+    day = b.broad_r1 if b.broad_r1 is not None else f.returns.get(f.broad or "", _NO_RETURNS).r1
     if volume is not None:
         if volume >= 1.4 and day is not None and day != 0:
             kind = "accumulation" if day > 0 else "distribution"

@@ -64,8 +64,12 @@ def _num(x: float) -> str:
     return f"{x:,.2f}"
 
 
+# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
+_NO_RETURNS = SymbolReturns()
+
+
 def _r(features: Features, symbol: str | None) -> SymbolReturns:
-    return features.returns.get(symbol or "", SymbolReturns())
+    return features.returns.get(symbol or "", _NO_RETURNS)
 
 
 def _settled(line: ScoreLine | None) -> int:

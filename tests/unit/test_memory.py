@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from services.resolver.forecasts import settle_forecasts
 from services.resolver.lessons import record_lessons
 from services.resolver.resolve import settle_matured
 from services.synth.stories import follow
 from services.synth.synthesize import synthesize
+from shared import memory
 from shared.brain.offline import OfflineBrain
 from shared.calendar import maturity, replay_as_of, session_close
 from shared.contracts import (
@@ -26,7 +30,16 @@ from shared.contracts import (
 from shared.db.models import Cycle, ForecastRecord, LessonRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.market.opening import replay_market
-from shared.memory import LessonIndex, fingerprint, recall_from, write_lesson
+from shared.memory import (
+    LessonIndex,
+    _Cycle,
+    _distance,
+    _rank,
+    _vector,
+    fingerprint,
+    recall_from,
+    write_lesson,
+)
 from shared.ports import SettlementPrices
 from shared.records import lessons_near
 from workshop.backtest import run_backtest
@@ -145,6 +158,40 @@ def test_recall_never_returns_a_lesson_settled_after_as_of() -> None:
     assert [m.cycle_key for m in found] == ["old-near", "old-far"]
     assert all(m.settled_at <= as_of and m.made_at < as_of for m in found)
     assert index.recall("SPY", "risk_off", today, as_of) == ()
+
+
+def test_recall_ranks_by_the_distance_summed_term_by_term(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recall's written-out distance is _distance's own sum, to the last bit, with any of
+    either tape's numbers missing: over 400 random past tapes and 60 of today's (some numbers
+    None, a few tapes with none at all) the order and distances recalled are the reference's:
+    every past cycle scored by _distance, sorted by distance, newest, key."""
+    rng = random.Random(7)
+    # What recall makes of each distance, kept whole (a Memory rounds it to four places).
+    monkeypatch.setattr(memory, "_memory", lambda d, lesson: (lesson.cycle_key, d))
+
+    def tape() -> Fingerprint:
+        def value(scale: float) -> float | None:
+            return None if rng.random() < 0.2 else round(rng.gauss(0, scale), rng.choice([1, 6]))
+
+        return Fingerprint(r1=value(1), r5=value(3), r20=value(6), vol=value(9), slope=value(1))
+
+    as_of = datetime(2016, 3, 9, 22, 30, tzinfo=UTC)
+    cycles: dict[str, _Cycle] = {}
+    for n in range(400):
+        made = as_of - timedelta(days=rng.randint(0, 900), hours=rng.choice([0, 0, 1]))
+        lesson = write_lesson(f"c{n}", _call("macro", "up", made, 2000.0), "hit", 2010.0,
+                              made + timedelta(days=1), tape())  # fmt: skip
+        cycles[lesson.cycle_key] = _Cycle(_vector(lesson.fingerprint), made, [lesson])
+    for _ in range(60):
+        today = tape() if rng.random() < 0.9 else Fingerprint()
+        here = _vector(today)
+        want = sorted(
+            (_distance(here, c.vector), c.newest_first, c.lessons[0].cycle_key, c)
+            for c in cycles.values()
+            if c.made_at < as_of and c.lessons[0].settled_at <= as_of
+        )[:10]
+        found = _rank(list(cycles.values()), today, as_of, 10)
+        assert list(found) == [(key, d) for d, _, key, _ in want]  # type: ignore[comparison-overlap]
 
 
 def test_no_backtest_cycle_recalls_anything_newer_than_its_as_of() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -17,6 +17,7 @@ from services.ingest.cycle import claim
 from services.synth.menu import (
     MODELS,
     KindFit,
+    MenuBook,
     MenuCalibrator,
     MenuHistory,
     Option,
@@ -32,11 +33,12 @@ from services.synth.store import store_cycle
 from services.synth.synthesize import synthesize
 from services.synth.warm import warm_book
 from shared.brain.offline import OfflineBrain
-from shared.calendar import replay_as_of
+from shared.calendar import maturity, replay_as_of
 from shared.contracts import STRETCH_CLIP, CycleTrigger, Dispatch, SymbolReturns
 from shared.db.models import Cycle, ForecastRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
-from shared.events import naive_probability
+from shared.events import naive_at_move, naive_probability
+from shared.judging import outcome
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from shared.records import cycle_number
 from shared.scoring import Scored, baselines, brier, murphy, skill_and_se
@@ -276,6 +278,30 @@ def test_naive_model_is_a_driftless_random_walk() -> None:
     assert naive_probability("in", 0.6745, 1.0, 1) == pytest.approx(0.5, abs=0.01)
 
 
+def test_the_three_naive_probabilities_at_a_move_are_naive_probabilitys_own() -> None:
+    """naive_at_move gives above, within and below a move the very floats naive_probability
+    gives each event, at every grid move, on tapes from dead calm to a crash, and at the edges
+    of the moves its shortcut covers (a tiny move, 99%; beyond it a fall is not priceable)."""
+    rng = random.Random(3)
+    moves = [0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 8.0, 10.0, 15.0, 25.0, 98.5, 99.0, 1e-9]
+    for move in moves:
+        for sd in [
+            0.0,
+            1e-6,
+            0.05,
+            0.7,
+            1.3,
+            4.0,
+            12.0,
+            60.0,
+            *(rng.uniform(0, 9) for _ in range(40)),
+        ]:
+            for n in (1, 2, 5):
+                want = (naive_probability("gt", move, sd, n), naive_probability("in", move, sd, n),
+                        naive_probability("lt", -move, sd, n))  # fmt: skip
+                assert naive_at_move(move, sd, n) == want
+
+
 def test_baselines_murphy_and_majority() -> None:
     """Brier = reliability - resolution + uncertainty when each bucket holds one probability; a
     forecaster always at the majority outcome scores its error rate; skill has a standard error."""
@@ -415,3 +441,47 @@ def test_the_menu_built_fast_is_what_the_option_constructor_builds() -> None:
         assert [type(x) for x in o.logits] == [type(x) for x in twin.logits]
     with pytest.raises(AttributeError):
         built[0].base = 0.1  # type: ignore[misc]
+
+
+def test_the_book_settles_each_candidate_as_the_judge_does_one_by_one() -> None:
+    """MenuBook.settle judges a symbol's candidates of one maturity on their shared quote; over
+    300 real sessions (2008's crash, every kind) the history it keeps is the one
+    settling each candidate alone through outcome() and MenuHistory.add gives, sum for sum."""
+    market = ReplayMarket.from_directory(None)
+    book = MenuBook()
+    pending: list[tuple[datetime, Option, bool, float | None]] = []
+    alone = MenuHistory()
+    days = market.sessions(date(2008, 1, 1), date(2009, 3, 31))
+    assert len(days) >= 300
+    for number, day in enumerate(days):
+        now = replay_as_of(day)
+        book.settle(market, now)
+        waiting = []
+        for due, option, desk, stated in pending:
+            quote = market.settlement_quote(option.target, due, now)
+            verdict = outcome(option.side, option.reference, option.line, quote, matures_at=due,
+                              now=now, attempts=0, max_attempts=1, kind=option.kind,
+                              range_pct=option.range_pct)  # fmt: skip
+            if verdict is None:
+                waiting.append((due, option, desk, stated))
+            elif verdict != "inconclusive":
+                alone.add(option, verdict == "hit", desk=desk, stated=stated)
+        pending = waiting
+        if number % 20 == 0:
+            book.refit()
+        weighed = leaned(candidates(market.features(
+            market.snapshot(CycleTrigger(cycle_key="s", as_of=now)))), {"^GSPC": 0.03})  # fmt: skip
+        desk = number % 2 == 0
+        book.propose(weighed, now, desk=desk, calibrator=book.calibrator)
+        fits = book.calibrator.fits if book.calibrator is not None else None
+        pending += [
+            (maturity(now, o.session, o.horizon_hours), o, desk,
+             fits[o.model].evaluate(o)[0] if fits is not None else None)
+            for o in weighed
+        ]  # fmt: skip
+        pending.sort(key=lambda p: p[0])  # the book's heap: by maturity, then as proposed
+    assert alone.total > 10_000
+    assert book.history.cells == alone.cells
+    assert book.history.counts == alone.counts
+    assert book.history.tested == alone.tested
+    assert book.history.from_desk == alone.from_desk

@@ -23,3 +23,25 @@ def test_a_process_freezes_what_it_holds_after_its_first_task_only() -> None:
     finally:
         gc.unfreeze()
         collector._FROZEN_IN.clear()
+
+
+def test_a_paused_collector_is_restored_as_it_was() -> None:
+    """Inside paused() nothing collects on its own; after it (an exception too) the collector is
+    on again if it was on before, and stays off if the caller had turned it off."""
+    assert gc.isenabled()
+    with collector.paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with collector.paused():
+            raise KeyError("inside")
+    except KeyError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

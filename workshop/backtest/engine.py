@@ -21,6 +21,7 @@ from services.synth.synthesize import decide, publish
 from services.synth.warm import WARM_SESSIONS, warm_book
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
+from shared.collector import paused
 from shared.contracts import (
     SYNTHESIS,
     CycleContext,
@@ -108,6 +109,7 @@ def label_of(data_dir: Path) -> str:
     return data_dir.resolve().name[:32] or "replay"
 
 
+@paused()  # a backtest makes no cyclic garbage; collecting walked all it holds (shared.collector)
 def run_backtest(
     data_dir: Path | None,
     start: date,

@@ -72,6 +72,10 @@ class Settled:
         return self.prediction.source
 
 
+# The tape of a cycle the ledger was not told of (immutable: one is shared).
+_NO_TAPE = Fingerprint()
+
+
 def overall_or_regime(key: Key) -> bool:
     return key[2:] == (ALL, ALL, ALL)
 
@@ -221,7 +225,7 @@ class Ledger:
         price: float | None,
         now: datetime,
     ) -> None:
-        tape = self.tapes.get(cycle_key, Fingerprint())
+        tape = self.tapes.get(cycle_key, _NO_TAPE)
         self.lessons.add(write_lesson(cycle_key, prediction, outcome, price, now, tape))
 
     def _close(self, item: Settled) -> None:
