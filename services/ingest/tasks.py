@@ -18,7 +18,7 @@ from shared import tasknames
 from shared.calendar import utc_now
 from shared.celery_app import app, settings_of
 from shared.contracts import CycleContext, CycleTrigger, Features, Snapshot
-from shared.db.session import session_scope
+from shared.db.session import checkpoint, session_scope
 from shared.errors import BadInputError
 from shared.market.opening import replay_market
 from shared.moments import check_moment
@@ -69,13 +69,19 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
 def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dict[str, Any]:
     """Claim the key and hand the context to every mind at once; the synthesis is the body."""
     settings = settings_of(app)
-    with session_scope(settings.db_url) as session:
+    # The claim's commit is all the minds wait for: its checkpoint comes with the launch mark's,
+    # after they are sent (one checkpoint per launch, off the cycle's critical path).
+    with session_scope(settings.db_url, checkpoint=False) as session:
         snapshot = cycles.with_notes(session, snapshot)
         context = cycles.claim(session, trigger, snapshot, features)
     if context is None:
         log.info("cycle.duplicate", outcome="ignored")
         return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
-    _send_minds(context)
+    try:
+        _send_minds(context)
+    except BaseException:
+        checkpoint(settings.db_url)  # what was committed is in the main file, sent or not
+        raise
     with session_scope(settings.db_url) as session:
         cycles.mark_launched(session, trigger.cycle_key)
     log.info(
@@ -97,11 +103,19 @@ def _send_minds(context: CycleContext) -> None:
     settings = settings_of(app)
     message = context.model_dump(mode="json")
     key = context.snapshot.cycle_key
+    # Each message's argsrepr (what events and monitors show of its arguments) is said here: Celery
+    # would otherwise build it with its safe repr, walking each context in Python (about a
+    # millisecond a mind, on the critical path); the body's, likewise, when the last mind sends it.
     header = [
-        app.signature(tasknames.mind_task(m), args=[cycles.for_mind(message, m)])
+        app.signature(
+            tasknames.mind_task(m),
+            args=[cycles.for_mind(message, m)],
+            argsrepr=f"[<{m}'s context for {key}>]",
+        )
         for m in settings.minds
     ]
-    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": key})
+    replies = f"[<the minds' replies for {key}>]"
+    body = app.signature(tasknames.SYNTHESIZE, kwargs={"cycle_key": key}, argsrepr=replies)
     chord(header)(body)
 
 

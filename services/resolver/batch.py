@@ -47,6 +47,34 @@ OPEN_SCHEMA = pl.Schema(
 )
 _GRACE_US = int(GRACE.total_seconds() * 1_000_000)
 
+# The parts of the judge that do not depend on the moment of the pass, built once: a pass builds
+# only the three comparisons with its now and max_attempts (building the whole plan per pass was
+# a tenth of a 10,000-call pass). Each is evaluated once per row, not cached: the eager select
+# does not eliminate common subexpressions, so the plan keeps the number of nodes small instead.
+_price = pl.col("settle_price")
+_side = pl.col("direction")
+_MOVED = _price / pl.col("reference_price") - 1.0
+_inside = (_MOVED.abs() * 100.0) <= (pl.col("range_pct").fill_null(0.0) + 1e-12)
+# shared.contracts.event_holds: a band holds as worded when being inside is what was called.
+_HOLDS = (
+    pl.when(pl.col("kind") == "range")
+    .then(_inside == (_side == "inside"))
+    .when(_side == "up")
+    .then(_price > pl.col("line"))
+    .otherwise(_price < pl.col("line"))
+)
+_INCONCLUSIVE = pl.lit("inconclusive", OUTCOME)
+# A priced call's verdict: a close later than the grace period after maturity (a gap in the
+# prices) settles nothing either way.
+_VERDICT = (
+    pl.when(pl.col("closes_us") > pl.col("matures_us") + _GRACE_US)
+    .then(_INCONCLUSIVE)
+    .when(_HOLDS)
+    .then(pl.lit("hit", OUTCOME))
+    .otherwise(pl.lit("miss", OUTCOME))
+)
+_MOVE_PCT = _MOVED * 100.0
+
 
 def micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
@@ -100,36 +128,19 @@ def settle_frame(
         open_calls = open_calls.filter(pl.col("matures_us") <= now_us)
     joined = quotes(open_calls, bars)
     # No quote (a null known_us) compares as null, which `when` takes as false.
-    priced = (pl.col("known_us") <= now_us).fill_null(False)
-    price = pl.col("settle_price")
-    side = pl.col("direction")
-    moved = price / pl.col("reference_price") - 1.0
-    inside = (moved.abs() * 100.0) <= (pl.col("range_pct").fill_null(0.0) + 1e-12)
-    holds = (
-        pl.when(pl.col("kind") == "range")
-        .then(pl.when(side == "inside").then(inside).otherwise(~inside))
-        .when(side == "up")
-        .then(price > pl.col("line"))
-        .otherwise(price < pl.col("line"))
-    )
-    late = pl.col("closes_us") > pl.col("matures_us") + _GRACE_US
+    priced = pl.col("known_us") <= now_us
+    waiting = (pl.col("known_us") > now_us).fill_null(True)
     past_grace = pl.col("matures_us") <= now_us - _GRACE_US
     give_up = pl.col("attempts") >= max_attempts - 1
     return joined.select(
         "id",
         pl.when(priced)
-        .then(
-            pl.when(late)
-            .then(pl.lit("inconclusive", OUTCOME))
-            .when(holds)
-            .then(pl.lit("hit", OUTCOME))
-            .otherwise(pl.lit("miss", OUTCOME))
-        )
+        .then(_VERDICT)
         .when(past_grace & give_up)
-        .then(pl.lit("inconclusive", OUTCOME))
+        .then(_INCONCLUSIVE)
         .alias("outcome"),
-        (~priced & past_grace & ~give_up).alias("spent_attempt"),
-        pl.when(priced).then(price).alias("settle_price"),
+        (waiting & past_grace & ~give_up).alias("spent_attempt"),
+        pl.when(priced).then(_price).alias("settle_price"),
         pl.when(priced).then(pl.col("session")).alias("session"),
-        pl.when(priced).then(moved * 100.0).alias("realized_move_pct"),
+        pl.when(priced).then(_MOVE_PCT).alias("realized_move_pct"),
     )

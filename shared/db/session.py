@@ -132,8 +132,12 @@ def _sessions(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A transaction: committed when the block ends, rolled back if it raises."""
+def session_scope(url: str, *, checkpoint: bool = True) -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back if it raises.
+
+    checkpoint=False leaves a SQLite write's checkpoint to the caller (checkpoint(url)), for a
+    task whose next step waits on nothing but the commit: the commit is durable in the WAL, and
+    the task checkpoints before it is acknowledged."""
     factory = _sessions(url)
     path = sqlite_path(url)
     if path is not None:
@@ -152,7 +156,13 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
-    if wrote:
+    if wrote and checkpoint:
+        _checkpoint(url)
+
+
+def checkpoint(url: str) -> None:
+    """Copy a SQLite database's WAL into its main file (nothing for other databases)."""
+    if sqlite_path(url) is not None:
         _checkpoint(url)
 
 
