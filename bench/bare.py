@@ -37,7 +37,7 @@ app.conf.update(
     task_routes={"bare.mind": {"queue": MINDS}, "bare.synth": {"queue": SYNTH}},
     task_send_sent_event=True,
     worker_send_task_events=True,
-    result_extended=True,
+    result_extended=False,
     result_backend_thread_safe=True,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": 3600},

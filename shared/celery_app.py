@@ -51,7 +51,10 @@ def create_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         result_expires=timedelta(days=1),
-        result_extended=True,
+        # A result is its value alone: extended results would store each mind's whole context
+        # (6-14 KB) again beside its output, and no reader uses that (Flower shows a task's
+        # arguments from the events). Measured: throughput 0.31-0.34x -> 0.34-0.37x of bare.
+        result_extended=False,
         result_backend_thread_safe=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
