@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,7 +22,7 @@ from shared.db.models import (
     PredictionRecord,
 )
 from shared.memory import CELL_DEPTH, near_cells
-from shared.scoring import Abstained, Scored, baselines, score_lines
+from shared.scoring import Abstained, Scored, baselines, brier, score_lines
 
 # A cycle leaves at most a lesson per source (four) and one for its pooled forecast, all in the
 # cell of its tape: the newest CELL_DEPTH cycles of a cell fit in one read of this many per cycle.
@@ -244,22 +245,19 @@ class AgainstBaselines:
         more than two standard errors (a tie with a trivial forecaster is no edge)."""
         if self.settled < 30 or self.brier is None:
             return f"too few settled calls ({self.settled}) to judge"
-        beaten: list[str] = []
         behind: list[str] = []
         for name, skill, se in (("the base rate", self.skill_base, self.skill_base_se),
                                 ("the naive random walk", self.skill_naive,
                                  self.skill_naive_se)):  # fmt: skip
             if skill is None or se is None:
                 behind.append(f"{name} (not measured)")
-            elif skill > 2 * se:
-                beaten.append(name)
             elif skill < -2 * se:
                 behind.append(f"{name} (worse)")
-            else:
+            elif skill <= 2 * se:
                 behind.append(f"{name} (a tie within noise)")
-        if self.majority_brier is not None and self.brier < self.majority_brier:
-            beaten.append("always the majority")
-        else:
+        if self.majority_brier is None:
+            behind.append("always the majority (not measured)")
+        elif self.brier >= self.majority_brier:
             behind.append("always the majority (worse)")
         if not behind:
             return "an edge over every baseline"
@@ -267,9 +265,8 @@ class AgainstBaselines:
 
 
 def against_baselines(session: Session) -> list[AgainstBaselines]:
-    """Each source's published, settled calls against the point-in-time base rate, the naive
-    random walk and always the majority outcome (shared.scoring.baselines): the synthesis
-    first. Read from the calls themselves: an operator's question, not a cycle's."""
+    """Each source's published, settled calls against the honest baselines (baseline_lines),
+    read from the calls themselves: an operator's question, not a cycle's."""
     rows = session.execute(
         select(
             PredictionRecord.source,
@@ -281,19 +278,26 @@ def against_baselines(session: Session) -> list[AgainstBaselines]:
             PredictionRecord.status.in_(("hit", "miss")), PredictionRecord.withheld_by.is_(None)
         )
     ).all()
+    return baseline_lines(
+        (source, Scored(p, base, naive, status == "hit")) for source, p, base, naive, status in rows
+    )
+
+
+def baseline_lines(calls: Iterable[tuple[str, Scored]]) -> list[AgainstBaselines]:
+    """Each source's settled calls against the point-in-time base rate, the naive random walk
+    and always the majority outcome (shared.scoring.baselines): the synthesis first."""
     by_source: dict[str, list[Scored]] = {}
-    for source, p, base, naive, status in rows:
-        by_source.setdefault(source, []).append(Scored(p, base, naive, status == "hit"))
+    for source, call in calls:
+        by_source.setdefault(source, []).append(call)
     found: list[AgainstBaselines] = []
     for source in sorted(by_source, key=lambda s: (s != "synthesis", s)):
         scored = by_source[source]
         figures = baselines(scored)
-        rated = [(s.p, s.hit) for s in scored]
         found.append(
             AgainstBaselines(
                 source=source,
                 settled=len(scored),
-                brier=sum((p - (1.0 if y else 0.0)) ** 2 for p, y in rated) / len(rated),
+                brier=brier((s.p, s.hit) for s in scored),
                 skill_base=_float(figures["skill_vs_base"]),
                 skill_base_se=_float(figures["brier_skill_se"]),
                 skill_naive=_float(figures["brier_skill_naive"]),

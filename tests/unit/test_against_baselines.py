@@ -67,3 +67,5 @@ def test_verdict_needs_enough_calls_and_more_than_two_standard_errors() -> None:
         "no edge shown over the base rate (a tie within noise), the naive random walk (worse), "
         "always the majority (worse)"
     )
+    unmeasured = AgainstBaselines("flow", 100, 0.2, 0.05, 0.02, 0.05, 0.02, None)
+    assert unmeasured.verdict == "no edge shown over always the majority (not measured)"

@@ -32,7 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.calendar import NEW_YORK
 from shared.contracts import ScoreLine, TrackRecord
 from shared.db.session import session_scope
-from shared.records import AgainstBaselines, against_baselines, track_record
+from shared.records import AgainstBaselines, baseline_lines, track_record
+from shared.scoring import Scored
 from shared.settings import Settings, load_settings
 from workshop import render
 from workshop.web import charts, reading
@@ -243,7 +244,11 @@ def create_app(settings: Settings) -> FastAPI:
         naive = any(c.naive is not None for c in calls)
         context = {
             "tables": score_tables(record),
-            "verdicts": verdicts(against_baselines(db)),
+            "verdicts": verdicts(
+                baseline_lines(
+                    (c.source, Scored(c.confidence, c.base_rate, c.naive, c.hit)) for c in calls
+                )
+            ),
             "version": "-".join(str(v) for v in version).replace(" ", "_"),
             "settled": len(calls),
             "naive_note": (
