@@ -229,6 +229,10 @@ class SymbolReturns(Contract):
         return max(-STRETCH_CLIP, min(STRETCH_CLIP, z))
 
 
+# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
+NO_RETURNS = SymbolReturns()
+
+
 class SeriesLevel(Contract):
     """A daily macro series (a Treasury yield, oil) as the features see it, in its own units."""
 
@@ -353,6 +357,10 @@ class Features(Contract):
         description="Keyed 'SYMBOL|sessions|event' (see shared.events): how often each move "
         "event on the menu's grid happened in the history known at the session.",
     )
+
+    def returns_of(self, symbol: str | None) -> SymbolReturns:
+        """The symbol's returns; one shared empty SymbolReturns (all None) where it has none."""
+        return self.returns.get(symbol or "", NO_RETURNS)
 
     def base_rate(self, symbol: str, horizon_hours: int, direction: Direction) -> float | None:
         """The frequency of the outcome 'symbol closes up (down) over the horizon' known now."""

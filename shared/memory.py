@@ -159,11 +159,9 @@ class _Cycle:
     made_at: datetime
     lessons: list[Lesson]
     newest_first: float = 0.0  # -timestamp of made_at: the tie-break, computed once
-    whole: bool = False  # every number of the tape known
 
     def __post_init__(self) -> None:
         self.newest_first = -self.made_at.timestamp()
-        self.whole = None not in self.vector
 
 
 def _memory(d: float, lesson: Lesson) -> Memory:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from shared.contracts import Features, Story, StoryStatus, SymbolReturns
+from shared.contracts import Features, Story, StoryStatus
 
 TRAIL = 5
 ACCELERATING = 1.10  # strength at least 10% above where it stood TRAIL sessions ago
@@ -31,23 +31,15 @@ class Detector:
     end: float
 
 
-# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
-_NO_RETURNS = SymbolReturns()
-
-
-def _r(features: Features, symbol: str | None) -> SymbolReturns:
-    return features.returns.get(symbol or "", _NO_RETURNS)
-
-
 def _drawdown(f: Features) -> tuple[str, float, str] | None:
-    r20 = _r(f, f.broad).r20
+    r20 = f.returns_of(f.broad).r20
     if f.broad is None or r20 is None:
         return None
     return f.broad, -r20, f"{f.broad} {r20:+.1f}% over 20 sessions"
 
 
 def _rally(f: Features) -> tuple[str, float, str] | None:
-    r20 = _r(f, f.broad).r20
+    r20 = f.returns_of(f.broad).r20
     if f.broad is None or r20 is None:
         return None
     return f.broad, r20, f"{f.broad} {r20:+.1f}% over 20 sessions"
@@ -73,8 +65,8 @@ def _inversion(f: Features) -> tuple[str, float, str] | None:
 
 
 def _mega_divergence(f: Features) -> tuple[str, float, str] | None:
-    broad5 = _r(f, f.broad).r5
-    megas = [_r(f, m).r5 for m in f.megas]
+    broad5 = f.returns_of(f.broad).r5
+    megas = [f.returns_of(m).r5 for m in f.megas]
     known = [x for x in megas if x is not None]
     if broad5 is None or len(known) < 2:
         return None

@@ -21,7 +21,6 @@ from shared.contracts import (
     NewsBlock,
     ScoredHeadline,
     Stance,
-    SymbolReturns,
 )
 from shared.names import breadth, capital, instrument
 from shared.news import quote
@@ -35,8 +34,6 @@ NEUTRAL_BAND = 0.01
 COVERAGE_FLOOR = 0.6
 HORIZON_HOURS = 24
 TRADING_DAYS = 252
-# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
-_NO_RETURNS = SymbolReturns()
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ class _Inputs:
         if symbol is None:
             self._reading.missing.append(label)
             return None
-        rets = self._features.returns.get(symbol, _NO_RETURNS)
+        rets = self._features.returns_of(symbol)
         value: float | None = getattr(rets, window)
         names = (symbol, f"{symbol}.{window}", f"returns.{symbol}", f"returns.{symbol}.{window}")
         if value is None or self.is_distrusted(*names):
@@ -451,7 +448,7 @@ def read_flow(context: CycleContext) -> Reading:
     else:
         reading.missing.append("breadth")
 
-    tech5 = f.returns.get(f.tech or "", _NO_RETURNS).r5
+    tech5 = f.returns_of(f.tech).r5
     if f.tech and tech5 is not None and r5 is not None and not k.is_distrusted(f.tech):
         gap = tech5 - r5
         if gap >= 1.0:
@@ -466,7 +463,7 @@ def read_flow(context: CycleContext) -> Reading:
                 f"{capital(instrument(f.tech))} behind {name} by {gap:+.1f} pts over 5 "
                 "sessions: growth is being sold.",
             )
-    small5 = f.returns.get(f.small or "", _NO_RETURNS).r5
+    small5 = f.returns_of(f.small).r5
     small_gap = (
         (small5 - r5) if (small5 is not None and r5 is not None) else b.spread_small_vs_broad
     )
@@ -485,7 +482,7 @@ def read_flow(context: CycleContext) -> Reading:
             )
 
     volume = k.get("volume_ratio_20d", "volume", "volume")
-    day = b.broad_r1 if b.broad_r1 is not None else f.returns.get(f.broad or "", _NO_RETURNS).r1
+    day = b.broad_r1 if b.broad_r1 is not None else f.returns_of(f.broad).r1
     if volume is not None:
         if volume >= 1.4 and day is not None and day != 0:
             kind = "accumulation" if day > 0 else "distribution"

@@ -35,7 +35,6 @@ from shared.contracts import (
     Prediction,
     ScoreLine,
     Story,
-    SymbolReturns,
 )
 from shared.names import capital, humanize, instrument, regime, title_case
 
@@ -62,14 +61,6 @@ def _pct(x: float, digits: int = 2) -> str:
 def _num(x: float) -> str:
     """A price as a reader writes it: 2,071.50; small numbers keep two decimals."""
     return f"{x:,.2f}"
-
-
-# A symbol with no returns reads as this one (immutable: one is shared, not built per read).
-_NO_RETURNS = SymbolReturns()
-
-
-def _r(features: Features, symbol: str | None) -> SymbolReturns:
-    return features.returns.get(symbol or "", _NO_RETURNS)
 
 
 def _settled(line: ScoreLine | None) -> int:
@@ -135,7 +126,7 @@ class Move:
 
 def day_move(features: Features) -> Move:
     b = features.breadth
-    pct = b.broad_r1 if b.broad_r1 is not None else _r(features, features.broad).r1
+    pct = b.broad_r1 if b.broad_r1 is not None else features.returns_of(features.broad).r1
     vol = features.realized_vol_20d
     sigma = None
     if pct is not None and vol is not None and vol > 0:
@@ -415,7 +406,7 @@ def facts(features: Features, d: Deliberation) -> list[Fact]:
         out.append(Fact("vix_high", 2.4 + (features.vix - 28) / 5))
     if features.vix is not None and features.vix <= 12.5:
         out.append(Fact("vix_low", 1.6))
-    r20 = _r(features, features.broad).r20
+    r20 = features.returns_of(features.broad).r20
     if r20 is not None and abs(r20) >= 5:
         out.append(Fact("month", 1.4 + abs(r20) / 10))
     if features.curve_slope is not None and features.curve_slope < 0:
@@ -490,7 +481,7 @@ def _fact_head(fact: Fact, features: Features, d: Deliberation) -> str:
     if fact.kind in ("vix_high", "vix_low") and features.vix is not None:
         return f"VIX at {features.vix:.2f} as {name} {_move_verb(move, close)}"
     if fact.kind == "month":
-        r20 = _r(features, features.broad).r20 or 0.0
+        r20 = features.returns_of(features.broad).r20 or 0.0
         return f"{big} {'Down' if r20 < 0 else 'Up'} {abs(r20):.1f}% in a Month"
     if fact.kind == "inverted" and features.curve_slope is not None:
         return f"The Curve Inverted at {features.curve_slope:+.2f} Points"
@@ -512,7 +503,7 @@ def _call_joint(p: Prediction, features: Features) -> str:
         against = loud if p.direction == "inside" else not loud
     else:
         # A side call meets its own instrument's day (VIX rising on a falling index is with it).
-        own = _r(features, p.target).r1
+        own = features.returns_of(p.target).r1
         day = own if own is not None else move.pct
         against = day is not None and abs(day) >= 0.5 and (p.direction == "up") != (day > 0)
     return ", but " if against else ", and "
@@ -637,7 +628,7 @@ def _fact_title(fact: Fact, features: Features, d: Deliberation, r: Reading) -> 
         }[r.lean]
         return head + tail
     if fact.kind == "month":
-        r20 = _r(features, features.broad).r20 or 0.0
+        r20 = features.returns_of(features.broad).r20 or 0.0
         head = f"{big} {'Down' if r20 < 0 else 'Up'} {abs(r20):.1f}% in a Month"
         way = _with(r, r20 > 0)
         if way == "with":
@@ -734,7 +725,7 @@ def _title(lead: Fact | Change, features: Features, d: Deliberation, r: Reading)
 
 
 def _named_megas(features: Features, *, down: bool) -> str:
-    moves = [(s, _r(features, s).r1) for s in features.megas]
+    moves = [(s, features.returns_of(s).r1) for s in features.megas]
     known = sorted(
         ((s, r) for s, r in moves if r is not None and ((r < 0) if down else (r > 0))),
         key=lambda x: (x[1] if down else -x[1], x[0]),
@@ -816,7 +807,7 @@ def _lede_fact(fact: Fact, features: Features, d: Deliberation) -> str:
             "means the crowd has stopped imagining a bad week."
         )
     if fact.kind == "month":
-        r20 = _r(features, features.broad).r20 or 0.0
+        r20 = features.returns_of(features.broad).r20 or 0.0
         today = f" ({_pct(move.pct)} today)" if move.pct is not None else ""
         word = "down" if r20 < 0 else "up"
         return (
@@ -856,7 +847,7 @@ def _lede_fact(fact: Fact, features: Features, d: Deliberation) -> str:
 
 def _tape(features: Features) -> str:
     name = instrument(features.broad)
-    r = _r(features, features.broad)
+    r = features.returns_of(features.broad)
     move = day_move(features)
     parts: list[str] = []
     if features.broad and move.pct is not None:
@@ -870,8 +861,8 @@ def _tape(features: Features) -> str:
             + (f" and {' and '.join(windows)}" if windows else "")
         )
     for sym in (features.tech, features.small):
-        if sym and sym != features.broad and _r(features, sym).r1 is not None:
-            parts.append(f"{instrument(sym)} {_pct(_r(features, sym).r1 or 0.0)}")
+        if sym and sym != features.broad and features.returns_of(sym).r1 is not None:
+            parts.append(f"{instrument(sym)} {_pct(features.returns_of(sym).r1 or 0.0)}")
     sentences = ["; ".join(parts) + "."] if parts else []
     drift = _drift(features)
     if drift:
@@ -897,7 +888,7 @@ def _tape(features: Features) -> str:
 
 def _drift(features: Features) -> str:
     """The month's direction in a sentence, unless a month-sized move already leads."""
-    r = _r(features, features.broad)
+    r = features.returns_of(features.broad)
     if r.r20 is None or abs(r.r20) >= 5:
         return ""
     if abs(r.r20) < 1:
@@ -1125,7 +1116,7 @@ def _tape_misleads(d: Deliberation, features: Features, r: Reading) -> list[str]
     if not r.called or not r.plain or d.prediction is None:
         return []
     move = day_move(features)
-    r5 = _r(features, features.broad).r5
+    r5 = features.returns_of(features.broad).r5
     looks_down = (move.pct is not None and move.size in ("big", "violent") and not move.up) or (
         r5 is not None and r5 <= -2
     )
@@ -1206,7 +1197,7 @@ def _against_the_run(p: Prediction, features: Features) -> str:
     """Why a direction or threshold call goes against its instrument's last five sessions, when
     it does: the stretch the calibration weighs (a volatility index's runs unwind, and a level
     beyond a stretched index is likelier back toward where it came from)."""
-    r = _r(features, p.target)
+    r = features.returns_of(p.target)
     z = r.stretch()
     if r.r5 is None or abs(z) < 1.0 or (z > 0) == (p.direction == "up"):
         return ""
