@@ -107,10 +107,15 @@ def claim(
 def for_mind(message: dict[str, Any], mind: str) -> dict[str, Any]:
     """The context as one mind is sent it: the record holds that mind's own lines, the only
     ones its prompt shows (shared.brain.prompting), so three messages do not carry the whole
-    scoreboard each (two thirds of a message's bytes, encoded and sent three times)."""
+    scoreboard each (two thirds of a message's bytes, encoded and sent three times).
+
+    Nor do they carry the features' event rates: the synthesis' menu reads them (from the
+    cycle's stored features), no mind and no prompt does, and they were four tenths of what
+    was left of a mind's message, guarded, decoded and validated on every delivery."""
     record = message["record"]
     own = [line for line in record["lines"] if line.get("source") == mind]
-    return {**message, "record": {**record, "lines": own}}
+    features = {**message["features"], "event_rates": {}}
+    return {**message, "record": {**record, "lines": own}, "features": features}
 
 
 def mark_launched(session: Session, cycle_key: str, when: datetime | None = None) -> None:

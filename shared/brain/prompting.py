@@ -386,10 +386,14 @@ def _features(context: CycleContext, *, with_closes: bool = True) -> str:
     """The features; without the closes the quotes block already carries (no number twice).
 
     The news block's scores are features; its headline texts are untrusted and reach the model
-    only inside the untrusted news block.
+    only inside the untrusted news block. The event rates are not: they are the menu's grid (how
+    often each move on it happened, some 225 numbers), which the synthesis weighs in code and no
+    persona reads, and they would be some two thousand tokens of every mind's prompt.
     """
     data = context.features.model_dump(
-        mode="json", exclude_none=True, exclude={"as_of": True, "news": {"top", "leads"}}
+        mode="json",
+        exclude_none=True,
+        exclude={"as_of": True, "news": {"top", "leads"}, "event_rates": True},
     )
     if not with_closes:
         quoted = {q.symbol for q in context.snapshot.quotes}
