@@ -38,6 +38,7 @@ from shared.db import record as desk_state
 from shared.db.models import Cycle
 from shared.db.record import State, StateConflict
 from shared.db.session import session_scope
+from shared.db.turns import turn
 from shared.errors import BadInputError, TransientError
 from shared.market.opening import replay_market
 from shared.memory import fingerprint, recall_from
@@ -62,6 +63,9 @@ def _outputs(results: list[Any], expected: tuple[str, ...]) -> list[MindOutput]:
 MAX_MODEL_RETRIES = 3
 # Concurrent cycles that keep moving the desk's state under this one: redo at most this often.
 STATE_ATTEMPTS = 5
+# How long a synthesis waits for its turn on the desk's state before it goes on without it (and
+# the version check alone guards the state): far more than one synthesis takes, offline or not.
+TURN_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,15 @@ def synthesize(self: Any, results: Any, cycle_key: Any, close: Any = None) -> di
     """Weigh whoever showed up, write the dispatch, store it once for the cycle key.
 
     `close` (from the stuck-cycle sweep) publishes the cycle with every mind absent for that
-    reason: a dispatch that says why the cycle could not complete."""
+    reason: a dispatch that says why the cycle could not complete.
+
+    One synthesis at a time reads and stores the desk's state (shared.db.turns): the others
+    wait their turn rather than redo their cycle on a state that moved under them."""
+    with turn(settings_of(app).db_url, "synthesis state", wait_s=TURN_WAIT_S):
+        return _synthesize(self, results, cycle_key, close)
+
+
+def _synthesize(self: Any, results: Any, cycle_key: Any, close: Any) -> dict[str, Any]:
     started = time.perf_counter()
     key = key_or_none(cycle_key)
     structlog.contextvars.bind_contextvars(cycle_key=key, task_id=self.request.id)

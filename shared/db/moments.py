@@ -34,13 +34,17 @@ from shared.db.models import Cycle
 REPLAY = "replay"
 
 
+def advisory_key(name: str) -> int:
+    """PostgreSQL's 64-bit advisory lock key for a named job."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def take_turns(connection: Connection, name: str) -> None:
     """Hold the database's lock for `name` until the transaction ends, so that two writers doing
     the same job take turns instead of working from the same reads."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
     elif dialect == "sqlite":
         # A write statement takes SQLite's single writer lock, even when it changes no row (and
         # it opens the transaction, so the reads after it are inside it).

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger
 from shared.db.aggregates import ReplayMoment
 from shared.db.models import Cycle, DispatchRecord
-from shared.db.session import migrate, session_scope
+from shared.db.session import engine_for, migrate, session_scope
+from shared.db.turns import turn
 from shared.records import cycle_number
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
@@ -75,3 +78,42 @@ def test_replay_days_claimed_at_once_on_postgres_are_numbered_by_as_of(postgres_
     ordered = sorted(set(days))
     assert sorted(placed) == [(a, i + 1) for i, a in enumerate(ordered)]
     assert numbers == {a: i + 1 for i, a in enumerate(ordered)}
+
+
+def test_a_turn_on_postgres_is_held_across_connections_until_let_go(postgres_url: str) -> None:
+    """The synthesis' turn on PostgreSQL: a second holder waits (seen waiting in pg_locks) and
+    goes in once the first lets go; a wait past its bound goes on without the turn."""
+    name = f"synthesis state {uuid.uuid4().hex[:8]}"
+    events: list[str] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with turn(postgres_url, name, wait_s=10) as had:
+            events.append(f"first in {had}")
+            inside.set()
+            release.wait(10)
+            events.append("first out")
+
+    def second() -> None:
+        with turn(postgres_url, name, wait_s=10) as had:
+            events.append(f"second in {had}")
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert inside.wait(10)
+    with turn(postgres_url, name, wait_s=0.2) as had:
+        assert not had  # bounded: the first still holds it
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    for _ in range(500):
+        with engine_for(postgres_url).connect() as connection:
+            if connection.scalar(waiting):
+                break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the second holder never waited for the turn")
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert events == ["first in True", "first out", "second in True"]
