@@ -387,8 +387,9 @@ def _features(context: CycleContext, *, with_closes: bool = True) -> str:
 
     The news block's scores are features; its headline texts are untrusted and reach the model
     only inside the untrusted news block. The event rates are not: they are the menu's grid (how
-    often each move on it happened, some 225 numbers), which the synthesis weighs in code and no
-    persona reads, and they would be some two thousand tokens of every mind's prompt.
+    often each move on it happened, 135 numbers on the replay's last day), which the synthesis
+    weighs in code and no persona reads, and they were half of every mind's prompt (2,968 of
+    5,744 characters there, about a thousand tokens).
     """
     data = context.features.model_dump(
         mode="json",
