@@ -63,6 +63,47 @@ def test_claim_once_then_duplicate(db: str) -> None:
         assert session.scalar(select(func.count()).select_from(Cycle)) == 1
 
 
+def test_a_claimed_cycle_that_never_launched_is_resumed(db: str) -> None:
+    """A redelivery after a worker died between the claim and the launch claims the same row
+    again (its snapshot rewritten, its number kept); once launched, nobody resumes it."""
+    market = replay_market(None)
+    trigger = _trigger("resume-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        first = claim(session, trigger, snapshot, features)
+    with session_scope(db) as session:
+        again = claim(session, trigger, snapshot, features)
+    assert first is not None
+    assert again is not None
+    assert again.cycle_number == first.cycle_number
+    with session_scope(db) as session:
+        assert session.scalar(select(func.count()).select_from(Cycle)) == 1
+        mark_launched(session, trigger.cycle_key)
+    with session_scope(db) as session:
+        assert claim(session, trigger, snapshot, features) is None
+
+
+def test_a_published_cycle_is_never_claimed_again(db: str) -> None:
+    """A key with a dispatch is done even if it was never marked launched (a cycle the sweep
+    closed before its minds were sent): a repeated trigger is a duplicate, not a new launch."""
+    market = replay_market(None)
+    trigger = _trigger("closed-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        context = claim(session, trigger, snapshot, features)
+    assert context is not None
+    brain = OfflineBrain()
+    outputs = [brain.think(m, context) for m in MINDS]
+    dispatch = synthesize(context, outputs, brain, expected_minds=MINDS)
+    with session_scope(db) as session:
+        assert store_cycle(session, dispatch, outputs, context)
+    with session_scope(db) as session:
+        assert is_duplicate(session, trigger.cycle_key)
+        assert claim(session, trigger, snapshot, features) is None
+
+
 def test_store_cycle_writes_once(db: str) -> None:
     """A dispatch, its minds, calls and abstentions are stored once; a second store is a no-op."""
     market = replay_market(None)

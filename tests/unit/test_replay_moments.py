@@ -92,6 +92,29 @@ def test_cycles_claimed_out_of_order_are_numbered_by_as_of(tmp_path: Path) -> No
         assert numbers[key] == expected, key
 
 
+def test_cycles_claimed_out_of_order_by_the_ingest_are_numbered_by_as_of(tmp_path: Path) -> None:
+    """The ingest's claim (which writes its row without the ORM) places its moment as a flush
+    would: a day claimed before later ones moves them up, a day claimed again under another key
+    keeps its number, and each claim's context shows the number counting would give."""
+    url = _url(tmp_path)
+    market = replay_market(None)
+    days = market.sessions(date(2015, 8, 3), date(2015, 8, 28))
+    order = [days[n] for n in (9, 3, 14, 0, 3, 7, 18, 1, 9)]
+    claimed: list[tuple[str, datetime, str, str | None]] = []
+    for n, day in enumerate(order):
+        trigger = CycleTrigger(cycle_key=f"claim-{n}", as_of=replay_as_of(day))
+        snapshot = market.snapshot(trigger)
+        with session_scope(url) as session:
+            context = claim(session, trigger, snapshot, market.features(snapshot))
+        assert context is not None
+        claimed.append((trigger.cycle_key, trigger.as_of, "replay", None))
+        assert context.cycle_number == _counted(claimed, trigger.as_of, None), day
+    assert _moments(url) == _expected_moments(claimed)
+    numbers = _numbers(url)
+    for key, as_of, _, _ in claimed:
+        assert numbers[key] == _counted(claimed, as_of, None), key
+
+
 def test_the_number_is_read_from_the_moments_not_counted(tmp_path: Path) -> None:
     """A placed moment's stored number is what the cycle shows (one lookup, no count)."""
     url = _url(tmp_path)
@@ -152,6 +175,8 @@ BOUNDED = {"learned_rules", "stories", "calibration_fits", "calibration_bins", "
 # Recall's nine cells are read in one statement, each a limited subquery (cell_0 .. cell_8):
 # reading one back is reading at most its LIMIT of rows (the lessons inside are searched).
 BOUNDED |= {f"cell_{n}" for n in range(9)}
+# A claim reads its moment's neighbours in one statement, each side a subquery of LIMIT 1.
+BOUNDED |= {"here", "after"}
 # The writers' turn (shared.db.moments.take_turns): its WHERE is false before any row is read.
 TURN = "UPDATE cycles SET id = id WHERE 0 = 1"
 
