@@ -59,9 +59,10 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
 def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dict[str, Any]:
     """Claim the key and hand the context to every mind at once; the synthesis is the body."""
     settings = settings_of(app)
+    url = settings.db_url  # resolved from the home's path each time it is asked
     # The claim's commit is all the minds wait for: its checkpoint comes with the launch mark's,
     # after they are sent (one checkpoint per launch, off the cycle's critical path).
-    with session_scope(settings.db_url, checkpoint=False) as session:
+    with session_scope(url, checkpoint=False) as session:
         snapshot = cycles.with_notes(session, snapshot)
         context = cycles.claim(session, trigger, snapshot, features)
     if context is None:
@@ -69,9 +70,9 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
     try:
         _send_minds(context)
     except BaseException:
-        checkpoint(settings.db_url)  # what was committed is in the main file, sent or not
+        checkpoint(url)  # what was committed is in the main file, sent or not
         raise
-    with session_scope(settings.db_url) as session:
+    with session_scope(url) as session:
         cycles.mark_launched(session, trigger.cycle_key)
     log.info(
         "cycle.launched",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,27 @@ def test_cycles_claimed_out_of_order_by_the_ingest_are_numbered_by_as_of(tmp_pat
     numbers = _numbers(url)
     for key, as_of, _, _ in claimed:
         assert numbers[key] == _counted(claimed, as_of, None), key
+
+
+def test_claims_of_one_replay_at_once_take_turns(tmp_path: Path) -> None:
+    """Claims running at once, each in its own connection, still number every moment once: the
+    claim's insert takes SQLite's writer lock before its moment's neighbours are read."""
+    url = _url(tmp_path)
+    market = replay_market(None)
+    days = market.sessions(date(2015, 8, 3), date(2015, 9, 25))
+    rng = random.Random(2)
+    picked = [rng.choice(days) for _ in range(24)]
+
+    def claim_one(n: int) -> None:
+        trigger = CycleTrigger(cycle_key=f"at-once-{n}", as_of=replay_as_of(picked[n]))
+        snapshot = market.snapshot(trigger)
+        with session_scope(url) as session:
+            assert claim(session, trigger, snapshot, market.features(snapshot)) is not None
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(claim_one, range(len(picked))))
+    claimed = [(f"at-once-{n}", replay_as_of(d), "replay", None) for n, d in enumerate(picked)]
+    assert _moments(url) == _expected_moments(claimed)
 
 
 def test_the_number_is_read_from_the_moments_not_counted(tmp_path: Path) -> None:
