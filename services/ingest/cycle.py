@@ -100,10 +100,12 @@ def claim(
         return None
     stored = {"snapshot": snapshot.model_dump(mode="json"),
               "features": features.model_dump(mode="json")}  # fmt: skip
-    placed: int | None = None
+    number: int | None = None
+    row: tuple[int, datetime, str, str | None]
     if known is None:
         # Inserted whole: one statement, not an insert and an update of its two largest columns.
-        # On SQLite it takes the writer lock, so the moment's turn is held from here.
+        # On SQLite it takes the writer lock, so the moment's turn is held from here (on
+        # PostgreSQL the turn is taken after the insert: the claim is the only writer of cycles).
         values = {"cycle_key": trigger.cycle_key, "as_of": trigger.as_of, "mode": trigger.mode,
                   "data_dir": trigger.data_dir, "status": "claimed", **stored}  # fmt: skip
         try:
@@ -111,15 +113,15 @@ def claim(
         except IntegrityError:
             session.rollback()
             return None
-        cycle = Cycle(id=inserted, as_of=trigger.as_of, mode=trigger.mode,
-                      data_dir=trigger.data_dir)  # fmt: skip
+        row = (inserted, trigger.as_of, trigger.mode, trigger.data_dir)
         numbers = moments.place_inserted(connection, [(trigger.mode, trigger.data_dir,
                                                        trigger.as_of)])  # fmt: skip
-        placed = numbers.get((trigger.data_dir, trigger.as_of))
+        # The moment just placed is the number cycle_number would read back.
+        number = numbers.get((trigger.data_dir, trigger.as_of))
     elif connection.execute(_RESUME, {"key": trigger.cycle_key, **stored}).rowcount != 1:
         return None  # launched by another delivery since it was read
     else:
-        cycle = Cycle(id=known.id, as_of=known.as_of, mode=known.mode, data_dir=known.data_dir)
+        row = (known.id, known.as_of, known.mode, known.data_dir)
     record = track_record(session, trigger.as_of)
     # What the desk learned, for the minds' prompts: the rules in force and the stories from the
     # desk's state tables, and the lessons of tapes like this one (none settled after as_of).
@@ -129,9 +131,12 @@ def claim(
         tape = fingerprint(features)
         near = lessons_near(session, features.broad, features.regime, tape, trigger.as_of)
         recalled = recall_from(near, features.broad, features.regime, tape, trigger.as_of)
+    if number is None:  # a live cycle (its row id), or a resumed one (its moment's, read)
+        cycle_id, as_of, mode, data_dir = row
+        number = cycle_number(session, Cycle(id=cycle_id, as_of=as_of, mode=mode,
+                                             data_dir=data_dir))  # fmt: skip
     return CycleContext(
-        # The moment just placed is the number cycle_number would read back.
-        cycle_number=placed if placed is not None else cycle_number(session, cycle),
+        cycle_number=number,
         snapshot=snapshot,
         features=features,
         record=record,

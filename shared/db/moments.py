@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.sql.dml import ReturningInsert
 
 from shared.db.aggregates import ReplayMoment
 from shared.db.models import Cycle
@@ -99,6 +100,22 @@ _NUMBER = {bundled: select(ReplayMoment.number).where(_same(bundled), ReplayMome
 _PLACE = insert(ReplayMoment)
 
 
+def _append(bundled: bool) -> ReturningInsert[int]:
+    """A moment after every held one of its replay (days run in order) takes the number after
+    the last's, in one statement; it inserts nothing (and returns no number) otherwise."""
+    same, moment = _same(bundled), ReplayMoment.as_of
+    last = (select(ReplayMoment.number).where(same).order_by(moment.desc()).limit(1)
+            .scalar_subquery())  # fmt: skip
+    later = select(ReplayMoment.id).where(same, moment >= _AS_OF)
+    appended = select(bindparam("replay", type_=ReplayMoment.data_dir.type), _AS_OF,
+                      func.coalesce(last, 0) + 1).where(~later.exists())  # fmt: skip
+    return (insert(ReplayMoment).from_select(["data_dir", "as_of", "number"], appended)
+            .returning(ReplayMoment.number))  # fmt: skip
+
+
+_APPEND = {bundled: _append(bundled) for bundled in _KINDS}
+
+
 def number(session: Session, data_dir: str | None, as_of: datetime) -> int | None:
     """The number of a replay's moment; None if no cycle of that moment was placed."""
     found = session.scalar(_NUMBER[data_dir is None], _params(data_dir, as_of))
@@ -110,6 +127,9 @@ def place(connection: Connection, data_dir: str | None, as_of: datetime) -> int:
     holds the turn)."""
     params = _params(data_dir, as_of)
     bundled = data_dir is None
+    appended = connection.execute(_APPEND[bundled], {**params, "replay": data_dir}).scalar()
+    if appended is not None:
+        return int(appended)
     near = {side: int(n) for n, side in connection.execute(_NEIGHBOURS[bundled], params)}
     if HELD in near:
         return near[HELD]
