@@ -70,23 +70,23 @@ def _same(bundled: bool) -> ColumnElement[bool]:
 
 def _params(data_dir: str | None, as_of: datetime) -> dict[str, object]:
     # Named apart from the columns: an UPDATE reserves its columns' names for its SET clause.
-    return {"moment": as_of} if data_dir is None else {"moment": as_of, "replay": data_dir}
+    return {"moment": as_of, "replay": data_dir}
 
 
 # Each statement is built once for each kind of replay (keyed by whether it is the bundled one):
 # building a statement costs more than running it.
 _AS_OF = bindparam("moment", type_=ReplayMoment.as_of.type)
-HELD, BEFORE, AFTER = "held", "before", "after"
+_HELD, _BEFORE, _AFTER = "held", "before", "after"
 
 
 def _neighbours(bundled: bool) -> CompoundSelect[int, str]:
     """The replay's moment at as_of if it is held, else the one before it; and the one after it:
     one statement, each side the newest or the oldest by the moments' index."""
     same, moment, number = _same(bundled), ReplayMoment.as_of, ReplayMoment.number
-    side = case((moment == _AS_OF, literal(HELD)), else_=literal(BEFORE))
+    side = case((moment == _AS_OF, literal(_HELD)), else_=literal(_BEFORE))
     here = (select(number, side.label("side")).where(same, moment <= _AS_OF)
             .order_by(moment.desc()).limit(1).subquery("here"))  # fmt: skip
-    after = (select(number, literal(AFTER).label("side")).where(same, moment > _AS_OF)
+    after = (select(number, literal(_AFTER).label("side")).where(same, moment > _AS_OF)
              .order_by(moment).limit(1).subquery("after"))  # fmt: skip
     return union_all(select(*here.c), select(*after.c))
 
@@ -127,16 +127,16 @@ def place(connection: Connection, data_dir: str | None, as_of: datetime) -> int:
     holds the turn)."""
     params = _params(data_dir, as_of)
     bundled = data_dir is None
-    appended = connection.execute(_APPEND[bundled], {**params, "replay": data_dir}).scalar()
+    appended = connection.execute(_APPEND[bundled], params).scalar()
     if appended is not None:
         return int(appended)
     near = {side: int(n) for n, side in connection.execute(_NEIGHBOURS[bundled], params)}
-    if HELD in near:
-        return near[HELD]
-    if AFTER in near:
+    if _HELD in near:
+        return near[_HELD]
+    if _AFTER in near:
         # A day run after later ones (a backfill) moves them up; run in order, none is after it.
         connection.execute(_SHIFT[bundled], params)
-    placed = near.get(BEFORE, 0) + 1
+    placed = near.get(_BEFORE, 0) + 1
     connection.execute(_PLACE, {"data_dir": data_dir, "as_of": as_of, "number": placed})
     return placed
 
