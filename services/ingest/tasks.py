@@ -38,22 +38,12 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(cycle_key=key)
     try:
         trigger = parse_trigger(payload)
-        settings = settings_of(app)
-        with session_scope(settings.db_url) as session:
-            duplicate = cycles.is_duplicate(session, trigger.cycle_key)
-            stuck = (
-                sweep.stuck_cycles(session, utc_now(), _deadline(), cycle_key=trigger.cycle_key)
-                if duplicate
-                else []
-            )
-        if stuck:
-            # A trigger for a cycle that never published re-drives it instead of being ignored.
-            return {"cycle_key": trigger.cycle_key, "status": redrive(stuck[0], utc_now())}
-        if duplicate:
-            log.info("cycle.duplicate", outcome="ignored")
-            return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
         if trigger.mode == "live":
-            return _fetch_live(trigger)
+            # Fetching the sources is most of a live cycle: a repeated key is found before it.
+            with session_scope(settings_of(app).db_url) as session:
+                duplicate = cycles.is_duplicate(session, trigger.cycle_key)
+            return _repeated(trigger) if duplicate else _fetch_live(trigger)
+        # A replay's snapshot costs less than a transaction: the claim finds a repeated key.
         market = replay_market(trigger.data_dir)
         snapshot = market.snapshot(trigger)
         features = market.features(snapshot)
@@ -69,20 +59,20 @@ def start_cycle(self: Any, payload: Any) -> dict[str, Any]:
 def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dict[str, Any]:
     """Claim the key and hand the context to every mind at once; the synthesis is the body."""
     settings = settings_of(app)
+    url = settings.db_url  # resolved from the home's path each time it is asked
     # The claim's commit is all the minds wait for: its checkpoint comes with the launch mark's,
     # after they are sent (one checkpoint per launch, off the cycle's critical path).
-    with session_scope(settings.db_url, checkpoint=False) as session:
+    with session_scope(url, checkpoint=False) as session:
         snapshot = cycles.with_notes(session, snapshot)
         context = cycles.claim(session, trigger, snapshot, features)
     if context is None:
-        log.info("cycle.duplicate", outcome="ignored")
-        return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
+        return _repeated(trigger)
     try:
         _send_minds(context)
     except BaseException:
-        checkpoint(settings.db_url)  # what was committed is in the main file, sent or not
+        checkpoint(url)  # what was committed is in the main file, sent or not
         raise
-    with session_scope(settings.db_url) as session:
+    with session_scope(url) as session:
         cycles.mark_launched(session, trigger.cycle_key)
     log.info(
         "cycle.launched",
@@ -96,6 +86,17 @@ def launch(trigger: CycleTrigger, snapshot: Snapshot, features: Features) -> dic
         "cycle_number": context.cycle_number,
         "status": "launched",
     }
+
+
+def _repeated(trigger: CycleTrigger) -> dict[str, Any]:
+    """A key already launched or published is acknowledged and ignored, unless its cycle never
+    published: then it is re-driven."""
+    with session_scope(settings_of(app).db_url) as session:
+        stuck = sweep.stuck_cycles(session, utc_now(), _deadline(), cycle_key=trigger.cycle_key)
+    if stuck:
+        return {"cycle_key": trigger.cycle_key, "status": redrive(stuck[0], utc_now())}
+    log.info("cycle.duplicate", outcome="ignored")
+    return {"cycle_key": trigger.cycle_key, "status": "duplicate"}
 
 
 def _send_minds(context: CycleContext) -> None:

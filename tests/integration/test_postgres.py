@@ -13,12 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
+from services.ingest import cycle as cycles
 from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger
 from shared.db.aggregates import ReplayMoment
 from shared.db.models import Cycle, DispatchRecord
 from shared.db.session import engine_for, migrate, session_scope
 from shared.db.turns import turn
+from shared.market.opening import replay_market
 from shared.records import cycle_number
 from tests.integration.conftest import Fleet, start_fleet
 from workshop import driver
@@ -117,3 +119,40 @@ def test_a_turn_on_postgres_is_held_across_connections_until_let_go(postgres_url
     holder.join(10)
     waiter.join(10)
     assert events == ["first in True", "first out", "second in True"]
+
+
+def test_replay_days_claimed_at_once_by_the_ingest_on_postgres_are_numbered_by_as_of(
+    postgres_url: str,
+) -> None:
+    """The ingest's claim (its row written without the ORM, its moment placed by itself) keeps
+    the numbering when many claims of one replay run at once, out of order, some days twice."""
+    migrate(postgres_url)
+    market = replay_market(None)
+    days = market.sessions(date(2016, 1, 4), date(2016, 2, 26))
+    rng = random.Random(9)
+    picked = [rng.choice(days) for _ in range(32)]
+    prefix = f"pg-claim-{uuid.uuid4().hex[:8]}"
+    # The bundled replay (data_dir NULL) is shared with the other tests of this database: its
+    # moments are compared after the ones already held.
+    with session_scope(postgres_url) as session:
+        before = {a for (a,) in session.execute(
+            select(ReplayMoment.as_of).where(ReplayMoment.data_dir.is_(None)))}  # fmt: skip
+
+    def claim_one(n: int) -> None:
+        trigger = CycleTrigger(cycle_key=f"{prefix}:{n}", as_of=replay_as_of(picked[n]))
+        snapshot = market.snapshot(trigger)
+        with session_scope(postgres_url) as session:
+            assert cycles.claim(session, trigger, snapshot, market.features(snapshot))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(claim_one, range(len(picked))))
+    ordered = sorted(before | {replay_as_of(d) for d in picked})
+    with session_scope(postgres_url) as session:
+        placed = session.execute(
+            select(ReplayMoment.as_of, ReplayMoment.number).where(ReplayMoment.data_dir.is_(None))
+        ).all()
+        claimed = session.scalars(select(Cycle).where(Cycle.cycle_key.startswith(prefix))).all()
+        numbers = {c.as_of: cycle_number(session, c) for c in claimed}
+    assert sorted(placed) == [(a, i + 1) for i, a in enumerate(ordered)]
+    assert len(claimed) == len(picked)
+    assert numbers == {a: ordered.index(a) + 1 for a in numbers}

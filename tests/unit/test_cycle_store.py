@@ -14,6 +14,7 @@ from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
 from shared.contracts import CycleTrigger
+from shared.db.aggregates import ReplayMoment
 from shared.db.models import AbstentionRecord, Cycle, DispatchRecord, MindRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
 from shared.errors import BadInputError
@@ -61,6 +62,66 @@ def test_claim_once_then_duplicate(db: str) -> None:
         assert is_duplicate(session, trigger.cycle_key)
         assert claim(session, trigger, snapshot, features) is None
         assert session.scalar(select(func.count()).select_from(Cycle)) == 1
+
+
+def test_a_claimed_cycle_that_never_launched_is_resumed(db: str) -> None:
+    """A redelivery after a worker died between the claim and the launch claims the same row
+    again (its snapshot rewritten, its number kept); once launched, nobody resumes it."""
+    market = replay_market(None)
+    trigger = _trigger("resume-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        first = claim(session, trigger, snapshot, features)
+    with session_scope(db) as session:
+        again = claim(session, trigger, snapshot, features)
+    assert first is not None
+    assert again is not None
+    assert again.cycle_number == first.cycle_number
+    with session_scope(db) as session:
+        assert session.scalar(select(func.count()).select_from(Cycle)) == 1
+        mark_launched(session, trigger.cycle_key)
+    with session_scope(db) as session:
+        assert claim(session, trigger, snapshot, features) is None
+
+
+def test_a_live_cycle_is_numbered_by_its_row(db: str) -> None:
+    """A live cycle's number is its row id; it places no replay moment."""
+    market = replay_market(None)
+    replayed = _trigger("numbered-replay")
+    live = CycleTrigger(cycle_key="numbered-live", as_of=replayed.as_of, mode="live")
+    with session_scope(db) as session:
+        for trigger in (replayed, live):
+            snapshot = market.snapshot(trigger)
+            assert claim(session, trigger, snapshot, market.features(snapshot)) is not None
+    snapshot = market.snapshot(live)
+    with session_scope(db) as session:
+        context = claim(session, live, snapshot, market.features(snapshot))  # resumed
+        row = session.scalar(select(Cycle.id).where(Cycle.cycle_key == live.cycle_key))
+        moments = session.scalar(select(func.count()).select_from(ReplayMoment))
+    assert context is not None
+    assert context.cycle_number == row == 2
+    assert moments == 1
+
+
+def test_a_published_cycle_is_never_claimed_again(db: str) -> None:
+    """A key with a dispatch is done even if it was never marked launched (a cycle the sweep
+    closed before its minds were sent): a repeated trigger is a duplicate, not a new launch."""
+    market = replay_market(None)
+    trigger = _trigger("closed-1")
+    snapshot = market.snapshot(trigger)
+    features = market.features(snapshot)
+    with session_scope(db) as session:
+        context = claim(session, trigger, snapshot, features)
+    assert context is not None
+    brain = OfflineBrain()
+    outputs = [brain.think(m, context) for m in MINDS]
+    dispatch = synthesize(context, outputs, brain, expected_minds=MINDS)
+    with session_scope(db) as session:
+        assert store_cycle(session, dispatch, outputs, context)
+    with session_scope(db) as session:
+        assert is_duplicate(session, trigger.cycle_key)
+        assert claim(session, trigger, snapshot, features) is None
 
 
 def test_store_cycle_writes_once(db: str) -> None:

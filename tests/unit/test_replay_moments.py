@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,51 @@ def test_cycles_claimed_out_of_order_are_numbered_by_as_of(tmp_path: Path) -> No
         assert numbers[key] == expected, key
 
 
+def test_cycles_claimed_out_of_order_by_the_ingest_are_numbered_by_as_of(tmp_path: Path) -> None:
+    """The ingest's claim (which writes its row without the ORM) places its moment as a flush
+    would: a day claimed before later ones moves them up, a day claimed again under another key
+    keeps its number, and each claim's context shows the number counting would give."""
+    url = _url(tmp_path)
+    market = replay_market(None)
+    days = market.sessions(date(2015, 8, 3), date(2015, 8, 28))
+    order = [days[n] for n in (9, 3, 14, 0, 3, 7, 18, 1, 9)]
+    claimed: list[tuple[str, datetime, str, str | None]] = []
+    for n, day in enumerate(order):
+        trigger = CycleTrigger(cycle_key=f"claim-{n}", as_of=replay_as_of(day))
+        snapshot = market.snapshot(trigger)
+        with session_scope(url) as session:
+            context = claim(session, trigger, snapshot, market.features(snapshot))
+        assert context is not None
+        claimed.append((trigger.cycle_key, trigger.as_of, "replay", None))
+        assert context.cycle_number == _counted(claimed, trigger.as_of, None), day
+    assert _moments(url) == _expected_moments(claimed)
+    numbers = _numbers(url)
+    for key, as_of, _, _ in claimed:
+        assert numbers[key] == _counted(claimed, as_of, None), key
+
+
+def test_claims_of_one_replay_at_once_take_turns(tmp_path: Path) -> None:
+    """Claims running at once, each in its own connection, still number every moment once: the
+    claim's insert takes SQLite's writer lock before its moment's neighbours are read."""
+    url = _url(tmp_path)
+    market = replay_market(None)
+    days = market.sessions(date(2015, 8, 3), date(2015, 9, 25))
+    rng = random.Random(2)
+    picked = [rng.choice(days) for _ in range(24)]
+
+    def claim_one(n: int) -> None:
+        trigger = CycleTrigger(cycle_key=f"at-once-{n}", as_of=replay_as_of(picked[n]))
+        snapshot = market.snapshot(trigger)
+        with session_scope(url) as session:
+            assert claim(session, trigger, snapshot, market.features(snapshot)) is not None
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(claim_one, range(len(picked))))
+    claimed: list[tuple[str, datetime, str, str | None]]
+    claimed = [(f"at-once-{n}", replay_as_of(d), "replay", None) for n, d in enumerate(picked)]
+    assert _moments(url) == _expected_moments(claimed)
+
+
 def test_the_number_is_read_from_the_moments_not_counted(tmp_path: Path) -> None:
     """A placed moment's stored number is what the cycle shows (one lookup, no count)."""
     url = _url(tmp_path)
@@ -152,6 +198,10 @@ BOUNDED = {"learned_rules", "stories", "calibration_fits", "calibration_bins", "
 # Recall's nine cells are read in one statement, each a limited subquery (cell_0 .. cell_8):
 # reading one back is reading at most its LIMIT of rows (the lessons inside are searched).
 BOUNDED |= {f"cell_{n}" for n in range(9)}
+# A claim reads its moment's neighbours in one statement, each side a subquery of LIMIT 1.
+BOUNDED |= {"here", "after"}
+# A SELECT of values without a FROM (a moment appended after its replay's last) is one row.
+BOUNDED |= {"CONSTANT"}
 # The writers' turn (shared.db.moments.take_turns): its WHERE is false before any row is read.
 TURN = "UPDATE cycles SET id = id WHERE 0 = 1"
 
@@ -167,8 +217,10 @@ def test_a_cycles_queries_search_by_index(tmp_path: Path) -> None:
 
     def keep(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
              executemany: bool) -> None:  # fmt: skip
-        # An INSERT of values reads nothing (its conflicts are checked by unique indexes).
-        if statement.split(maxsplit=1)[0] in ("SELECT", "UPDATE", "DELETE"):
+        # An INSERT of values reads nothing (its conflicts are checked by unique indexes); one of
+        # a SELECT reads what the SELECT does.
+        first = statement.split(maxsplit=1)[0]
+        if first in ("SELECT", "UPDATE", "DELETE") or (first == "INSERT" and "SELECT" in statement):
             seen.setdefault(statement, params[0] if executemany else params)
 
     event.listen(Engine, "before_cursor_execute", keep)
