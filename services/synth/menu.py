@@ -333,14 +333,15 @@ class MenuHistory:
         """The model's bins as rows of [n, hits, sums of the four inputs] (no order promised)."""
         rows, dirty, cells = self._rows[model], self._dirty[model], self.cells[model]
         table = self._tables[model]
-        for key in dirty:
-            row = rows.setdefault(key, len(rows))
-            if row >= len(table):
-                grown = np.zeros((max(64, 2 * len(table), row + 1), INPUTS + 2))
+        if dirty:
+            changed = [rows.setdefault(key, len(rows)) for key in dirty]
+            if len(rows) > len(table):
+                grown = np.zeros((max(64, 2 * len(table), len(rows)), INPUTS + 2))
                 grown[: len(table)] = table
                 table = self._tables[model] = grown
-            table[row] = cells[key]
-        dirty.clear()
+            # One assignment of every changed bin (row by row was most of a refit's cost).
+            table[changed] = [cells[key] for key in dirty]
+            dirty.clear()
         return table[: len(rows)]
 
     def proven(self, model: str) -> bool:
