@@ -286,6 +286,20 @@ def _trusted_line(values: dict[str, Any]) -> ScoreLine:
     return built(ScoreLine, values)
 
 
+# The Tally sums a line shows as they are and computes none of its rates from.
+COUNTS = ("calls", "inconclusive", "open", "abstentions", "withheld")
+
+
+def recounted(line: ScoreLine, tally: Tally) -> ScoreLine:
+    """A trusted line (Tally.line, trusted) with the tally's counts, for a tally whose other sums
+    are those the line was built from: the line Tally.line would build, without recomputing its
+    rates (the backtest's record moves a line's counts every cycle, its rates only on a settle)."""
+    values = dict(line.__dict__)
+    for name in COUNTS:
+        values[name] = getattr(tally, name)
+    return _trusted_line(values)
+
+
 # --- lines ---------------------------------------------------------------------------------------
 
 # (regime, asset_class, horizon, topic) of each cut a call is counted in; ALL means "not cut".

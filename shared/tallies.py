@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from shared.contracts import ScoreLine
 from shared.scoring import (
     BUCKETS,
+    COUNTS,
     Abstained,
     CallOutcome,
     Key,
@@ -30,6 +31,7 @@ from shared.scoring import (
     keys_of,
     line_of,
     order,
+    recounted,
 )
 
 PUBLIC = "public"
@@ -37,6 +39,9 @@ EVIDENCE = "evidence"
 BOOKS = (PUBLIC, EVIDENCE)
 # Tally fields that are plain sums (everything but the calibration cells).
 SUMS = tuple(f.name for f in dataclasses.fields(Tally) if f.name != "cells")
+# The sums a line shows as they are, that none of its rates is computed from (scoring.COUNTS): a
+# delta moving only these (a call made, an abstention, an inconclusive close) leaves every rate.
+PLAIN = frozenset(COUNTS)
 
 Delta = tuple[str, Key, Tally]  # book, line key, increments
 
@@ -88,6 +93,12 @@ def increments(delta: Tally) -> Increments:
     return sums, tuple((bucket, add) for bucket, add in enumerate(delta.cells) if add[0])
 
 
+def moves_rates(moves: Increments) -> bool:
+    """Whether the increments move anything a line's rates are computed from."""
+    sums, cells = moves
+    return bool(cells) or any(name not in PLAIN for name, _ in sums)
+
+
 def add_increments(into: Tally, moves: Increments) -> None:
     sums, cells = moves
     for name, value in sums:
@@ -124,6 +135,8 @@ class TallyBook:
     tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
     _dirty: set[tuple[str, Key]] = field(default_factory=set)
+    # Of the dirty lines, those whose rates moved too (the others only need their counts again).
+    _rated: set[tuple[str, Key]] = field(default_factory=set)
     # The keys each reader wants, in scoreboard order: they change only when a new line opens.
     _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
         default_factory=dict
@@ -132,11 +145,13 @@ class TallyBook:
     def apply(self, deltas: Iterable[Delta]) -> None:
         last: Tally | None = None
         moves: Increments = ((), ())
-        tallies, dirty = self.tallies, self._dirty
+        rates = False
+        tallies, dirty, rated = self.tallies, self._dirty, self._rated
         for book, key, delta in deltas:
             # One delta goes to every line the call counts in: read what it moves once.
             if delta is not last:
                 last, moves = delta, increments(delta)
+                rates = moves_rates(moves)
             line = (book, key)
             tally = tallies.get(line)
             if tally is None:
@@ -144,6 +159,8 @@ class TallyBook:
                 self._views.clear()
             add_increments(tally, moves)
             dirty.add(line)
+            if rates:
+                rated.add(line)
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
@@ -155,13 +172,18 @@ class TallyBook:
             wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
         if detail:
             return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
-        built, dirty = self._lines, self._dirty
+        built, dirty, rated = self._lines, self._dirty, self._rated
         out: list[ScoreLine] = []
         for key in wanted:
             line = (book, key)
             if line in dirty or line not in built:
-                # Trusted: every key here came from a validated call (see Tally.line).
-                built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
+                held = built.get(line)
+                if held is None or line in rated:
+                    # Trusted: every key here came from a validated call (see Tally.line).
+                    built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
+                    rated.discard(line)
+                else:
+                    built[line] = recounted(held, self.tallies[line])
                 dirty.discard(line)
             out.append(built[line])
         return tuple(out)
