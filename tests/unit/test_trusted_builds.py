@@ -1,0 +1,47 @@
+"""The contracts the deciding code builds without validation (shared.trusted) are the ones
+validation would have built: field for field, down to each value's type and the fields set."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+
+from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
+from workshop.backtest import run_backtest
+
+
+def _validated(item: BaseModel) -> BaseModel:
+    """item built again through validation, from the fields it records as given."""
+    return type(item)(**{name: getattr(item, name) for name in item.model_fields_set})
+
+
+def _same(item: BaseModel) -> None:
+    again = _validated(item)
+    assert item == again
+    assert item.model_fields_set == again.model_fields_set
+    for name in type(item).model_fields:
+        assert type(getattr(item, name)) is type(getattr(again, name)), name
+
+
+def test_lessons_memories_and_mind_calls_built_unvalidated_are_the_validated_ones() -> None:
+    """Over the replay's last 60 sessions: every mind's call the ledger holds, every lesson
+    written as calls settled and every memory the last cycles recalled."""
+    directory = sample_data_dir()
+    market = ReplayMarket(load_replay(directory))
+    sessions = market.sessions(date(1900, 1, 1), date(2999, 12, 31))
+    result = run_backtest(directory, sessions[-60], sessions[-1], market=market)
+    minds = [s.prediction for s in result.ledger.settled if s.source in result.minds]
+    lessons = [
+        lesson
+        for cell in result.ledger.lessons.cells.values()
+        for cycle in cell.values()
+        for lesson in cycle.lessons
+    ]
+    assert result.last_dispatch is not None
+    memories = list(result.last_dispatch.recalled)
+    assert minds
+    assert lessons
+    assert memories
+    for item in (*minds, *lessons, *memories):
+        _same(item)
