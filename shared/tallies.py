@@ -123,6 +123,20 @@ def touched_cells(delta: Tally) -> Iterator[tuple[int, list[float]]]:
             yield bucket, cell
 
 
+@dataclass(eq=False)
+class _View:
+    """One reader's lines (a book and a `keeps`) in scoreboard order, and which of its lines
+    changed since it last read them: a read rebuilds those alone and keeps the others."""
+
+    keys: tuple[Key, ...]
+    at: dict[Key, int] = field(init=False)
+    lines: tuple[ScoreLine, ...] | None = None
+    changed: set[Key] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.at = {key: i for i, key in enumerate(self.keys)}
+
+
 @dataclass
 class TallyBook:
     """The in-memory record: one Tally per (book, key), lines rebuilt only for keys that changed.
@@ -133,20 +147,20 @@ class TallyBook:
     """
 
     tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
+    # Each line as last built, and the lines whose rates moved since (the others only need their
+    # counts again: scoring.recounted).
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
-    _dirty: set[tuple[str, Key]] = field(default_factory=set)
-    # Of the dirty lines, those whose rates moved too (the others only need their counts again).
     _rated: set[tuple[str, Key]] = field(default_factory=set)
-    # The keys each reader wants, in scoreboard order: they change only when a new line opens.
-    _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
-        default_factory=dict
-    )
+    # Each reader's view, and the views each line is in: a view's keys change only when a new
+    # line opens (then every view is built again).
+    _views: dict[tuple[str, Callable[[Key], bool] | None], _View] = field(default_factory=dict)
+    _watch: dict[tuple[str, Key], list[_View]] = field(default_factory=dict)
 
     def apply(self, deltas: Iterable[Delta]) -> None:
         last: Tally | None = None
         moves: Increments = ((), ())
         rates = False
-        tallies, dirty, rated = self.tallies, self._dirty, self._rated
+        tallies, rated, watch = self.tallies, self._rated, self._watch
         for book, key, delta in deltas:
             # One delta goes to every line the call counts in: read what it moves once.
             if delta is not last:
@@ -157,8 +171,10 @@ class TallyBook:
             if tally is None:
                 tally = tallies[line] = Tally()
                 self._views.clear()
+                watch.clear()
             add_increments(tally, moves)
-            dirty.add(line)
+            for view in watch.get(line, ()):
+                view.changed.add(key)
             if rates:
                 rated.add(line)
 
@@ -166,24 +182,33 @@ class TallyBook:
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
     ) -> tuple[ScoreLine, ...]:
         """The book's lines in scoreboard order; without detail they are cached between reads."""
-        wanted = self._views.get((book, keeps))
-        if wanted is None:
+        view = self._views.get((book, keeps))
+        if view is None:
             found = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
-            wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
+            view = self._views[(book, keeps)] = _View(tuple(sorted(found, key=order)))
+            for key in view.keys:
+                self._watch.setdefault((book, key), []).append(view)
         if detail:
-            return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
-        built, dirty, rated = self._lines, self._dirty, self._rated
-        out: list[ScoreLine] = []
-        for key in wanted:
-            line = (book, key)
-            if line in dirty or line not in built:
-                held = built.get(line)
-                if held is None or line in rated:
-                    # Trusted: every key here came from a validated call (see Tally.line).
-                    built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
-                    rated.discard(line)
-                else:
-                    built[line] = recounted(held, self.tallies[line])
-                dirty.discard(line)
-            out.append(built[line])
-        return tuple(out)
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in view.keys)
+        if view.lines is None:
+            view.lines = tuple(self._line(book, key) for key in view.keys)
+        elif view.changed:
+            lines = list(view.lines)
+            for key in view.changed:
+                lines[view.at[key]] = self._line(book, key)
+            view.lines = tuple(lines)
+        view.changed.clear()
+        return view.lines
+
+    def _line(self, book: str, key: Key) -> ScoreLine:
+        """The line as its tally stands, its rates recomputed only if they moved."""
+        line = (book, key)
+        held = self._lines.get(line)
+        if held is None or line in self._rated:
+            # Trusted: every key here came from a validated call (see Tally.line).
+            held = line_of(key, self.tallies[line], detail=False, trusted=True)
+            self._rated.discard(line)
+        else:
+            held = recounted(held, self.tallies[line])
+        self._lines[line] = held
+        return held

@@ -24,9 +24,9 @@ def _same(item: BaseModel) -> None:
         assert type(getattr(item, name)) is type(getattr(again, name)), name
 
 
-def test_lessons_memories_and_mind_calls_built_unvalidated_are_the_validated_ones() -> None:
+def test_lessons_memories_calls_and_records_built_unvalidated_are_the_validated_ones() -> None:
     """Over the replay's last 60 sessions: every mind's call the ledger holds, every lesson
-    written as calls settled and every memory the last cycles recalled."""
+    written as calls settled, every memory the last cycles recalled and the records read."""
     directory = sample_data_dir()
     market = ReplayMarket(load_replay(directory))
     sessions = market.sessions(date(1900, 1, 1), date(2999, 12, 31))
@@ -43,5 +43,8 @@ def test_lessons_memories_and_mind_calls_built_unvalidated_are_the_validated_one
     assert minds
     assert lessons
     assert memories
-    for item in (*minds, *lessons, *memories):
+    as_of = result.last_dispatch.as_of
+    records = [result.ledger.record(as_of), result.ledger.evidence_record(as_of)]
+    assert all(record.lines for record in records)
+    for item in (*minds, *lessons, *memories, *records):
         _same(item)
