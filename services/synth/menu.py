@@ -37,6 +37,7 @@ import numpy as np
 
 from shared.calendar import maturity
 from shared.contracts import (
+    SYNTHESIS,
     CallKind,
     CallSide,
     Candidate,
@@ -50,6 +51,7 @@ from shared.contracts import (
 from shared.events import asset_class, event_key, grid, naive_at_move, topic_of
 from shared.judging import TERMS, Before, verdict_before_terms
 from shared.ports import SettlementPrices
+from shared.trusted import built
 
 HORIZONS = (24, 48, 120)
 TRADING_DAYS = 252
@@ -698,20 +700,25 @@ class Scored:
 
     def candidate(self, verdict: str) -> Candidate:
         o = self.option
-        return Candidate(
-            wording=self.wording(),
-            target=o.target,
-            kind=o.kind,
-            direction=self.side,
-            horizon_hours=o.horizon_hours,
-            probability=round(self.probability, 4),
-            base_rate=round(self.base, 4),
-            naive_probability=round(self.naive, 4),
-            stderr=round(self.stderr, 4),
-            edge=round(self.edge, 4),
-            edge_naive=round(self.probability - self.naive, 4),
-            margin=round(self.margin, 4),
-            verdict=verdict,
+        # Trusted (shared.trusted): every field, in field order, of numbers the menu computed
+        # (probabilities of the likelier side and their complements, a non-negative error).
+        return built(
+            Candidate,
+            {
+                "wording": self.wording(),
+                "target": o.target,
+                "kind": o.kind,
+                "direction": self.side,
+                "horizon_hours": o.horizon_hours,
+                "probability": round(self.probability, 4),
+                "base_rate": round(self.base, 4),
+                "naive_probability": round(self.naive, 4),
+                "stderr": round(self.stderr, 4),
+                "edge": round(self.edge, 4),
+                "edge_naive": round(self.probability - self.naive, 4),
+                "margin": round(self.margin, 4),
+                "verdict": verdict,
+            },
         )
 
 
@@ -787,23 +794,36 @@ def prediction_of(scored: Scored, made_at: datetime, regime: Regime, basis: str)
     o = scored.option
     due = maturity(made_at, o.session, o.horizon_hours)
     wording = scored.wording()
-    return Prediction(
-        target=o.target,
-        kind=o.kind,
-        direction=scored.side,
-        horizon_hours=o.horizon_hours,
-        reference_price=o.reference,
-        threshold=round(o.line, 6) if o.kind == "threshold" else None,
-        range_pct=o.range_pct,
-        confidence=round(scored.probability, 4),
-        falsifier=f"the first close of {o.target} at or after {due:%Y-%m-%d %H:%M} UTC does not "
-        f"bear out: {wording}",
-        made_at=made_at,
-        matures_at=due,
-        regime=regime,
-        topic=topic_of(o.target),
-        asset_class=asset_class(o.target),
-        base_rate=round(scored.base, 4),
-        naive_probability=round(scored.naive, 4),
-        basis=basis[:600],
+    # Trusted (shared.trusted): every field, in field order, of the menu's own terms: a positive
+    # reference and line, a range's band only on a range, the likelier side's probability, a due
+    # after made_at. Validated, it would be this very object.
+    return built(
+        Prediction,
+        {
+            "source": SYNTHESIS,
+            "target": o.target,
+            "kind": o.kind,
+            "direction": scored.side,
+            "horizon_hours": o.horizon_hours,
+            "reference_price": o.reference,
+            "threshold": round(o.line, 6) if o.kind == "threshold" else None,
+            "range_pct": o.range_pct,
+            "band_pct": None,
+            "confidence": round(scored.probability, 4),
+            "falsifier": f"the first close of {o.target} at or after {due:%Y-%m-%d %H:%M} UTC "
+            f"does not bear out: {wording}",
+            "made_at": made_at,
+            "matures_at": due,
+            "regime": regime,
+            "topic": topic_of(o.target),
+            "asset_class": asset_class(o.target),
+            "base_rate": round(scored.base, 4),
+            "naive_probability": round(scored.naive, 4),
+            "basis": basis[:600],
+        },
+        _STATED,
     )
+
+
+# The fields a menu call states; its source and band are left at their defaults.
+_STATED = frozenset(Prediction.model_fields) - {"source", "band_pct"}

@@ -7,6 +7,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
+from shared.contracts import SYNTHESIS
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from workshop.backtest import run_backtest
 
@@ -24,14 +25,15 @@ def _same(item: BaseModel) -> None:
         assert type(getattr(item, name)) is type(getattr(again, name)), name
 
 
-def test_lessons_memories_calls_and_records_built_unvalidated_are_the_validated_ones() -> None:
-    """Over the replay's last 60 sessions: every mind's call the ledger holds, every lesson
-    written as calls settled, every memory the last cycles recalled and the records read."""
+def test_what_the_desk_builds_unvalidated_is_what_validation_builds() -> None:
+    """Over the replay's last 60 sessions: every call the ledger holds (the desk's menu calls and
+    the minds' own), every lesson written as calls settled, every memory the last cycles
+    recalled, the records read and the menu candidates the last dispatches show."""
     directory = sample_data_dir()
     market = ReplayMarket(load_replay(directory))
     sessions = market.sessions(date(1900, 1, 1), date(2999, 12, 31))
     result = run_backtest(directory, sessions[-60], sessions[-1], market=market)
-    minds = [s.prediction for s in result.ledger.settled if s.source in result.minds]
+    calls = [s.prediction for s in result.ledger.settled if s.source in (SYNTHESIS, *result.minds)]
     lessons = [
         lesson
         for cell in result.ledger.lessons.cells.values()
@@ -40,11 +42,19 @@ def test_lessons_memories_calls_and_records_built_unvalidated_are_the_validated_
     ]
     assert result.last_dispatch is not None
     memories = list(result.last_dispatch.recalled)
-    assert minds
+    assert result.last_call is not None
+    menu = [
+        x
+        for dispatch in (result.last_dispatch, result.last_call)
+        for x in (dispatch.chosen, dispatch.closest)
+        if x is not None
+    ]
+    assert result.last_call.chosen in menu
+    assert {call.source for call in calls} >= {SYNTHESIS, *result.minds}
     assert lessons
     assert memories
     as_of = result.last_dispatch.as_of
     records = [result.ledger.record(as_of), result.ledger.evidence_record(as_of)]
     assert all(record.lines for record in records)
-    for item in (*minds, *lessons, *memories, *records):
+    for item in (*calls, *lessons, *memories, *records, *menu):
         _same(item)
