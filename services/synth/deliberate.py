@@ -31,6 +31,7 @@ from shared.contracts import (
     WithheldCall,
 )
 from shared.events import asset_class, topic_of
+from shared.trusted import built
 
 # A mind that states a stance without its own call is read as this much edge at full confidence;
 # it matches the offline minds' cap, so both kinds of output pool on one scale.
@@ -323,14 +324,19 @@ def deliberate(
             withheld.append(WithheldCall(rule=rule.id, prediction=call))
             applied.append(f"{rule.describe()}: {output.mind}'s {call.direction} call withheld")
 
+    # Trusted (shared.trusted): every field, in field order, of a validated output and its
+    # weight (a share of a non-negative total, or none).
     minds = tuple(
-        MindSummary(
-            mind=o.mind,
-            status=o.status,
-            stance=o.stance,
-            confidence=o.confidence,
-            weight=round(weights.get(o.mind, 0.0), 4),
-            reason=o.reason,
+        built(
+            MindSummary,
+            {
+                "mind": o.mind,
+                "status": o.status,
+                "stance": o.stance,
+                "confidence": o.confidence,
+                "weight": round(weights.get(o.mind, 0.0), 4),
+                "reason": o.reason,
+            },
         )
         for o in unique
     )
