@@ -156,11 +156,15 @@ def ece(buckets: Iterable[CalibrationBucket]) -> float | None:
 
 
 def _ece_of_cells(cells: Sequence[Sequence[float]]) -> float | None:
-    """ece() straight from [count, sum of stated, hits] cells: sum |sum stated - hits| / total."""
-    total = sum(cell[0] for cell in cells)
-    if total == 0:
-        return None
-    return sum(abs(cell[1] - cell[2]) for cell in cells if cell[0]) / total
+    """ece() straight from [count, sum of stated, hits] cells: sum |sum stated - hits| / total
+    (one pass, summed in bucket order: every line the record builds reads this)."""
+    total: float = 0  # an int 0, as sum() starts: the same sums to the last bit
+    gap: float = 0
+    for count, stated, hits in cells:
+        if count:
+            total += count
+            gap += abs(stated - hits)
+    return gap / total if total else None
 
 
 def brier_skill(score: float | None, reference: float | None) -> float | None:
