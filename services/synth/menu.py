@@ -416,24 +416,30 @@ def _prior(kind: str) -> Theta:
     return (0.0, 1.0, 0.0, 0.0, 0.0)
 
 
-def _solve(h: list[list[float]], g: list[float]) -> list[float]:
-    """Solve h x = g (h symmetric positive definite, a handful square) by Gaussian elimination."""
-    n = len(g)
-    a = [[*row, g[i]] for i, row in enumerate(h)]
+def _solve_all(h: list[list[float]], rhs: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Solve h x = g for each g of rhs (h symmetric positive definite, a handful square) by one
+    Gaussian elimination of [h | every g]: each g goes through exactly the row operations it
+    would alone (they depend on h only), so each solution is the one solving for g alone gives."""
+    n, m = len(h), len(rhs)
+    a = [[*row, *(g[i] for g in rhs)] for i, row in enumerate(h)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
         a[col], a[pivot] = a[pivot], a[col]
         for r in range(n):
             if r != col and a[r][col] != 0.0:
                 f = a[r][col] / a[col][col]
-                for c in range(col, n + 1):
+                for c in range(col, n + m):
                     a[r][c] -= f * a[col][c]
-    return [a[i][n] / a[i][i] for i in range(n)]
+    return [[a[i][n + j] / a[i][i] for i in range(n)] for j in range(m)]
+
+
+def _solve(h: list[list[float]], g: list[float]) -> list[float]:
+    return _solve_all(h, [g])[0]
 
 
 def _inverse(h: list[list[float]]) -> list[list[float]]:
     n = len(h)
-    cols = [_solve(h, [1.0 if i == j else 0.0 for i in range(n)]) for j in range(n)]
+    cols = _solve_all(h, [[1.0 if i == j else 0.0 for i in range(n)] for j in range(n)])
     return [[cols[j][i] for j in range(n)] for i in range(n)]
 
 
