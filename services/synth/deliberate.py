@@ -340,28 +340,40 @@ def deliberate(
         )
         for o in unique
     )
-    return Deliberation(
-        minds=minds,
-        outputs=tuple(unique),
-        debate=debate,
-        conviction=conviction,
-        probability_up=prob_up,
-        raw_probability_up=raw_prob,
-        base_rate_up=base_up,
-        recalibration=calibrator.describe() if calibrator is not None else None,
-        probability_stderr=stderr if calibrated else None,
-        target=target,
-        horizon_hours=horizon_hours,
-        chosen=chosen,
-        closest=closest,
-        considered=considered,
-        record_basis=menu.describe() if menu is not None else None,
-        prediction=prediction,
-        abstention=abstention,
-        rules_applied=tuple(applied),
-        withheld=tuple(withheld),
-        stories=tuple(stories),
-        recalled=tuple(recalled),
-        missing=_missing(context, unique),
-        record=context.record,
+    # Trusted (shared.trusted): every field, in field order, computed above from validated
+    # inputs (probabilities rounded inside [0, 1], tuples built as tuples); the previous dispatch's
+    # recap is left unset, for decide to add.
+    return built(
+        Deliberation,
+        {
+            "minds": minds,
+            "outputs": tuple(unique),
+            "debate": debate,
+            "conviction": conviction,
+            "probability_up": prob_up,
+            "prediction": prediction,
+            "abstention": abstention,
+            "rules_applied": tuple(applied),
+            "missing": _missing(context, unique),
+            "record": context.record,
+            "raw_probability_up": raw_prob,
+            "base_rate_up": base_up,
+            "recalibration": calibrator.describe() if calibrator is not None else None,
+            "withheld": tuple(withheld),
+            "stories": tuple(stories),
+            "recalled": tuple(recalled),
+            "probability_stderr": stderr if calibrated else None,
+            "target": target,
+            "horizon_hours": horizon_hours,
+            "chosen": chosen,
+            "closest": closest,
+            "considered": considered,
+            "record_basis": menu.describe() if menu is not None else None,
+            "previous": None,
+        },
+        _DECIDED,
     )
+
+
+# The fields deliberate states; the recap of the previous dispatch is decide's.
+_DECIDED = frozenset(Deliberation.model_fields) - {"previous"}

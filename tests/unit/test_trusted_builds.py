@@ -4,10 +4,14 @@ validation would have built: field for field, down to each value's type and the 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
-from shared.contracts import SYNTHESIS
+from services.synth import synthesize
+from services.synth.deliberate import deliberate
+from shared.contracts import SYNTHESIS, Deliberation
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from workshop.backtest import run_backtest
 
@@ -25,10 +29,20 @@ def _same(item: BaseModel) -> None:
         assert type(getattr(item, name)) is type(getattr(again, name)), name
 
 
-def test_what_the_desk_builds_unvalidated_is_what_validation_builds() -> None:
+def test_what_the_desk_builds_unvalidated_is_what_validation_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Over the replay's last 60 sessions: every call the ledger holds (the desk's menu calls and
     the minds' own), every lesson written as calls settled, every memory the last cycles
-    recalled, the records read and the menu candidates the last dispatches show."""
+    recalled, the records read, the menu candidates the last dispatches show, and every cycle's
+    deliberation with its minds' summaries."""
+    decisions: list[Deliberation] = []
+
+    def kept(*args: Any, **kwargs: Any) -> Deliberation:
+        decisions.append(deliberate(*args, **kwargs))
+        return decisions[-1]
+
+    monkeypatch.setattr(synthesize, "deliberate", kept)
     directory = sample_data_dir()
     market = ReplayMarket(load_replay(directory))
     sessions = market.sessions(date(1900, 1, 1), date(2999, 12, 31))
@@ -56,5 +70,7 @@ def test_what_the_desk_builds_unvalidated_is_what_validation_builds() -> None:
     as_of = result.last_dispatch.as_of
     records = [result.ledger.record(as_of), result.ledger.evidence_record(as_of)]
     assert all(record.lines for record in records)
-    for item in (*calls, *lessons, *memories, *records, *menu):
+    assert len(decisions) == 60
+    summaries = [summary for decision in decisions for summary in decision.minds]
+    for item in (*calls, *lessons, *memories, *records, *menu, *decisions, *summaries):
         _same(item)
