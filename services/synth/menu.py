@@ -516,13 +516,17 @@ def fit_kind(
     design = np.column_stack((np.ones(len(table)), table[:, 2:] / count[:, None]))
     ridge = np.diag([RIDGE] * (INPUTS + 1))
     h = [[0.0] * (INPUTS + 1) for _ in range(INPUTS + 1)]
+    anchor = np.array(prior)
     for _ in range(_STEPS):
-        z = design @ np.array(theta)
+        at = np.array(theta)
+        z = design @ at
         e = np.exp(-np.abs(z))  # the stable sigmoid on both signs of z
-        p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        r = hits - count * p
-        w = count * p * (1.0 - p)
-        g = (design.T @ r - RIDGE * (np.array(theta) - np.array(prior))).tolist()
+        q = 1.0 + e
+        p = np.where(z >= 0, 1.0 / q, e / q)
+        expected = count * p
+        r = hits - expected
+        w = expected * (1.0 - p)  # count * p * (1 - p), multiplied in that order
+        g = (design.T @ r - RIDGE * (at - anchor)).tolist()
         h = ((design.T * w) @ design + ridge).tolist()
         step = _solve(h, g)
         theta = [t + s for t, s in zip(theta, step, strict=True)]
