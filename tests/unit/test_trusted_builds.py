@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from services.synth import synthesize
 from services.synth.deliberate import deliberate
-from shared.contracts import SYNTHESIS, Deliberation
+from shared.contracts import SYNTHESIS, CycleContext, Deliberation
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from workshop.backtest import run_backtest
 
@@ -35,11 +35,13 @@ def test_what_the_desk_builds_unvalidated_is_what_validation_builds(
     """Over the replay's last 60 sessions: every call the ledger holds (the desk's menu calls and
     the minds' own), every lesson written as calls settled, every memory the last cycles
     recalled, the records read, the menu candidates the last dispatches show, and every cycle's
-    deliberation with its minds' summaries."""
+    context and deliberation with its minds' summaries."""
+    contexts: list[CycleContext] = []
     decisions: list[Deliberation] = []
 
-    def kept(*args: Any, **kwargs: Any) -> Deliberation:
-        decisions.append(deliberate(*args, **kwargs))
+    def kept(context: CycleContext, *args: Any, **kwargs: Any) -> Deliberation:
+        contexts.append(context)
+        decisions.append(deliberate(context, *args, **kwargs))
         return decisions[-1]
 
     monkeypatch.setattr(synthesize, "deliberate", kept)
@@ -70,7 +72,7 @@ def test_what_the_desk_builds_unvalidated_is_what_validation_builds(
     as_of = result.last_dispatch.as_of
     records = [result.ledger.record(as_of), result.ledger.evidence_record(as_of)]
     assert all(record.lines for record in records)
-    assert len(decisions) == 60
+    assert len(contexts) == len(decisions) == 60
     summaries = [summary for decision in decisions for summary in decision.minds]
-    for item in (*calls, *lessons, *memories, *records, *menu, *decisions, *summaries):
+    for item in (*calls, *lessons, *memories, *records, *menu, *contexts, *decisions, *summaries):
         _same(item)
