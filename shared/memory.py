@@ -16,6 +16,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from shared.contracts import Features, Fingerprint, Lesson, Memory, Outcome, Prediction
+from shared.trusted import built
 
 RECALL = 3
 R5_CELL = 2.0  # percent
@@ -111,19 +112,24 @@ def write_lesson(
                 f"have made it a hit; at {p.confidence:.0%}{base}, not calling was the cheaper "
                 "choice."
             )
-    return Lesson(
-        cycle_key=cycle_key,
-        source=p.source,
-        target=p.target,
-        regime=p.regime,
-        made_at=p.made_at,
-        settled_at=settled_at,
-        outcome=outcome,
-        move_pct=round(move, 4) if move is not None else None,
-        rested_on=rested[:600],
-        happened=happened,
-        would_change=change,
-        fingerprint=tape,
+    # Trusted (shared.trusted): every field, in field order, from a validated call and tape, an
+    # outcome of the judge's and this function's own strings (a backtest writes thousands).
+    return built(
+        Lesson,
+        {
+            "cycle_key": cycle_key,
+            "source": p.source,
+            "target": p.target,
+            "regime": p.regime,
+            "made_at": p.made_at,
+            "settled_at": settled_at,
+            "outcome": outcome,
+            "move_pct": round(move, 4) if move is not None else None,
+            "rested_on": rested[:600],
+            "happened": happened,
+            "would_change": change,
+            "fingerprint": tape,
+        },
     )
 
 
@@ -151,29 +157,35 @@ def _distance(a: tuple[float | None, ...], b: tuple[float | None, ...]) -> float
     return math.sqrt(total)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cycle:
-    """The lessons of one past cycle (they share its tape), kept for recall."""
+    """The lessons of one past cycle (they share its tape and cycle key), kept for recall."""
 
     vector: tuple[float | None, ...]
     made_at: datetime
     lessons: list[Lesson]
     newest_first: float = 0.0  # -timestamp of made_at: the tie-break, computed once
+    key: str = ""  # the lessons' cycle key: the last tie-break, read once
 
     def __post_init__(self) -> None:
         self.newest_first = -self.made_at.timestamp()
+        self.key = self.lessons[0].cycle_key
 
 
 def _memory(d: float, lesson: Lesson) -> Memory:
-    return Memory(
-        cycle_key=lesson.cycle_key,
-        source=lesson.source,
-        made_at=lesson.made_at,
-        settled_at=lesson.settled_at,
-        regime=lesson.regime,
-        outcome=lesson.outcome,
-        distance=round(d, 4),
-        text=lesson.text,
+    # Trusted (shared.trusted): every field, in field order, from a lesson and a distance >= 0.
+    return built(
+        Memory,
+        {
+            "cycle_key": lesson.cycle_key,
+            "source": lesson.source,
+            "made_at": lesson.made_at,
+            "settled_at": lesson.settled_at,
+            "regime": lesson.regime,
+            "outcome": lesson.outcome,
+            "distance": round(d, 4),
+            "text": lesson.text,
+        },
     )
 
 
@@ -198,7 +210,7 @@ def _rank(
                 + (1.0 if h4 is None or v[4] is None else (h4 - v[4]) ** 2)
             ),
             c.newest_first,
-            c.lessons[0].cycle_key,
+            c.key,
             c,
         )
         for c in cycles

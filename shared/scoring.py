@@ -156,11 +156,15 @@ def ece(buckets: Iterable[CalibrationBucket]) -> float | None:
 
 
 def _ece_of_cells(cells: Sequence[Sequence[float]]) -> float | None:
-    """ece() straight from [count, sum of stated, hits] cells: sum |sum stated - hits| / total."""
-    total = sum(cell[0] for cell in cells)
-    if total == 0:
-        return None
-    return sum(abs(cell[1] - cell[2]) for cell in cells if cell[0]) / total
+    """ece() straight from [count, sum of stated, hits] cells: sum |sum stated - hits| / total
+    (one pass, summed in bucket order: every line the record builds reads this)."""
+    total: float = 0  # an int 0, as sum() starts: the same sums to the last bit
+    gap: float = 0
+    for count, stated, hits in cells:
+        if count:
+            total += count
+            gap += abs(stated - hits)
+    return gap / total if total else None
 
 
 def brier_skill(score: float | None, reference: float | None) -> float | None:
@@ -284,6 +288,20 @@ class Tally:
 def _trusted_line(values: dict[str, Any]) -> ScoreLine:
     """values as a ScoreLine, unvalidated (shared.trusted): every field, in field order."""
     return built(ScoreLine, values)
+
+
+# The Tally sums a line shows as they are and computes none of its rates from.
+COUNTS = ("calls", "inconclusive", "open", "abstentions", "withheld")
+
+
+def recounted(line: ScoreLine, tally: Tally) -> ScoreLine:
+    """A trusted line (Tally.line, trusted) with the tally's counts, for a tally whose other sums
+    are those the line was built from: the line Tally.line would build, without recomputing its
+    rates (the backtest's record moves a line's counts every cycle, its rates only on a settle)."""
+    values = dict(line.__dict__)
+    for name in COUNTS:
+        values[name] = getattr(tally, name)
+    return _trusted_line(values)
 
 
 # --- lines ---------------------------------------------------------------------------------------

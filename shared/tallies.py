@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from shared.contracts import ScoreLine
 from shared.scoring import (
     BUCKETS,
+    COUNTS,
     Abstained,
     CallOutcome,
     Key,
@@ -30,6 +31,7 @@ from shared.scoring import (
     keys_of,
     line_of,
     order,
+    recounted,
 )
 
 PUBLIC = "public"
@@ -37,6 +39,9 @@ EVIDENCE = "evidence"
 BOOKS = (PUBLIC, EVIDENCE)
 # Tally fields that are plain sums (everything but the calibration cells).
 SUMS = tuple(f.name for f in dataclasses.fields(Tally) if f.name != "cells")
+# The sums a line shows as they are, that none of its rates is computed from (scoring.COUNTS): a
+# delta moving only these (a call made, an abstention, an inconclusive close) leaves every rate.
+PLAIN = frozenset(COUNTS)
 
 Delta = tuple[str, Key, Tally]  # book, line key, increments
 
@@ -88,6 +93,12 @@ def increments(delta: Tally) -> Increments:
     return sums, tuple((bucket, add) for bucket, add in enumerate(delta.cells) if add[0])
 
 
+def moves_rates(moves: Increments) -> bool:
+    """Whether the increments move anything a line's rates are computed from."""
+    sums, cells = moves
+    return bool(cells) or any(name not in PLAIN for name, _ in sums)
+
+
 def add_increments(into: Tally, moves: Increments) -> None:
     sums, cells = moves
     for name, value in sums:
@@ -112,6 +123,20 @@ def touched_cells(delta: Tally) -> Iterator[tuple[int, list[float]]]:
             yield bucket, cell
 
 
+@dataclass(eq=False)
+class _View:
+    """One reader's lines (a book and a `keeps`) in scoreboard order, and which of its lines
+    changed since it last read them: a read rebuilds those alone and keeps the others."""
+
+    keys: tuple[Key, ...]
+    at: dict[Key, int] = field(init=False)
+    lines: tuple[ScoreLine, ...] | None = None
+    changed: set[Key] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.at = {key: i for i, key in enumerate(self.keys)}
+
+
 @dataclass
 class TallyBook:
     """The in-memory record: one Tally per (book, key), lines rebuilt only for keys that changed.
@@ -122,46 +147,68 @@ class TallyBook:
     """
 
     tallies: dict[tuple[str, Key], Tally] = field(default_factory=dict)
+    # Each line as last built, and the lines whose rates moved since (the others only need their
+    # counts again: scoring.recounted).
     _lines: dict[tuple[str, Key], ScoreLine] = field(default_factory=dict)
-    _dirty: set[tuple[str, Key]] = field(default_factory=set)
-    # The keys each reader wants, in scoreboard order: they change only when a new line opens.
-    _views: dict[tuple[str, Callable[[Key], bool] | None], tuple[Key, ...]] = field(
-        default_factory=dict
-    )
+    _rated: set[tuple[str, Key]] = field(default_factory=set)
+    # Each reader's view, and the views each line is in: a view's keys change only when a new
+    # line opens (then every view is built again).
+    _views: dict[tuple[str, Callable[[Key], bool] | None], _View] = field(default_factory=dict)
+    _watch: dict[tuple[str, Key], list[_View]] = field(default_factory=dict)
 
     def apply(self, deltas: Iterable[Delta]) -> None:
         last: Tally | None = None
         moves: Increments = ((), ())
-        tallies, dirty = self.tallies, self._dirty
+        rates = False
+        tallies, rated, watch = self.tallies, self._rated, self._watch
         for book, key, delta in deltas:
             # One delta goes to every line the call counts in: read what it moves once.
             if delta is not last:
                 last, moves = delta, increments(delta)
+                rates = moves_rates(moves)
             line = (book, key)
             tally = tallies.get(line)
             if tally is None:
                 tally = tallies[line] = Tally()
                 self._views.clear()
+                watch.clear()
             add_increments(tally, moves)
-            dirty.add(line)
+            for view in watch.get(line, ()):
+                view.changed.add(key)
+            if rates:
+                rated.add(line)
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
     ) -> tuple[ScoreLine, ...]:
         """The book's lines in scoreboard order; without detail they are cached between reads."""
-        wanted = self._views.get((book, keeps))
-        if wanted is None:
+        view = self._views.get((book, keeps))
+        if view is None:
             found = [k for b, k in self.tallies if b == book and (keeps is None or keeps(k))]
-            wanted = self._views[(book, keeps)] = tuple(sorted(found, key=order))
+            view = self._views[(book, keeps)] = _View(tuple(sorted(found, key=order)))
+            for key in view.keys:
+                self._watch.setdefault((book, key), []).append(view)
         if detail:
-            return tuple(line_of(k, self.tallies[(book, k)]) for k in wanted)
-        built, dirty = self._lines, self._dirty
-        out: list[ScoreLine] = []
-        for key in wanted:
-            line = (book, key)
-            if line in dirty or line not in built:
-                # Trusted: every key here came from a validated call (see Tally.line).
-                built[line] = line_of(key, self.tallies[line], detail=False, trusted=True)
-                dirty.discard(line)
-            out.append(built[line])
-        return tuple(out)
+            return tuple(line_of(k, self.tallies[(book, k)]) for k in view.keys)
+        if view.lines is None:
+            view.lines = tuple(self._line(book, key) for key in view.keys)
+        elif view.changed:
+            lines = list(view.lines)
+            for key in view.changed:
+                lines[view.at[key]] = self._line(book, key)
+            view.lines = tuple(lines)
+        view.changed.clear()
+        return view.lines
+
+    def _line(self, book: str, key: Key) -> ScoreLine:
+        """The line as its tally stands, its rates recomputed only if they moved."""
+        line = (book, key)
+        held = self._lines.get(line)
+        if held is None or line in self._rated:
+            # Trusted: every key here came from a validated call (see Tally.line).
+            held = line_of(key, self.tallies[line], detail=False, trusted=True)
+            self._rated.discard(line)
+        else:
+            held = recounted(held, self.tallies[line])
+        self._lines[line] = held
+        return held

@@ -60,6 +60,17 @@ class History:
     bins: dict[int, list[float]] = field(default_factory=dict)
     n: int = 0
     ups: int = 0
+    # What fit reads of the bins, kept while n (moved by every forecast a bin takes) stands still:
+    # the backtest fits every cycle and most cycles settle no forecast.
+    _cells: tuple[int, list[tuple[float, float, float, float]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def cells(self) -> list[tuple[float, float, float, float]]:
+        """(logit of the bin, count, ups, mean base-rate logit) of each bin, in bin order."""
+        if self._cells is None or self._cells[0] != self.n:
+            self._cells = (self.n, [(x, n, k, s / n) for x, n, k, s in self.bins.values()])
+        return self._cells[1]
 
     def add(self, pooled: float, went_up: bool, base_rate: float | None = None) -> None:
         index = round(pooled / BIN)
@@ -128,7 +139,7 @@ def fit(
     """The ridge-penalised maximum-likelihood (a, b); start only speeds convergence (the problem
     is strictly convex, so every start reaches the same optimum)."""
     a, b = start if start is not None else (0.0, 0.0)
-    cells = [(x, n, k, offset / n) for x, n, k, offset in history.bins.values()]
+    cells = history.cells()
     haa = hab = hbb = 0.0
     for _ in range(_MAX_STEPS):
         ga = -RIDGE_A * a

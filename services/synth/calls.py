@@ -8,6 +8,7 @@ import re
 from shared.calendar import maturity
 from shared.contracts import CycleContext, Dispatch, MindOutput, Prediction
 from shared.events import asset_class
+from shared.trusted import built
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 BASIS_MAX = 600
@@ -31,23 +32,37 @@ def mind_prediction(output: MindOutput, context: CycleContext) -> Prediction | N
     session = quote.session if quote else features.session
     as_of = context.snapshot.as_of
     word = "above" if call.direction == "up" else "below"
-    return Prediction(
-        source=output.mind,
-        target=call.target,
-        direction=call.direction,
-        horizon_hours=call.horizon_hours,
-        reference_price=reference,
-        confidence=call.probability,
-        falsifier=f"{call.target} does not close {word} {reference:.2f} at maturity",
-        made_at=as_of,
-        matures_at=maturity(as_of, session, call.horizon_hours),
-        regime=features.regime,
-        topic=output.topics[0] if output.topics else "index",
-        asset_class=asset_class(call.target),
-        base_rate=features.base_rate(call.target, call.horizon_hours, call.direction),
-        naive_probability=0.5,  # a driftless random walk is a coin on direction
-        basis=first_sentence(output.argument),
+    # Trusted (shared.trusted): every field, in field order, from a validated call and context: a
+    # direction call (no threshold, range or band) on a positive reference, maturing after as_of.
+    return built(
+        Prediction,
+        {
+            "source": output.mind,
+            "target": call.target,
+            "kind": "direction",
+            "direction": call.direction,
+            "horizon_hours": call.horizon_hours,
+            "reference_price": reference,
+            "threshold": None,
+            "range_pct": None,
+            "band_pct": None,
+            "confidence": call.probability,
+            "falsifier": f"{call.target} does not close {word} {reference:.2f} at maturity",
+            "made_at": as_of,
+            "matures_at": maturity(as_of, session, call.horizon_hours),
+            "regime": features.regime,
+            "topic": output.topics[0] if output.topics else "index",
+            "asset_class": asset_class(call.target),
+            "base_rate": features.base_rate(call.target, call.horizon_hours, call.direction),
+            "naive_probability": 0.5,  # a driftless random walk is a coin on direction
+            "basis": first_sentence(output.argument),
+        },
+        _GIVEN,
     )
+
+
+# The fields a mind's prediction states; kind, threshold, range and band are left at defaults.
+_GIVEN = frozenset(Prediction.model_fields) - {"kind", "threshold", "range_pct", "band_pct"}
 
 
 POOL = "pool"

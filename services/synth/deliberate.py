@@ -31,6 +31,7 @@ from shared.contracts import (
     WithheldCall,
 )
 from shared.events import asset_class, topic_of
+from shared.trusted import built
 
 # A mind that states a stance without its own call is read as this much edge at full confidence;
 # it matches the offline minds' cap, so both kinds of output pool on one scale.
@@ -323,39 +324,56 @@ def deliberate(
             withheld.append(WithheldCall(rule=rule.id, prediction=call))
             applied.append(f"{rule.describe()}: {output.mind}'s {call.direction} call withheld")
 
+    # Trusted (shared.trusted): every field, in field order, of a validated output and its
+    # weight (a share of a non-negative total, or none).
     minds = tuple(
-        MindSummary(
-            mind=o.mind,
-            status=o.status,
-            stance=o.stance,
-            confidence=o.confidence,
-            weight=round(weights.get(o.mind, 0.0), 4),
-            reason=o.reason,
+        built(
+            MindSummary,
+            {
+                "mind": o.mind,
+                "status": o.status,
+                "stance": o.stance,
+                "confidence": o.confidence,
+                "weight": round(weights.get(o.mind, 0.0), 4),
+                "reason": o.reason,
+            },
         )
         for o in unique
     )
-    return Deliberation(
-        minds=minds,
-        outputs=tuple(unique),
-        debate=debate,
-        conviction=conviction,
-        probability_up=prob_up,
-        raw_probability_up=raw_prob,
-        base_rate_up=base_up,
-        recalibration=calibrator.describe() if calibrator is not None else None,
-        probability_stderr=stderr if calibrated else None,
-        target=target,
-        horizon_hours=horizon_hours,
-        chosen=chosen,
-        closest=closest,
-        considered=considered,
-        record_basis=menu.describe() if menu is not None else None,
-        prediction=prediction,
-        abstention=abstention,
-        rules_applied=tuple(applied),
-        withheld=tuple(withheld),
-        stories=tuple(stories),
-        recalled=tuple(recalled),
-        missing=_missing(context, unique),
-        record=context.record,
+    # Trusted (shared.trusted): every field, in field order, computed above from validated
+    # inputs (probabilities rounded inside [0, 1], tuples built as tuples); the previous dispatch's
+    # recap is left unset, for decide to add.
+    return built(
+        Deliberation,
+        {
+            "minds": minds,
+            "outputs": tuple(unique),
+            "debate": debate,
+            "conviction": conviction,
+            "probability_up": prob_up,
+            "prediction": prediction,
+            "abstention": abstention,
+            "rules_applied": tuple(applied),
+            "missing": _missing(context, unique),
+            "record": context.record,
+            "raw_probability_up": raw_prob,
+            "base_rate_up": base_up,
+            "recalibration": calibrator.describe() if calibrator is not None else None,
+            "withheld": tuple(withheld),
+            "stories": tuple(stories),
+            "recalled": tuple(recalled),
+            "probability_stderr": stderr if calibrated else None,
+            "target": target,
+            "horizon_hours": horizon_hours,
+            "chosen": chosen,
+            "closest": closest,
+            "considered": considered,
+            "record_basis": menu.describe() if menu is not None else None,
+            "previous": None,
+        },
+        _DECIDED,
     )
+
+
+# The fields deliberate states; the recap of the previous dispatch is decide's.
+_DECIDED = frozenset(Deliberation.model_fields) - {"previous"}

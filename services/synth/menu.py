@@ -37,6 +37,7 @@ import numpy as np
 
 from shared.calendar import maturity
 from shared.contracts import (
+    SYNTHESIS,
     CallKind,
     CallSide,
     Candidate,
@@ -50,6 +51,7 @@ from shared.contracts import (
 from shared.events import asset_class, event_key, grid, naive_at_move, topic_of
 from shared.judging import TERMS, Before, verdict_before_terms
 from shared.ports import SettlementPrices
+from shared.trusted import built
 
 HORIZONS = (24, 48, 120)
 TRADING_DAYS = 252
@@ -333,14 +335,15 @@ class MenuHistory:
         """The model's bins as rows of [n, hits, sums of the four inputs] (no order promised)."""
         rows, dirty, cells = self._rows[model], self._dirty[model], self.cells[model]
         table = self._tables[model]
-        for key in dirty:
-            row = rows.setdefault(key, len(rows))
-            if row >= len(table):
-                grown = np.zeros((max(64, 2 * len(table), row + 1), INPUTS + 2))
+        if dirty:
+            changed = [rows.setdefault(key, len(rows)) for key in dirty]
+            if len(rows) > len(table):
+                grown = np.zeros((max(64, 2 * len(table), len(rows)), INPUTS + 2))
                 grown[: len(table)] = table
                 table = self._tables[model] = grown
-            table[row] = cells[key]
-        dirty.clear()
+            # One assignment of every changed bin (row by row was most of a refit's cost).
+            table[changed] = [cells[key] for key in dirty]
+            dirty.clear()
         return table[: len(rows)]
 
     def proven(self, model: str) -> bool:
@@ -413,24 +416,30 @@ def _prior(kind: str) -> Theta:
     return (0.0, 1.0, 0.0, 0.0, 0.0)
 
 
-def _solve(h: list[list[float]], g: list[float]) -> list[float]:
-    """Solve h x = g (h symmetric positive definite, a handful square) by Gaussian elimination."""
-    n = len(g)
-    a = [[*row, g[i]] for i, row in enumerate(h)]
+def _solve_all(h: list[list[float]], rhs: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Solve h x = g for each g of rhs (h symmetric positive definite, a handful square) by one
+    Gaussian elimination of [h | every g]: each g goes through exactly the row operations it
+    would alone (they depend on h only), so each solution is the one solving for g alone gives."""
+    n, m = len(h), len(rhs)
+    a = [[*row, *(g[i] for g in rhs)] for i, row in enumerate(h)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
         a[col], a[pivot] = a[pivot], a[col]
         for r in range(n):
             if r != col and a[r][col] != 0.0:
                 f = a[r][col] / a[col][col]
-                for c in range(col, n + 1):
+                for c in range(col, n + m):
                     a[r][c] -= f * a[col][c]
-    return [a[i][n] / a[i][i] for i in range(n)]
+    return [[a[i][n + j] / a[i][i] for i in range(n)] for j in range(m)]
+
+
+def _solve(h: list[list[float]], g: list[float]) -> list[float]:
+    return _solve_all(h, [g])[0]
 
 
 def _inverse(h: list[list[float]]) -> list[list[float]]:
     n = len(h)
-    cols = [_solve(h, [1.0 if i == j else 0.0 for i in range(n)]) for j in range(n)]
+    cols = _solve_all(h, [[1.0 if i == j else 0.0 for i in range(n)] for j in range(n)])
     return [[cols[j][i] for j in range(n)] for i in range(n)]
 
 
@@ -507,13 +516,17 @@ def fit_kind(
     design = np.column_stack((np.ones(len(table)), table[:, 2:] / count[:, None]))
     ridge = np.diag([RIDGE] * (INPUTS + 1))
     h = [[0.0] * (INPUTS + 1) for _ in range(INPUTS + 1)]
+    anchor = np.array(prior)
     for _ in range(_STEPS):
-        z = design @ np.array(theta)
+        at = np.array(theta)
+        z = design @ at
         e = np.exp(-np.abs(z))  # the stable sigmoid on both signs of z
-        p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        r = hits - count * p
-        w = count * p * (1.0 - p)
-        g = (design.T @ r - RIDGE * (np.array(theta) - np.array(prior))).tolist()
+        q = 1.0 + e
+        p = np.where(z >= 0, 1.0 / q, e / q)
+        expected = count * p
+        r = hits - expected
+        w = expected * (1.0 - p)  # count * p * (1 - p), multiplied in that order
+        g = (design.T @ r - RIDGE * (at - anchor)).tolist()
         h = ((design.T * w) @ design + ridge).tolist()
         step = _solve(h, g)
         theta = [t + s for t, s in zip(theta, step, strict=True)]
@@ -697,20 +710,25 @@ class Scored:
 
     def candidate(self, verdict: str) -> Candidate:
         o = self.option
-        return Candidate(
-            wording=self.wording(),
-            target=o.target,
-            kind=o.kind,
-            direction=self.side,
-            horizon_hours=o.horizon_hours,
-            probability=round(self.probability, 4),
-            base_rate=round(self.base, 4),
-            naive_probability=round(self.naive, 4),
-            stderr=round(self.stderr, 4),
-            edge=round(self.edge, 4),
-            edge_naive=round(self.probability - self.naive, 4),
-            margin=round(self.margin, 4),
-            verdict=verdict,
+        # Trusted (shared.trusted): every field, in field order, of numbers the menu computed
+        # (probabilities of the likelier side and their complements, a non-negative error).
+        return built(
+            Candidate,
+            {
+                "wording": self.wording(),
+                "target": o.target,
+                "kind": o.kind,
+                "direction": self.side,
+                "horizon_hours": o.horizon_hours,
+                "probability": round(self.probability, 4),
+                "base_rate": round(self.base, 4),
+                "naive_probability": round(self.naive, 4),
+                "stderr": round(self.stderr, 4),
+                "edge": round(self.edge, 4),
+                "edge_naive": round(self.probability - self.naive, 4),
+                "margin": round(self.margin, 4),
+                "verdict": verdict,
+            },
         )
 
 
@@ -786,23 +804,36 @@ def prediction_of(scored: Scored, made_at: datetime, regime: Regime, basis: str)
     o = scored.option
     due = maturity(made_at, o.session, o.horizon_hours)
     wording = scored.wording()
-    return Prediction(
-        target=o.target,
-        kind=o.kind,
-        direction=scored.side,
-        horizon_hours=o.horizon_hours,
-        reference_price=o.reference,
-        threshold=round(o.line, 6) if o.kind == "threshold" else None,
-        range_pct=o.range_pct,
-        confidence=round(scored.probability, 4),
-        falsifier=f"the first close of {o.target} at or after {due:%Y-%m-%d %H:%M} UTC does not "
-        f"bear out: {wording}",
-        made_at=made_at,
-        matures_at=due,
-        regime=regime,
-        topic=topic_of(o.target),
-        asset_class=asset_class(o.target),
-        base_rate=round(scored.base, 4),
-        naive_probability=round(scored.naive, 4),
-        basis=basis[:600],
+    # Trusted (shared.trusted): every field, in field order, of the menu's own terms: a positive
+    # reference and line, a range's band only on a range, the likelier side's probability, a due
+    # after made_at. Validated, it would be this very object.
+    return built(
+        Prediction,
+        {
+            "source": SYNTHESIS,
+            "target": o.target,
+            "kind": o.kind,
+            "direction": scored.side,
+            "horizon_hours": o.horizon_hours,
+            "reference_price": o.reference,
+            "threshold": round(o.line, 6) if o.kind == "threshold" else None,
+            "range_pct": o.range_pct,
+            "band_pct": None,
+            "confidence": round(scored.probability, 4),
+            "falsifier": f"the first close of {o.target} at or after {due:%Y-%m-%d %H:%M} UTC "
+            f"does not bear out: {wording}",
+            "made_at": made_at,
+            "matures_at": due,
+            "regime": regime,
+            "topic": topic_of(o.target),
+            "asset_class": asset_class(o.target),
+            "base_rate": round(scored.base, 4),
+            "naive_probability": round(scored.naive, 4),
+            "basis": basis[:600],
+        },
+        _STATED,
     )
+
+
+# The fields a menu call states; its source and band are left at their defaults.
+_STATED = frozenset(Prediction.model_fields) - {"source", "band_pct"}

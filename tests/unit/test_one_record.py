@@ -10,7 +10,7 @@ from pathlib import Path
 from shared.db.record import StoredBook
 from shared.db.session import migrate, session_scope
 from shared.ports import RecordBook
-from shared.scoring import ALL, Abstained, CallOutcome, Key
+from shared.scoring import ALL, Abstained, CallOutcome, Key, line_of
 from shared.tallies import EVIDENCE, PUBLIC, Delta, TallyBook, abstained, closed, opened
 
 SOURCES = ("synthesis", "macro", "flow", "contrarian")
@@ -66,3 +66,17 @@ def test_the_stored_and_the_in_memory_record_give_the_same_lines(tmp_path: Path)
         later = StoredBook(session)
         assert isinstance(later, RecordBook)
         assert later.lines(PUBLIC) == memory.lines(PUBLIC)
+
+
+def test_lines_read_between_events_are_the_lines_built_afresh() -> None:
+    """A book read after every event (so that most reads find only a line's counts moved) gives
+    the lines a fresh fold of its tallies builds, rates included."""
+    memory = TallyBook()
+    for deltas in _events(7, 300):
+        memory.apply(deltas)
+        for name in (PUBLIC, EVIDENCE):
+            for keeps in (None, _regime_lines):
+                got = memory.lines(name, keeps)
+                keys = [(x.source, x.regime, x.asset_class, x.horizon, x.topic) for x in got]
+                fresh = tuple(line_of(k, memory.tallies[(name, k)], detail=False) for k in keys)
+                assert got == fresh

@@ -29,15 +29,19 @@ from shared.contracts import (
     Deliberation,
     Dispatch,
     DispatchDraft,
+    Features,
     LearnedRule,
     MindOutput,
     ScoreLine,
+    Snapshot,
     Story,
+    TrackRecord,
 )
 from shared.market.replay import ReplayMarket, load_replay, sample_data_dir
 from shared.memory import fingerprint
 from shared.ports import Brain
 from shared.settings import DEFAULT_MINDS
+from shared.trusted import built
 from workshop.backtest.ledger import Ledger, Settled
 
 Progress = Callable[[int, int], None]
@@ -170,12 +174,7 @@ def run_backtest(
         )
         snapshot = market.snapshot(trigger)
         features = market.features(snapshot)
-        context = CycleContext(
-            cycle_number=number,
-            snapshot=snapshot,
-            features=features,
-            record=ledger.record(as_of),
-        )
+        context = _context(number, snapshot, features, ledger.record(as_of))
         outputs = [think(brain, mind, context) for mind in minds]
         tape = fingerprint(features)
         ledger.tapes[trigger.cycle_key] = tape
@@ -243,6 +242,30 @@ def run_backtest(
     result.cycles = len(days)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _context(
+    number: int, snapshot: Snapshot, features: Features, record: TrackRecord
+) -> CycleContext:
+    """The cycle's context, built trusted (shared.trusted) from the replay's validated snapshot and
+    features and the ledger's record; rules, stories and lessons are left at their defaults, as
+    the validated build left them (the backtest hands those to the synthesis directly)."""
+    return built(
+        CycleContext,
+        {
+            "cycle_number": number,
+            "snapshot": snapshot,
+            "features": features,
+            "record": record,
+            "rules": (),
+            "stories": (),
+            "recalled": (),
+        },
+        _GIVEN,
+    )
+
+
+_GIVEN = ("cycle_number", "snapshot", "features", "record")
 
 
 def _key(dispatch: Dispatch | None) -> str | None:

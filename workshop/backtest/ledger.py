@@ -15,6 +15,7 @@ from shared.memory import LessonIndex, write_lesson
 from shared.ports import RecordBook, SettlementPrices
 from shared.scoring import ALL, Abstained, CallOutcome, Key
 from shared.tallies import EVIDENCE, PUBLIC, TallyBook, abstained, closed, opened
+from shared.trusted import built
 
 
 @dataclass(slots=True)
@@ -241,7 +242,7 @@ class Ledger:
 
     def record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard as it stands: every call settled so far was settled by as_of."""
-        return TrackRecord(as_of=as_of, lines=self.book.lines(PUBLIC, overall_or_regime))
+        return _record(as_of, self.book.lines(PUBLIC, overall_or_regime))
 
     def scoreboard(self) -> tuple[ScoreLine, ...]:
         """Every cut of the public record (regime, asset class, horizon, topic), with the
@@ -250,4 +251,11 @@ class Ledger:
 
     def evidence_record(self, as_of: datetime) -> TrackRecord:
         """The scoreboard with withheld calls counted: what learned rules are judged on."""
-        return TrackRecord(as_of=as_of, lines=self.book.lines(EVIDENCE, rule_category))
+        return _record(as_of, self.book.lines(EVIDENCE, rule_category))
+
+
+def _record(as_of: datetime, lines: tuple[ScoreLine, ...]) -> TrackRecord:
+    """A TrackRecord of the book's own lines at the replay clock's (aware) as_of, built trusted
+    (shared.trusted): two of these a cycle, each of a few dozen lines validation would only
+    check again."""
+    return built(TrackRecord, {"as_of": as_of, "lines": lines})
