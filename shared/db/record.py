@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -192,45 +192,95 @@ def _changed_from_open(row: Any) -> bool:
     return before in (None, "open") and row.status not in (None, "open") and bool(history.added)
 
 
+@dataclass
+class _Events:
+    """What a transaction's new and settled rows add to the record: the deltas of the scoreboard's
+    tallies, the recalibration's settled forecasts, and when each happened. One mapping from a
+    row to its events, for a flush's rows (_fold) and for rows inserted around it (add_rows)."""
+
+    deltas: list[Delta] = field(default_factory=list)
+    forecasts: list[tuple[float, bool, float | None]] = field(default_factory=list)
+    moments: list[datetime] = field(default_factory=list)
+
+    def new(self, model: type[Any], row: Any) -> None:
+        """A row about to be inserted (an ORM instance, or a _Values of one)."""
+        if model is PredictionRecord:
+            self.deltas += opened(call_outcome(row, "open"))
+            self.moments.append(row.made_at)
+            if row.status not in (None, "open"):
+                self.deltas += closed(call_outcome(row, row.status))
+                if row.settled_at is not None:
+                    self.moments.append(row.settled_at)
+        elif model is AbstentionRecord:
+            self.deltas += abstained(Abstained(row.source, row.regime))
+            self.moments.append(row.made_at)
+        elif model is ForecastRecord and _forecast_settled(row):
+            self.forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            self.moments.append(row.settled_at)
+
+    def changed(self, row: object) -> None:
+        """A stored row the flush updates: a call or a forecast turned from open to settled."""
+        if isinstance(row, PredictionRecord) and _changed_from_open(row):
+            self.deltas += closed(call_outcome(row, row.status))
+            if row.settled_at is not None:
+                self.moments.append(row.settled_at)
+        elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
+            self.forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            self.moments.append(row.settled_at)  # type: ignore[arg-type]
+
+    def write(self, session: Session) -> None:
+        """Add them to the aggregates, in the session's transaction."""
+        if not self.deltas and not self.forecasts:
+            return
+        # The session's own connection: its transaction, and no autoflush from inside a flush.
+        connection = session.connection()
+        _forget(session)
+        apply(connection, self.deltas)
+        add_bins(connection, self.forecasts)
+        if self.moments:
+            reach(connection, max(self.moments))
+
+
+class _Values:
+    """A row's values about to be inserted, read by attribute as its model's instance would be
+    (what _Events.new reads of it); a column not given reads as None."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values.get(name)
+
+
 def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
     """before_flush: the deltas of what this flush stores, written in the same transaction."""
-    deltas: list[Delta] = []
-    forecasts: list[tuple[float, bool, float | None]] = []
-    moments: list[datetime] = []
+    events = _Events()
     for row in session.new:
-        if isinstance(row, PredictionRecord):
-            deltas += opened(call_outcome(row, "open"))
-            moments.append(row.made_at)
-            if row.status not in (None, "open"):
-                deltas += closed(call_outcome(row, row.status))
-                if row.settled_at is not None:
-                    moments.append(row.settled_at)
-        elif isinstance(row, AbstentionRecord):
-            deltas += abstained(Abstained(row.source, row.regime))
-            moments.append(row.made_at)
-        elif isinstance(row, ForecastRecord) and _forecast_settled(row):
-            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
-            moments.append(row.settled_at)  # type: ignore[arg-type]
+        events.new(type(row), row)
     for row in session.dirty:
-        if isinstance(row, PredictionRecord) and _changed_from_open(row):
-            deltas += closed(call_outcome(row, row.status))
-            if row.settled_at is not None:
-                moments.append(row.settled_at)
-        elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
-            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
-            moments.append(row.settled_at)  # type: ignore[arg-type]
-    if not deltas and not forecasts:
-        return
-    # The session's own connection: its transaction, and no autoflush from inside a flush.
+        events.changed(row)
+    events.write(session)
+
+
+def add_rows(session: Session, rows: Sequence[tuple[type[Any], Sequence[dict[str, Any]]]]) -> None:
+    """Insert new rows around the unit of work, one executemany per model in the order given, and
+    fold what they add to the record in the same transaction, as a flush of them would: a cycle's
+    few rows cost less this way than as ORM objects flushed one INSERT ... RETURNING at a time.
+    An IntegrityError propagates with nothing folded (the caller rolls back)."""
     connection = session.connection()
-    _forget(session)
-    apply(connection, deltas)
-    add_bins(connection, forecasts)
-    if moments:
-        reach(connection, max(moments))
+    events = _Events()
+    for model, values in rows:
+        if not values:
+            continue
+        connection.execute(model.__table__.insert(), list(values))
+        for row in values:
+            events.new(model, _Values(row))
+    events.write(session)
 
 
-def _forecast_settled(row: ForecastRecord) -> bool:
+def _forecast_settled(row: Any) -> bool:
     return row.status == "settled" and row.went_up is not None and row.settled_at is not None
 
 

@@ -118,6 +118,67 @@ def _bins_as_history(session: object) -> list[tuple[int, int, int, float]]:
     return [(b, 0, n, k) for b, n, k, _ in record.bins(session)]
 
 
+def test_rows_inserted_around_the_flush_fold_like_flushed_ones(tmp_path: Path) -> None:
+    """Calls, abstentions and forecasts inserted by record.add_rows (the synthesis' store),
+    some of them already settled, add to the aggregates as a flush of them would: both books
+    and the bins equal a scan of the rows, day after day, settled later by the ORM as well."""
+    url = _url(tmp_path)
+    rng = random.Random(11)
+    for n in range(12):
+        now, key = START + timedelta(days=n), f"c{n}"
+        with session_scope(url) as session:
+            session.add(Cycle(cycle_key=key, as_of=now, mode="replay"))
+            session.flush()
+            calls, skipped = [], []
+            for source in SOURCES:
+                if rng.random() < 0.3:
+                    skipped.append({"cycle_key": key, "source": source, "reason": "-",
+                                    "regime": rng.choice(REGIMES), "made_at": now})  # fmt: skip
+                    continue
+                settled = rng.random() < 0.3
+                calls.append({
+                    "cycle_key": key, "source": source, "target": "^GSPC", "direction": "up",
+                    "horizon_hours": 24, "reference_price": 100.0, "made_at": now,
+                    "confidence": rng.uniform(0.5, 0.7), "matures_at": now + timedelta(days=1),
+                    "regime": rng.choice(REGIMES), "topic": "index",
+                    "asset_class": "equity_index", "payload": {},
+                    "base_rate": rng.choice([None, 0.5]),
+                    "status": rng.choice(["hit", "miss"]) if settled else "open",
+                    "settled_at": now if settled else None,
+                    "withheld_by": "flow|all#1" if rng.random() < 0.2 else None,
+                })  # fmt: skip
+            settled = rng.random() < 0.5
+            forecast = {"cycle_key": key, "target": "^GSPC", "horizon_hours": 24,
+                        "reference_price": 100.0, "made_at": now, "regime": "chop",
+                        "matures_at": now + timedelta(days=1),
+                        "raw_probability_up": rng.uniform(0.4, 0.6), "base_rate_up": 0.53,
+                        "status": "settled" if settled else "open",
+                        "went_up": rng.random() < 0.5 if settled else None,
+                        "settled_at": now if settled else None}  # fmt: skip
+            record.add_rows(session, [(PredictionRecord, calls), (AbstentionRecord, skipped),
+                                      (ForecastRecord, [forecast])])  # fmt: skip
+        with session_scope(url) as session:
+            due = select(PredictionRecord).where(
+                PredictionRecord.status == "open", PredictionRecord.matures_at <= now
+            )
+            for row in session.scalars(due):
+                row.status, row.settled_at = rng.choice(["hit", "miss"]), now
+        with session_scope(url) as session:
+            for withheld in (False, True):
+                fast = track_record(session, now, include_withheld=withheld, detail=True)
+                _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
+            stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+            scanned: dict[int, tuple[int, int]] = {}
+            for p, up, _ in forecast_history(session, now):
+                k, u = scanned.get(record.bin_of(p), (0, 0))
+                scanned[record.bin_of(p)] = (k + 1, u + int(up))
+            assert stored == scanned
+    with session_scope(url) as session:
+        overall = [x for x in track_record(session, now).lines if x.is_overall()]
+        assert sum(x.hits + x.misses for x in overall) > 10, "settled calls were counted"
+        assert sum(b[1] for b in record.bins(session)) > 2, "settled forecasts were binned"
+
+
 def test_a_call_settled_by_two_passes_counts_once(tmp_path: Path) -> None:
     """Two settle passes that both read a call open: the second one's update matches no row,
     rolls back, and the call is counted in the record once."""
