@@ -97,11 +97,6 @@ def _on_record(session: Session, predictions: Sequence[Prediction]) -> set[str]:
 _PUBLISHED = update(Cycle).where(Cycle.cycle_key == bindparam("key")).values(status="published")
 
 
-def is_published(session: Session, cycle_key: str) -> bool:
-    found = session.scalar(select(DispatchRecord.id).where(DispatchRecord.cycle_key == cycle_key))
-    return found is not None
-
-
 def store_cycle(
     session: Session,
     dispatch: Dispatch,
@@ -112,8 +107,8 @@ def store_cycle(
 ) -> bool:
     """Write everything for the cycle; False (and nothing written) if it was already published.
 
-    The caller read is_published in an earlier transaction; the dispatch's unique cycle key is
-    what decides here, without a second look."""
+    The caller looked for the dispatch in an earlier transaction (read_cycle); the dispatch's
+    unique cycle key is what decides here, without a second look."""
     key = dispatch.cycle_key
     regime = dispatch.regime
     forecast = pooled_forecast(dispatch, context, horizon_hours)

@@ -76,16 +76,25 @@ def logit(p: float) -> float:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _upsert(dialect: str, model: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum;
-    built once per dialect and table (building a statement costs more than running it)."""
+def _upsert(
+    dialect: str,
+    model: Any,
+    keys: tuple[str, ...],
+    sums: tuple[str, ...],
+    *,
+    set_to: tuple[str, ...] = (),
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum, and
+    col = excluded.col for each of set_to; built once per dialect and table (building a
+    statement costs more than running it)."""
     found = _UPSERTS.get((dialect, model))
     if found is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = model.__table__
         stmt = insert(table)
+        added = {n: table.c[n] + stmt.excluded[n] for n in sums}
         found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={n: table.c[n] + stmt.excluded[n] for n in sums}
+            index_elements=list(keys), set_={**added, **{n: stmt.excluded[n] for n in set_to}}
         )
     return found
 
@@ -290,16 +299,31 @@ event.listen(Session, "before_flush", _fold)
 # --- reading --------------------------------------------------------------------------------------
 
 
-_DESK = select(DeskState.built, DeskState.record_through).where(DeskState.name == DESK)
+_DESK = select(DeskState.built, DeskState.record_through, DeskState.version, DeskState.as_of).where(
+    DeskState.name == DESK
+)
 
 
-def _desk(session: Session) -> tuple[bool, datetime | None]:
-    # Read once per transaction (a cycle's reads ask three times); a flush that folds events
-    # in, or a rebuild, forgets it.
-    held: tuple[bool, datetime | None] | None = session.info.get(_DESK_HELD)
+@dataclass(frozen=True, slots=True)
+class _Desk:
+    built: bool
+    through: datetime | None  # record_through
+    version: int
+    as_of: datetime | None  # the state's
+
+
+def _desk(session: Session) -> _Desk:
+    # The desk's one row, read once per transaction for the record's reach and the state's
+    # version alike (a cycle's reads ask four times); a flush that folds events in, a rebuild
+    # or a state stored forgets it.
+    held: _Desk | None = session.info.get(_DESK_HELD)
     if held is None:
         row = session.execute(_DESK).first()
-        held = (False, None) if row is None else (bool(row[0]), row[1])
+        held = (
+            _Desk(False, None, 0, None)
+            if row is None
+            else _Desk(bool(row[0]), row[1], int(row[2]), row[3])
+        )
         session.info[_DESK_HELD] = held
     return held
 
@@ -318,7 +342,8 @@ event.listen(Session, "after_transaction_end", _forget)
 
 def usable(session: Session, as_of: datetime | None) -> bool:
     """Whether the aggregates are the record as it stood at as_of (None: everything stored)."""
-    built, through = _desk(session)
+    desk = _desk(session)
+    built, through = desk.built, desk.through
     if not built:
         built = rebuild(session)
     if not built:
@@ -575,10 +600,8 @@ class StateConflict(Exception):
 
 
 def load_state(session: Session) -> State:
-    desk = session.execute(
-        select(DeskState.version, DeskState.as_of).where(DeskState.name == DESK)
-    ).first()
-    version, as_of = (int(desk[0]), desk[1]) if desk is not None else (0, None)
+    desk = _desk(session)
+    version, as_of = desk.version, desk.as_of
     connection = session.connection()
     rules = connection.execute(_RULES).scalars()
     stories = connection.execute(_STORIES).scalars()
@@ -627,32 +650,57 @@ def save_state(
     )
     if bumped.rowcount != 1:  # type: ignore[attr-defined]
         raise StateConflict(f"the desk's state moved past version {read.version}")
+    _forget(session)
+    # The bump matched the version `read` was loaded at, so the tables hold read's rules and
+    # stories (every state is stored with a bump): what changed is known without reading them.
     # Unchanged rules or stories (most cycles) need no write.
+    connection = session.connection()
     if tuple(rules) != read.rules:
-        _replace(session, LearnedRuleRecord, "rule_id", [(r.id, r.status, r) for r in rules], as_of)
+        _replace(connection, LearnedRuleRecord, "rule_id", read.rules, rules, as_of)
     if tuple(stories) != read.stories:
-        _replace(session, StoryRecord, "story_key", [(s.key, s.status, s) for s in stories], as_of)
+        _replace(connection, StoryRecord, "story_key", read.stories, stories, as_of)
     if fit is not None:
         a, b, n = fit
-        row = session.get(CalibrationFit, "synthesis")
-        if row is None:
-            session.add(CalibrationFit(name="synthesis", a=a, b=b, n=n, fitted_as_of=as_of))
-        else:
-            row.a, row.b, row.n, row.fitted_as_of = a, b, n, as_of
+        stmt = _upsert(connection.dialect.name, CalibrationFit, ("name",), (), set_to=_FIT_COLUMNS)
+        connection.execute(
+            stmt, {"name": "synthesis", "a": a, "b": b, "n": n, "fitted_as_of": as_of}
+        )
+
+
+_FIT_COLUMNS = ("a", "b", "n", "fitted_as_of")
 
 
 def _replace(
-    session: Session, model: Any, key: str, items: list[tuple[str, str, Any]], when: datetime
+    connection: Connection,
+    model: Any,
+    key: str,
+    held: Sequence[LearnedRule | Story],
+    items: Sequence[LearnedRule | Story],
+    when: datetime,
 ) -> None:
-    """Make the table hold exactly these items, in this order (rows change only if they did)."""
-    held = {getattr(row, key): row for row in session.execute(select(model)).scalars()}
-    for position, (name, status, item) in enumerate(items):
-        payload = item.model_dump(mode="json")
-        row = held.pop(name, None)
-        if row is None:
-            session.add(model(**{key: name}, position=position, status=status, payload=payload,
-                              updated_at=when))  # fmt: skip
-        elif row.payload != payload or row.position != position:
-            row.position, row.status, row.payload, row.updated_at = position, status, payload, when
-    for row in held.values():
-        session.delete(row)
+    """Make the table, holding `held` in its order, hold exactly these items, in this order (rows
+    change only if they did)."""
+    table = model.__table__
+    was = {_name(item): (position, item) for position, item in enumerate(held)}
+    added: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        name = _name(item)
+        before = was.pop(name, None)
+        if before != (position, item):
+            row = {"position": position, "status": item.status,
+                   "payload": item.model_dump(mode="json"), "updated_at": when}  # fmt: skip
+            if before is None:
+                added.append({key: name, **row})
+            else:
+                moved.append({"held_key": name, **row})
+    if was:
+        connection.execute(table.delete().where(table.c[key].in_(list(was))))
+    if moved:
+        connection.execute(table.update().where(table.c[key] == bindparam("held_key")), moved)
+    if added:
+        connection.execute(table.insert(), added)
+
+
+def _name(item: LearnedRule | Story) -> str:
+    return item.id if isinstance(item, LearnedRule) else item.key

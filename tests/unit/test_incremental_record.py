@@ -365,3 +365,35 @@ def test_the_events_after_a_moment_are_found_by_index(tmp_path: Path) -> None:
     for plan in plans:
         assert not [step for step in plan if step.startswith("SCAN")], plan
         assert any("USING INDEX" in step for step in plan), plan
+
+
+def test_a_stored_state_replaces_the_one_it_was_read_at(tmp_path: Path) -> None:
+    """Rules and stories stored over a state are exactly the new ones, in their order: one
+    dropped, one moved and changed, one kept, one added; the fit is replaced."""
+    from shared.contracts import LearnedRule, Story
+
+    url = _url(tmp_path)
+
+    def rule(n: int, hits: int = 50) -> LearnedRule:
+        return LearnedRule(id=f"flow|r{n}#1", source="flow", regime="risk_off",
+                           created_at=START, settled=120, hits=hits, hit_rate=hits / 120,
+                           low=0.3, high=0.5)  # fmt: skip
+
+    def story(n: int, strength: float = 6.0) -> Story:
+        return Story(key=f"drawdown:{n}", title="A drawdown", started=START.date(),
+                     last_seen=START.date(), strength=strength, peak=6.0)  # fmt: skip
+
+    books = [
+        ([rule(1), rule(2), rule(3)], [story(1), story(2)], (0.1, 0.2, 150)),
+        ([rule(3), rule(2, hits=40), rule(4)], [story(2, 5.0), story(3)], (0.3, 0.4, 160)),
+        ([], [story(3)], (0.5, 0.6, 170)),
+    ]
+    for day, (rules, stories, fit) in enumerate(books):
+        with session_scope(url) as session:
+            read = record.load_state(session)
+        with session_scope(url) as session:
+            record.save_state(session, read, START + timedelta(days=day), rules, stories, fit)
+        with session_scope(url) as session:
+            state = record.load_state(session)
+        assert (state.rules, state.stories, state.fit) == (tuple(rules), tuple(stories), fit[:2])
+        assert state.version == read.version + 1
