@@ -16,6 +16,7 @@ run out of order) reads the rows, as before, so that nothing settled after its a
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Text, bindparam, case, cast, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from shared.contracts import LearnedRule, ScoreLine, Story
 from shared.db import moments as replay_moments
@@ -83,27 +84,32 @@ def _upsert(
     sums: tuple[str, ...],
     *,
     set_to: tuple[str, ...] = (),
+    returning: bool = False,
 ) -> Any:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum, and
-    col = excluded.col for each of set_to; built once per dialect and table (building a
-    statement costs more than running it)."""
-    found = _UPSERTS.get((dialect, model))
+    col = excluded.col for each of set_to, RETURNING the keys and sums as stored if asked;
+    built once per dialect and table (building a statement costs more than running it)."""
+    found = _UPSERTS.get((dialect, model, returning))
     if found is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = model.__table__
         stmt = insert(table)
         added = {n: table.c[n] + stmt.excluded[n] for n in sums}
-        found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
+        found = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={**added, **{n: stmt.excluded[n] for n in set_to}}
         )
+        if returning:
+            found = found.returning(*(table.c[n] for n in (*keys, *sums)))
+        _UPSERTS[(dialect, model, returning)] = found
     return found
 
 
-_UPSERTS: dict[tuple[str, Any], Any] = {}
+_UPSERTS: dict[tuple[str, Any, bool], Any] = {}
 
 
-def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
+def apply(connection: Connection, deltas: Iterable[Delta]) -> Moved:
     """Add the deltas to the stored tallies: one upsert per line touched, in one round trip.
+    Returns the lines and cells touched as they are now stored.
 
     The deltas of one flush are summed per line first, as plain rows (a Tally per line, with
     its ten calibration cells, cost more to build than the sums it carried)."""
@@ -129,25 +135,32 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
             cell[1] += add[1]
             cell[2] += add[2]
     if not sums:
-        return
+        return Moved()
     dialect = connection.dialect.name
-    connection.execute(_upsert(dialect, ScoreTally, ("book", "cut"), SUMS), list(sums.values()))
+    tally_stmt = _upsert(dialect, ScoreTally, ("book", "cut"), SUMS, returning=True)
+    moved = Moved(tallies=connection.execute(tally_stmt, list(sums.values())).all())
     rows = [
         {"book": b, "cut": c, "bucket": bucket, "n": int(n), "stated": stated, "hits": hits}
         for (b, c, bucket), (n, stated, hits) in cells.items()
         if n
     ]
     if rows:
-        cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
-        connection.execute(cell_stmt, rows)
+        cell_stmt = _upsert(
+            dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"), returning=True
+        )
+        moved.cells = connection.execute(cell_stmt, rows).all()
+    return moved
 
 
 # A line's sums before anything is added: the Tally's own zeros (integers and floats).
 _ZERO = {name: getattr(Tally(), name) for name in SUMS}
 
 
-def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | None]]) -> None:
-    """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins."""
+def add_bins(
+    connection: Connection, items: Iterable[tuple[float, bool, float | None]]
+) -> Sequence[Any]:
+    """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins; the
+    bins touched as they are now stored."""
     rows: dict[int, list[float]] = {}
     for pooled, went_up, base_rate in items:
         cell = rows.setdefault(bin_of(pooled), [0, 0, 0.0])
@@ -156,13 +169,26 @@ def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | 
         # Without a known base rate the forecast is anchored on a coin (logit 0).
         cell[2] += logit(base_rate) if base_rate is not None else 0.0
     if not rows:
-        return
+        return ()
     stmt = _upsert(
-        connection.dialect.name, CalibrationBin, ("bin",), ("n", "ups", "base_logit_sum")
+        connection.dialect.name,
+        CalibrationBin,
+        ("bin",),
+        ("n", "ups", "base_logit_sum"),
+        returning=True,
     )
     values = [{"bin": i, "n": int(n), "ups": int(k), "base_logit_sum": s}
               for i, (n, k, s) in rows.items()]  # fmt: skip
-    connection.execute(stmt, values)
+    return connection.execute(stmt, values).all()
+
+
+@dataclass
+class Moved:
+    """The aggregates' rows a write touched, as stored after it (RETURNING)."""
+
+    tallies: Sequence[Any] = ()
+    cells: Sequence[Any] = ()
+    bins: Sequence[Any] = ()
 
 
 _WHEN = bindparam("moment", type_=UtcDateTime())
@@ -170,13 +196,23 @@ _THROUGH = DeskState.record_through
 _REACH = (
     update(DeskState)
     .where(DeskState.name == DESK)
-    .values(record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH))
+    .values(
+        record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH),
+        record_version=DeskState.record_version + 1,
+    )
+    .returning(DeskState.record_version)
 )
 
 
-def reach(connection: Connection, moment: datetime) -> None:
-    """Move desk_state.record_through up to moment (never down)."""
-    connection.execute(_REACH, {"moment": moment})
+def _moved(session: Session, moment: datetime | None, moved: Moved | None) -> None:
+    """Every write of the aggregates ends here, in its transaction: desk_state.record_through
+    moves up to moment (never down; None leaves it), record_version is bumped, and what the
+    write touched (None: not known) is kept for this process's copy of the aggregates, which
+    takes it when the transaction commits (_take)."""
+    version = session.connection().execute(_REACH, {"moment": moment}).scalar()
+    _forget(session)
+    if version is not None:
+        session.info.setdefault(_PENDING, []).append((int(version), moved))
 
 
 def call_outcome(row: PredictionRecord | Row[*tuple[Any, ...]], status: str) -> CallOutcome:
@@ -243,11 +279,9 @@ class _Events:
             return
         # The session's own connection: its transaction, and no autoflush from inside a flush.
         connection = session.connection()
-        _forget(session)
-        apply(connection, self.deltas)
-        add_bins(connection, self.forecasts)
-        if self.moments:
-            reach(connection, max(self.moments))
+        moved = apply(connection, self.deltas)
+        moved.bins = add_bins(connection, self.forecasts)
+        _moved(session, max(self.moments) if self.moments else None, moved)
 
 
 class _Values:
@@ -299,9 +333,13 @@ event.listen(Session, "before_flush", _fold)
 # --- reading --------------------------------------------------------------------------------------
 
 
-_DESK = select(DeskState.built, DeskState.record_through, DeskState.version, DeskState.as_of).where(
-    DeskState.name == DESK
-)
+_DESK = select(
+    DeskState.built,
+    DeskState.record_through,
+    DeskState.version,
+    DeskState.as_of,
+    DeskState.record_version,
+).where(DeskState.name == DESK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +348,7 @@ class _Desk:
     through: datetime | None  # record_through
     version: int
     as_of: datetime | None  # the state's
+    record: int  # record_version
 
 
 def _desk(session: Session) -> _Desk:
@@ -320,9 +359,9 @@ def _desk(session: Session) -> _Desk:
     if held is None:
         row = session.execute(_DESK).first()
         held = (
-            _Desk(False, None, 0, None)
+            _Desk(False, None, 0, None, 0)
             if row is None
-            else _Desk(bool(row[0]), row[1], int(row[2]), row[3])
+            else _Desk(bool(row[0]), row[1], int(row[2]), row[3], int(row[4]))
         )
         session.info[_DESK_HELD] = held
     return held
@@ -331,13 +370,134 @@ def _desk(session: Session) -> _Desk:
 _DESK_HELD = "workshop.desk_state"
 
 
-def _forget(session: Session, _transaction: object = None) -> None:
+def _forget(session: Session) -> None:
     session.info.pop(_DESK_HELD, None)
     session.info.pop(_BOOKS_HELD, None)
 
 
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    _forget(session)
+    if transaction.nested:
+        # A savepoint's writes may have been undone: what the copy would be told is not known.
+        pending = session.info.get(_PENDING)
+        if pending:
+            session.info[_PENDING] = [(version, None) for version, _ in pending]
+        session.info.pop(_STATE_PENDING, None)
+    elif transaction.parent is None:  # the transaction itself (a flush ends one inside it)
+        session.info.pop(_PENDING, None)
+        session.info.pop(_STATE_PENDING, None)
+
+
 # What one transaction read is not what the next one may read: other writers move it between.
-event.listen(Session, "after_transaction_end", _forget)
+event.listen(Session, "after_transaction_end", _ended)
+
+
+# --- the aggregates and the state kept in this process --------------------------------------
+#
+# A cycle reads every line of both books, the bins and the desk's state, and between two cycles
+# of one synthesis process they change only by what that process itself stored, unless a
+# resolver settled calls or another cycle was stored. So the process keeps what it read, for
+# as long as desk_state.record_version (bumped by every write of the aggregates, _moved) and
+# desk_state.version (bumped by every state stored) are what it read them at: the desk row a
+# transaction reads anyway says whether the copy is the database's, in that transaction. A
+# transaction that wrote the aggregates hands the rows it touched, as stored, to the copy when
+# it commits (the copy then follows its own cycles without reading them back), and only if the
+# copy was at the version just before its first bump; one that rolls back hands nothing. The
+# version starts at random in each database, so that a copy of one is never taken for another
+# recreated at the same address.
+_PENDING = "workshop.record_moved"  # [(record_version after a write, what it touched or None)]
+_STATE_PENDING = "workshop.state_stored"
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """One database's aggregates as of one record_version: both books, the bins (None: not
+    read yet)."""
+
+    version: int
+    books: Held | None = None
+    bins: tuple[tuple[int, int, int, float], ...] | None = None
+
+    def moved(self, version: int, moved: Moved) -> _Kept:
+        """The copy after a write that touched these rows (new containers: a transaction may
+        still be reading the old ones)."""
+        books = None
+        if self.books is not None:
+            books = {book: (dict(sums), dict(cells)) for book, (sums, cells) in self.books.items()}
+            for book, cut, *values in moved.tallies:
+                books.setdefault(book, ({}, {}))[0][cut] = _sums(values)
+            for book, cut, bucket, n, stated, hits in moved.cells:
+                line = books.setdefault(book, ({}, {}))[1]
+                kept = [cell for cell in line.get(cut, ()) if cell[0] != bucket]
+                line[cut] = [*kept, (int(bucket), int(n), float(stated), float(hits))]
+        bins = None
+        if self.bins is not None:
+            held = {row[0]: row for row in self.bins}
+            for b, n, ups, base in moved.bins:
+                held[int(b)] = (int(b), int(n), int(ups), float(base))
+            bins = tuple(held[b] for b in sorted(held))
+        return _Kept(version, books, bins)
+
+
+# A line's sums as read from the database: each of SUMS of its Tally's type (a RETURNING of
+# SQLite hands a whole float back as an integer).
+_KINDS = tuple(type(_ZERO[name]) for name in SUMS)
+
+
+def _sums(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(kind(value) for kind, value in zip(_KINDS, values, strict=True))
+
+
+_KEPT: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], State]] = weakref.WeakKeyDictionary()
+_CHECK = select(DeskState.record_version, DeskState.version).where(DeskState.name == DESK)
+
+
+def _kept(session: Session, desk: _Desk) -> _Kept | None:
+    """This process's copy of the aggregates, if it is the one the desk row shows."""
+    kept = _KEPT.get(session.get_bind())
+    return kept if kept is not None and kept.version == desk.record else None
+
+
+def _may_keep(session: Session, desk: _Desk) -> bool:
+    """Whether what this transaction read after the desk row may be kept for others: nothing of
+    its own written yet, and the versions unchanged since (no other write in between)."""
+    if session.info.get(_PENDING) or session.info.get(_STATE_PENDING):
+        return False
+    now = session.execute(_CHECK).first()
+    return now is not None and (int(now[0]), int(now[1])) == (desk.record, desk.version)
+
+
+def _keep(session: Session, desk: _Desk, **read: Any) -> None:
+    if not _may_keep(session, desk):
+        return
+    engine = session.get_bind()
+    kept = _KEPT.get(engine)
+    base = kept if kept is not None and kept.version == desk.record else _Kept(desk.record)
+    _KEPT[engine] = replace(base, **read)
+
+
+def _take(session: Session) -> None:
+    """after_commit: what the transaction wrote, into this process's copies."""
+    pending = session.info.pop(_PENDING, None)
+    state = session.info.pop(_STATE_PENDING, None)
+    if not pending:
+        return
+    engine = session.get_bind()
+    kept = _KEPT.get(engine)
+    for version, moved in pending:
+        if kept is None or moved is None or kept.version != version - 1:
+            _KEPT.pop(engine, None)
+            break
+        kept = kept.moved(version, moved)
+    else:
+        if kept is not None:
+            _KEPT[engine] = kept
+    if state is not None:
+        _STATES[engine] = ((pending[-1][0], state.version), state)
+
+
+event.listen(Session, "after_commit", _take)
 
 
 def usable(session: Session, as_of: datetime | None) -> bool:
@@ -364,11 +524,18 @@ def _books_read(session: Session) -> Held:
     the public book and the evidence book); a flush that folds events in forgets them."""
     held: Held | None = session.info.get(_BOOKS_HELD)
     if held is None:
-        held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
-        for book, cut, *values in session.execute(_TALLIES):
-            held.setdefault(book, ({}, {}))[0][cut] = tuple(values)
-        for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
-            held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append((bucket, n, stated, hits))
+        desk = _desk(session)
+        kept = _kept(session, desk)
+        if kept is not None and kept.books is not None:
+            held = kept.books
+        else:
+            held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
+            for book, cut, *values in session.execute(_TALLIES):
+                held.setdefault(book, ({}, {}))[0][cut] = _sums(values)
+            for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
+                cell = (int(bucket), int(n), float(stated), float(hits))
+                held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append(cell)
+            _keep(session, desk, books=held)
         session.info[_BOOKS_HELD] = held
     return held
 
@@ -381,8 +548,7 @@ class StoredBook:
     session: Session
 
     def apply(self, deltas: Iterable[Delta]) -> None:
-        apply(self.session.connection(), deltas)
-        _forget(self.session)
+        _moved(self.session, None, apply(self.session.connection(), deltas))
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
@@ -528,9 +694,17 @@ def bins_before(session: Session, later: Later) -> list[tuple[int, int, int, flo
 
 def bins(session: Session) -> list[tuple[int, int, int, float]]:
     """(bin, forecasts, ups, sum of base-rate logits) of every bin of settled pooled forecasts."""
-    query = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups,
-                   CalibrationBin.base_logit_sum).order_by(CalibrationBin.bin)  # fmt: skip
-    return [(int(b), int(n), int(k), float(s)) for b, n, k, s in session.execute(query)]
+    desk = _desk(session)
+    kept = _kept(session, desk)
+    if kept is not None and kept.bins is not None:
+        return list(kept.bins)
+    found = [(int(b), int(n), int(k), float(s)) for b, n, k, s in session.execute(_BINS)]
+    _keep(session, desk, bins=tuple(found))
+    return found
+
+
+_BINS = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups,
+               CalibrationBin.base_logit_sum).order_by(CalibrationBin.bin)  # fmt: skip
 
 
 def rebuild(session: Session) -> bool:
@@ -573,8 +747,8 @@ def rebuild(session: Session) -> bool:
     ).all()  # fmt: skip
     add_bins(connection, ((pooled, bool(up), base) for pooled, up, base, _ in forecasts))
     moments += [settled for *_, settled in forecasts if settled is not None]
-    if moments:
-        reach(connection, max(moments))
+    # Whatever the aggregates held before (nothing, or rows deleted by hand): not known here.
+    _moved(session, max(moments) if moments else None, None)
     # Cycles written around the ORM were not numbered as they came: number them all.
     replay_moments.renumber(connection)
     return True
@@ -600,19 +774,26 @@ class StateConflict(Exception):
 
 
 def load_state(session: Session) -> State:
+    """The desk's state as the latest cycle left it: this process's copy while the desk row
+    shows the versions it was kept at."""
     desk = _desk(session)
-    version, as_of = desk.version, desk.as_of
+    kept = _STATES.get(session.get_bind())
+    if kept is not None and kept[0] == (desk.record, desk.version):
+        return kept[1]
     connection = session.connection()
     rules = connection.execute(_RULES).scalars()
     stories = connection.execute(_STORIES).scalars()
     fit = session.execute(select(CalibrationFit.a, CalibrationFit.b)).first()
-    return State(
-        version=version,
-        as_of=as_of,
+    state = State(
+        version=desk.version,
+        as_of=desk.as_of,
         rules=tuple(_rule(text) for text in rules),
         stories=tuple(_story(text) for text in stories),
         fit=(float(fit[0]), float(fit[1])) if fit is not None else None,
     )
+    if _may_keep(session, desk):
+        _STATES[session.get_bind()] = ((desk.record, desk.version), state)
+    return state
 
 
 # The state's rules and stories as their stored text: a cycle reads them every time and they
@@ -659,6 +840,9 @@ def save_state(
         _replace(connection, LearnedRuleRecord, "rule_id", read.rules, rules, as_of)
     if tuple(stories) != read.stories:
         _replace(connection, StoryRecord, "story_key", read.stories, stories, as_of)
+    stored = (float(fit[0]), float(fit[1])) if fit is not None else read.fit
+    session.info[_STATE_PENDING] = State(read.version + 1, as_of, tuple(rules), tuple(stories),
+                                         stored)  # fmt: skip
     if fit is not None:
         a, b, n = fit
         stmt = _upsert(connection.dialect.name, CalibrationFit, ("name",), (), set_to=_FIT_COLUMNS)

@@ -397,3 +397,72 @@ def test_a_stored_state_replaces_the_one_it_was_read_at(tmp_path: Path) -> None:
             state = record.load_state(session)
         assert (state.rules, state.stories, state.fit) == (tuple(rules), tuple(stories), fit[:2])
         assert state.version == read.version + 1
+
+
+def test_the_aggregates_kept_in_a_process_are_the_databases_whoever_wrote(
+    tmp_path: Path,
+) -> None:
+    """A process keeps the aggregates and the state it read, follows its own writes without
+    reading them back, and reads them again when another process wrote (another engine stands
+    for it here) or a write of its own rolled back: every read equals a scan of the rows and
+    the state last stored."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import sessionmaker
+
+    from shared.contracts import Story
+
+    url = _url(tmp_path)
+    other = sessionmaker(create_engine(url))
+    rng = random.Random(13)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        for n in range(9):
+            now = START + timedelta(days=n)
+            ours = n % 3 != 2
+            with session_scope(url) if ours else other.begin() as session:
+                _day(rng, session, n, now)
+                story = Story(key=f"s{n}", title="A story", started=now.date(),
+                              last_seen=now.date(), strength=float(n), peak=9.0)  # fmt: skip
+                record.save_state(session, record.load_state(session), now, [], [story], None)
+            if not ours:  # and this process writes over it before reading anything
+                with session_scope(url) as session:
+                    row = {"cycle_key": f"c{n}", "source": "after", "regime": "chop",
+                           "reason": "-", "made_at": now}  # fmt: skip
+                    record.add_rows(session, [(AbstentionRecord, [row])])
+            if n % 3 == 1:  # a write that rolls back hands nothing to the copy
+                with pytest.raises(RuntimeError):
+                    _rolled_back(url, f"c{n}", now)
+            statements.clear()
+            with session_scope(url) as session:
+                for withheld in (False, True):
+                    fast = track_record(session, now, include_withheld=withheld, detail=True)
+                    scan = scanned_record(session, now, include_withheld=withheld, detail=True)
+                    _same(fast, scan)
+                got = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+                state = record.load_state(session)
+            with session_scope(url) as session:
+                bins = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups)
+                want = {b: (k, u) for b, k, u in session.execute(bins)}
+            assert got == want
+            assert state.stories == (story,)
+            read_again = any("FROM score_tallies" in s for s in statements)
+            # After its own write a process reads no aggregate back; after another's, it must.
+            assert read_again == (n == 0 or not ours), n
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+
+def _rolled_back(url: str, key: str, now: datetime) -> None:
+    """A cycle's write of an abstention and a state, rolled back after both were flushed."""
+    with session_scope(url) as session:
+        session.add(AbstentionRecord(cycle_key=key, source="rolled", regime="chop", reason="-",
+                                     made_at=now))  # fmt: skip
+        record.save_state(session, record.load_state(session), now, [], [], None)
+        session.flush()
+        raise RuntimeError("rolled back")
