@@ -88,7 +88,7 @@ def scanned_record(
 def previous_dispatch(session: Session, as_of: datetime) -> Dispatch | None:
     """The last dispatch published for a cycle before as_of: what the desk carried forward
     (its rule book, its stories)."""
-    text = session.scalar(_PREVIOUS, {"as_of": as_of})
+    text = session.connection().execute(_PREVIOUS, {"as_of": as_of}).scalar()
     return _dispatch(text) if text is not None else None
 
 

@@ -88,10 +88,21 @@ def _on_record(session: Session, predictions: Sequence[Prediction]) -> set[str]:
     keys = [p.identity for p in predictions]
     if not keys:
         return set()
-    found = session.scalars(
-        select(PredictionRecord.call_key).where(PredictionRecord.call_key.in_(keys))
-    )
+    found = session.connection().execute(_ON_RECORD, {"keys": keys}).scalars()
     return {key for key in found if key is not None}
+
+
+# The store's statements, built once (building one costs more than running it), run on the
+# session's connection: plain rows, without the ORM's per-statement work.
+_ON_RECORD = select(PredictionRecord.call_key).where(
+    PredictionRecord.call_key.in_(bindparam("keys", expanding=True))
+)
+_F = ForecastRecord
+_MOMENT_FORECAST = select(_F.id).where(
+    _F.target == bindparam("target"),
+    _F.horizon_hours == bindparam("horizon"),
+    _F.made_at == bindparam("made_at", type_=_F.made_at.type),
+)
 
 
 _PUBLISHED = update(Cycle).where(Cycle.cycle_key == bindparam("key")).values(status="published")
@@ -112,13 +123,9 @@ def store_cycle(
     key = dispatch.cycle_key
     regime = dispatch.regime
     forecast = pooled_forecast(dispatch, context, horizon_hours)
-    if forecast is not None and session.scalar(
-        select(ForecastRecord.id).where(
-            ForecastRecord.target == forecast.target,
-            ForecastRecord.horizon_hours == forecast.horizon_hours,
-            ForecastRecord.made_at == forecast.made_at,
-        )
-    ):
+    moment = {"target": forecast.target, "horizon": forecast.horizon_hours,
+              "made_at": forecast.made_at} if forecast is not None else None  # fmt: skip
+    if moment is not None and session.connection().execute(_MOMENT_FORECAST, moment).first():
         # The same market moment's pooled forecast is already on the record (another trigger
         # of the same day): the recalibration must not learn from it twice.
         forecast = None

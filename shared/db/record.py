@@ -16,6 +16,7 @@ run out of order) reads the rows, as before, so that nothing settled after its a
 from __future__ import annotations
 
 import math
+import operator
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,32 +85,28 @@ def _upsert(
     sums: tuple[str, ...],
     *,
     set_to: tuple[str, ...] = (),
-    returning: bool = False,
 ) -> Any:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum, and
-    col = excluded.col for each of set_to, RETURNING the keys and sums as stored if asked;
-    built once per dialect and table (building a statement costs more than running it)."""
-    found = _UPSERTS.get((dialect, model, returning))
+    col = excluded.col for each of set_to; built once per dialect and table (building a
+    statement costs more than running it). _Kept.moved adds the same way."""
+    found = _UPSERTS.get((dialect, model))
     if found is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = model.__table__
         stmt = insert(table)
         added = {n: table.c[n] + stmt.excluded[n] for n in sums}
-        found = stmt.on_conflict_do_update(
+        found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={**added, **{n: stmt.excluded[n] for n in set_to}}
         )
-        if returning:
-            found = found.returning(*(table.c[n] for n in (*keys, *sums)))
-        _UPSERTS[(dialect, model, returning)] = found
     return found
 
 
-_UPSERTS: dict[tuple[str, Any, bool], Any] = {}
+_UPSERTS: dict[tuple[str, Any], Any] = {}
 
 
 def apply(connection: Connection, deltas: Iterable[Delta]) -> Moved:
     """Add the deltas to the stored tallies: one upsert per line touched, in one round trip.
-    Returns the lines and cells touched as they are now stored.
+    Returns the rows it added (what each line and cell moved by).
 
     The deltas of one flush are summed per line first, as plain rows (a Tally per line, with
     its ten calibration cells, cost more to build than the sums it carried)."""
@@ -137,18 +134,17 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> Moved:
     if not sums:
         return Moved()
     dialect = connection.dialect.name
-    tally_stmt = _upsert(dialect, ScoreTally, ("book", "cut"), SUMS, returning=True)
-    moved = Moved(tallies=connection.execute(tally_stmt, list(sums.values())).all())
+    moved = Moved(tallies=list(sums.values()))
+    connection.execute(_upsert(dialect, ScoreTally, ("book", "cut"), SUMS), moved.tallies)
     rows = [
         {"book": b, "cut": c, "bucket": bucket, "n": int(n), "stated": stated, "hits": hits}
         for (b, c, bucket), (n, stated, hits) in cells.items()
         if n
     ]
     if rows:
-        cell_stmt = _upsert(
-            dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"), returning=True
-        )
-        moved.cells = connection.execute(cell_stmt, rows).all()
+        cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
+        connection.execute(cell_stmt, rows)
+        moved.cells = rows
     return moved
 
 
@@ -158,9 +154,9 @@ _ZERO = {name: getattr(Tally(), name) for name in SUMS}
 
 def add_bins(
     connection: Connection, items: Iterable[tuple[float, bool, float | None]]
-) -> Sequence[Any]:
+) -> list[dict[str, Any]]:
     """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins; the
-    bins touched as they are now stored."""
+    rows it added."""
     rows: dict[int, list[float]] = {}
     for pooled, went_up, base_rate in items:
         cell = rows.setdefault(bin_of(pooled), [0, 0, 0.0])
@@ -169,26 +165,23 @@ def add_bins(
         # Without a known base rate the forecast is anchored on a coin (logit 0).
         cell[2] += logit(base_rate) if base_rate is not None else 0.0
     if not rows:
-        return ()
+        return []
     stmt = _upsert(
-        connection.dialect.name,
-        CalibrationBin,
-        ("bin",),
-        ("n", "ups", "base_logit_sum"),
-        returning=True,
+        connection.dialect.name, CalibrationBin, ("bin",), ("n", "ups", "base_logit_sum")
     )
     values = [{"bin": i, "n": int(n), "ups": int(k), "base_logit_sum": s}
               for i, (n, k, s) in rows.items()]  # fmt: skip
-    return connection.execute(stmt, values).all()
+    connection.execute(stmt, values)
+    return values
 
 
 @dataclass
 class Moved:
-    """The aggregates' rows a write touched, as stored after it (RETURNING)."""
+    """What a write added to the aggregates: the rows of its upserts (apply, add_bins)."""
 
-    tallies: Sequence[Any] = ()
-    cells: Sequence[Any] = ()
-    bins: Sequence[Any] = ()
+    tallies: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    bins: list[dict[str, Any]] = field(default_factory=list)
 
 
 _WHEN = bindparam("moment", type_=UtcDateTime())
@@ -419,28 +412,41 @@ class _Kept:
     bins: tuple[tuple[int, int, int, float], ...] | None = None
 
     def moved(self, version: int, moved: Moved) -> _Kept:
-        """The copy after a write that touched these rows (new containers: a transaction may
-        still be reading the old ones)."""
+        """The copy after a write that added these rows, added as its upserts add them (the
+        same IEEE additions the database makes, so the copy is what a read would return); new
+        containers, as a transaction may still be reading the old ones."""
         books = None
         if self.books is not None:
             books = {book: (dict(sums), dict(cells)) for book, (sums, cells) in self.books.items()}
-            for book, cut, *values in moved.tallies:
-                books.setdefault(book, ({}, {}))[0][cut] = _sums(values)
-            for book, cut, bucket, n, stated, hits in moved.cells:
-                line = books.setdefault(book, ({}, {}))[1]
-                kept = [cell for cell in line.get(cut, ()) if cell[0] != bucket]
-                line[cut] = [*kept, (int(bucket), int(n), float(stated), float(hits))]
+            for row in moved.tallies:
+                held = books.setdefault(row["book"], ({}, {}))[0]
+                added = [row[name] for name in SUMS]
+                was = held.get(row["cut"])
+                held[row["cut"]] = _sums(added if was is None else map(operator.add, was, added))
+            for row in moved.cells:
+                line = books.setdefault(row["book"], ({}, {}))[1]
+                cells, bucket = line.get(row["cut"], []), row["bucket"]
+                n, stated, hits = row["n"], row["stated"], row["hits"]
+                for b, *sums in cells:
+                    if b == bucket:
+                        n, stated, hits = sums[0] + n, sums[1] + stated, sums[2] + hits
+                others = [cell for cell in cells if cell[0] != bucket]
+                line[row["cut"]] = [*others, (bucket, int(n), float(stated), float(hits))]
         bins = None
         if self.bins is not None:
-            held = {row[0]: row for row in self.bins}
-            for b, n, ups, base in moved.bins:
-                held[int(b)] = (int(b), int(n), int(ups), float(base))
-            bins = tuple(held[b] for b in sorted(held))
+            held_bins = {row[0]: row for row in self.bins}
+            for row in moved.bins:
+                b, n, ups, base = row["bin"], row["n"], row["ups"], row["base_logit_sum"]
+                if b in held_bins:
+                    _, was_n, was_ups, was_base = held_bins[b]
+                    n, ups, base = was_n + n, was_ups + ups, was_base + base
+                held_bins[b] = (b, int(n), int(ups), float(base))
+            bins = tuple(held_bins[b] for b in sorted(held_bins))
         return _Kept(version, books, bins)
 
 
-# A line's sums as read from the database: each of SUMS of its Tally's type (a RETURNING of
-# SQLite hands a whole float back as an integer).
+# A line's sums, each of SUMS of its Tally's type, whether read from the database or added up
+# by the copy: the lines' memo (StoredBook.lines) is keyed by them.
 _KINDS = tuple(type(_ZERO[name]) for name in SUMS)
 
 
@@ -824,18 +830,16 @@ def save_state(
 
     Raises StateConflict otherwise (the caller's transaction then rolls back, cycle and all).
     """
-    bumped = session.execute(
-        update(DeskState)
-        .where(DeskState.name == DESK, DeskState.version == read.version)
-        .values(version=read.version + 1, as_of=as_of)
+    connection = session.connection()
+    bumped = connection.execute(
+        _BUMP, {"read": read.version, "to": read.version + 1, "as_of": as_of}
     )
-    if bumped.rowcount != 1:  # type: ignore[attr-defined]
+    if bumped.rowcount != 1:
         raise StateConflict(f"the desk's state moved past version {read.version}")
     _forget(session)
     # The bump matched the version `read` was loaded at, so the tables hold read's rules and
     # stories (every state is stored with a bump): what changed is known without reading them.
     # Unchanged rules or stories (most cycles) need no write.
-    connection = session.connection()
     if tuple(rules) != read.rules:
         _replace(connection, LearnedRuleRecord, "rule_id", read.rules, rules, as_of)
     if tuple(stories) != read.stories:
@@ -852,6 +856,11 @@ def save_state(
 
 
 _FIT_COLUMNS = ("a", "b", "n", "fitted_as_of")
+_BUMP = (
+    update(DeskState)
+    .where(DeskState.name == DESK, DeskState.version == bindparam("read"))
+    .values(version=bindparam("to"), as_of=bindparam("as_of", type_=UtcDateTime()))
+)
 
 
 def _replace(
