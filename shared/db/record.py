@@ -186,14 +186,14 @@ class Moved:
 
 _WHEN = bindparam("moment", type_=UtcDateTime())
 _THROUGH = DeskState.record_through
-_REACH = (
+_BUMP_RECORD = (
     update(DeskState)
     .where(DeskState.name == DESK)
-    .values(
-        record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH),
-        record_version=DeskState.record_version + 1,
-    )
+    .values(record_version=DeskState.record_version + 1)
     .returning(DeskState.record_version)
+)
+_REACH = _BUMP_RECORD.values(
+    record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH)
 )
 
 
@@ -202,7 +202,11 @@ def _moved(session: Session, moment: datetime | None, moved: Moved | None) -> No
     moves up to moment (never down; None leaves it), record_version is bumped, and what the
     write touched (None: not known) is kept for this process's copy of the aggregates, which
     takes it when the transaction commits (_take)."""
-    version = session.connection().execute(_REACH, {"moment": moment}).scalar()
+    connection = session.connection()
+    if moment is None:
+        version = connection.execute(_BUMP_RECORD).scalar()
+    else:
+        version = connection.execute(_REACH, {"moment": moment}).scalar()
     _forget(session)
     if version is not None:
         session.info.setdefault(_PENDING, []).append((int(version), moved))

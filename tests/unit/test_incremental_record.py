@@ -404,16 +404,22 @@ def test_the_aggregates_kept_in_a_process_are_the_databases_whoever_wrote(
 ) -> None:
     """A process keeps the aggregates and the state it read, follows its own writes without
     reading them back, and reads them again when another process wrote (another engine stands
-    for it here) or a write of its own rolled back: every read equals a scan of the rows and
-    the state last stored."""
+    for it here), also when its own write follows the other's or one of its writes rolled
+    back: every read equals a scan of the rows and the state last stored."""
+    kept_copy_follows_every_writer(_url(tmp_path))
+
+
+def kept_copy_follows_every_writer(url: str) -> None:
+    """The body of the test above, on the migrated, empty database at url (PostgreSQL's test
+    runs it too)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import sessionmaker
 
     from shared.contracts import Story
 
-    url = _url(tmp_path)
-    other = sessionmaker(create_engine(url))
+    elsewhere = create_engine(url)
+    other = sessionmaker(elsewhere)
     rng = random.Random(13)
     statements: list[str] = []
 
@@ -456,6 +462,7 @@ def test_the_aggregates_kept_in_a_process_are_the_databases_whoever_wrote(
             assert read_again == (n == 0 or not ours), n
     finally:
         event.remove(Engine, "before_cursor_execute", seen)
+        elsewhere.dispose()
 
 
 def _rolled_back(url: str, key: str, now: datetime) -> None:
