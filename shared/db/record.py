@@ -401,7 +401,9 @@ event.listen(Session, "after_transaction_end", _ended)
 # it commits (the copy then follows its own cycles without reading them back), and only if the
 # copy was at the version just before its first bump; one that rolls back hands nothing. The
 # version starts at random in each database, so that a copy of one is never taken for another
-# recreated at the same address.
+# recreated at the same address. Only a process that writes the aggregates keeps them (the
+# synthesis): one that only reads them (ingest, the web app) finds them moved by others at every
+# read, and would pay the check below for nothing.
 _PENDING = "workshop.record_moved"  # [(record_version after a write, what it touched or None)]
 _STATE_PENDING = "workshop.state_stored"
 
@@ -460,6 +462,7 @@ def _sums(values: Iterable[Any]) -> tuple[Any, ...]:
 
 _KEPT: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
 _STATES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], State]] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()  # engines this process wrote aggregates by
 _CHECK = select(DeskState.record_version, DeskState.version).where(DeskState.name == DESK)
 
 
@@ -470,8 +473,11 @@ def _kept(session: Session, desk: _Desk) -> _Kept | None:
 
 
 def _may_keep(session: Session, desk: _Desk) -> bool:
-    """Whether what this transaction read after the desk row may be kept for others: nothing of
-    its own written yet, and the versions unchanged since (no other write in between)."""
+    """Whether what this transaction read after the desk row may be kept for others: a process
+    that writes the aggregates, nothing of its own written yet, and the versions unchanged since
+    (no other write in between)."""
+    if session.get_bind() not in _WRITERS:
+        return False
     if session.info.get(_PENDING) or session.info.get(_STATE_PENDING):
         return False
     now = session.execute(_CHECK).first()
@@ -494,6 +500,7 @@ def _take(session: Session) -> None:
     if not pending:
         return
     engine = session.get_bind()
+    _WRITERS.add(engine)
     kept = _KEPT.get(engine)
     for version, moved in pending:
         if kept is None or moved is None or kept.version != version - 1:
