@@ -428,7 +428,9 @@ class _Kept:
                 held = books.setdefault(row["book"], ({}, {}))[0]
                 added = [row[name] for name in SUMS]
                 was = held.get(row["cut"])
-                held[row["cut"]] = _sums(added if was is None else map(operator.add, was, added))
+                # The row's sums are of the Tally's types (apply starts them from _ZERO), as
+                # a read of the line returns them.
+                held[row["cut"]] = tuple(added if was is None else map(operator.add, was, added))
             for row in moved.cells:
                 line = books.setdefault(row["book"], ({}, {}))[1]
                 cells, bucket = line.get(row["cut"], []), row["bucket"]
@@ -449,15 +451,6 @@ class _Kept:
                 held_bins[b] = (b, int(n), int(ups), float(base))
             bins = tuple(held_bins[b] for b in sorted(held_bins))
         return _Kept(version, books, bins)
-
-
-# A line's sums, each of SUMS of its Tally's type, whether read from the database or added up
-# by the copy: the lines' memo (StoredBook.lines) is keyed by them.
-_KINDS = tuple(type(_ZERO[name]) for name in SUMS)
-
-
-def _sums(values: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(kind(value) for kind, value in zip(_KINDS, values, strict=True))
 
 
 _KEPT: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
@@ -548,7 +541,7 @@ def _books_read(session: Session) -> Held:
         else:
             held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
             for book, cut, *values in session.execute(_TALLIES):
-                held.setdefault(book, ({}, {}))[0][cut] = _sums(values)
+                held.setdefault(book, ({}, {}))[0][cut] = tuple(values)
             for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
                 cell = (int(bucket), int(n), float(stated), float(hits))
                 held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append(cell)
