@@ -88,13 +88,25 @@ def scanned_record(
 def previous_dispatch(session: Session, as_of: datetime) -> Dispatch | None:
     """The last dispatch published for a cycle before as_of: what the desk carried forward
     (its rule book, its stories)."""
-    row = session.scalar(
-        select(DispatchRecord)
-        .where(DispatchRecord.as_of < as_of)
-        .order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
-        .limit(1)
-    )
-    return Dispatch.model_validate(row.payload) if row is not None else None
+    text = session.connection().execute(_PREVIOUS, {"as_of": as_of}).scalar()
+    return _dispatch(text) if text is not None else None
+
+
+_PREVIOUS = (
+    # The stored JSON as text: pydantic parses and validates it in one pass.
+    select(cast(DispatchRecord.payload, Text))
+    .where(DispatchRecord.as_of < bindparam("as_of", type_=DispatchRecord.as_of.type))
+    .order_by(DispatchRecord.as_of.desc(), DispatchRecord.id.desc())
+    .limit(1)
+)
+
+
+# A run of cycles reads the same previous dispatch over and over (each cycle's, then by the next
+# one, and by every redo of a StateConflict): the last few parsed are kept, keyed by the stored
+# text itself, so a kept one is never stale (a dispatch is written once and never changed).
+@lru_cache(maxsize=8)
+def _dispatch(payload: str) -> Dispatch:
+    return Dispatch.model_validate_json(payload)
 
 
 def carried_book(

@@ -9,13 +9,12 @@ from typing import Any
 import structlog
 from celery.signals import worker_process_init
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import undefer
+from sqlalchemy import Text, bindparam, cast, exists, select
 
 from services.synth.calibrate import Calibrator, fit
 from services.synth.menu import MenuCalibrator
 from services.synth.rules import update_rules
-from services.synth.store import history_at, is_published, store_cycle
+from services.synth.store import history_at, store_cycle
 from services.synth.synthesize import synthesize as compose
 from services.synth.warm import replay_menu
 from services.synth.warm_live import live_menu, warm_in_background
@@ -35,7 +34,7 @@ from shared.contracts import (
     Story,
 )
 from shared.db import record as desk_state
-from shared.db.models import Cycle
+from shared.db.models import Cycle, DispatchRecord
 from shared.db.record import State, StateConflict
 from shared.db.session import session_scope
 from shared.db.turns import turn
@@ -84,24 +83,31 @@ class Reading:
     warm_note: str | None = None  # a live desk's warm start: what it rests on, or why nothing
 
 
+# The cycle's row, its snapshot and features as their stored JSON text (pydantic parses and
+# validates each in one pass), and whether it was published already: one statement.
+_CYCLE = select(
+    Cycle,
+    cast(Cycle.snapshot, Text).label("snapshot"),
+    cast(Cycle.features, Text).label("features"),
+    exists().where(DispatchRecord.cycle_key == Cycle.cycle_key).label("published"),
+).where(Cycle.cycle_key == bindparam("key"))
+
+
 def read_cycle(cycle_key: str, settings: Settings) -> Reading | None:
     """The cycle's context, record, recalibration, rule book, stories and lessons; None when the
     cycle was already published."""
     with session_scope(settings.db_url) as session:
-        if is_published(session, cycle_key):
+        found = session.execute(_CYCLE, {"key": cycle_key}).first()
+        if found is not None and found.published:
             return None
-        cycle = session.scalar(
-            select(Cycle)
-            .where(Cycle.cycle_key == cycle_key)
-            .options(undefer(Cycle.snapshot), undefer(Cycle.features))
-        )
-        if cycle is None or cycle.snapshot is None or cycle.features is None:
+        if found is None or found.snapshot is None or found.features is None:
             rejected(f"cycle {cycle_key} has no stored snapshot", task=tasknames.SYNTHESIZE)
             raise BadInputError(f"cycle {cycle_key} has no stored snapshot")
+        cycle = found.Cycle
         context = CycleContext(
             cycle_number=cycle_number(session, cycle),
-            snapshot=Snapshot.model_validate(cycle.snapshot),
-            features=Features.model_validate(cycle.features),
+            snapshot=Snapshot.model_validate_json(found.snapshot),
+            features=Features.model_validate_json(found.features),
             record=track_record(session, cycle.as_of),
         )
         state = desk_state.load_state(session)

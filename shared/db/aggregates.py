@@ -14,13 +14,29 @@ cycles are claimed (shared.db.moments), so a replay cycle's number is one lookup
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.models import Base, LessonRecord, UtcDateTime
+
+
+def fresh_record_version() -> int:
+    """A record_version to start from: random, well inside a signed 64-bit integer."""
+    return secrets.randbits(62)
 
 
 class ScoreTally(Base):
@@ -85,6 +101,12 @@ class DeskState(Base):
     built: Mapped[bool] = mapped_column(Boolean, default=True)
     as_of: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     record_through: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Bumped by every transaction that writes the aggregates (shared.db.record keeps a copy in
+    # each process while it is unchanged); from a random start, so that a database recreated at
+    # the same address never shows the number another one held.
+    record_version: Mapped[int] = mapped_column(
+        BigInteger, default=fresh_record_version, server_default="0"
+    )
 
 
 class LearnedRuleRecord(Base):

@@ -16,15 +16,17 @@ run out of order) reads the rows, as before, so that nothing settled after its a
 from __future__ import annotations
 
 import math
+import operator
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Row, Text, bindparam, case, cast, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from shared.contracts import LearnedRule, ScoreLine, Story
 from shared.db import moments as replay_moments
@@ -76,16 +78,25 @@ def logit(p: float) -> float:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _upsert(dialect: str, model: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum;
-    built once per dialect and table (building a statement costs more than running it)."""
+def _upsert(
+    dialect: str,
+    model: Any,
+    keys: tuple[str, ...],
+    sums: tuple[str, ...],
+    *,
+    set_to: tuple[str, ...] = (),
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum, and
+    col = excluded.col for each of set_to; built once per dialect and table (building a
+    statement costs more than running it). _Kept.moved adds the same way."""
     found = _UPSERTS.get((dialect, model))
     if found is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = model.__table__
         stmt = insert(table)
+        added = {n: table.c[n] + stmt.excluded[n] for n in sums}
         found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={n: table.c[n] + stmt.excluded[n] for n in sums}
+            index_elements=list(keys), set_={**added, **{n: stmt.excluded[n] for n in set_to}}
         )
     return found
 
@@ -93,8 +104,9 @@ def _upsert(dialect: str, model: Any, keys: tuple[str, ...], sums: tuple[str, ..
 _UPSERTS: dict[tuple[str, Any], Any] = {}
 
 
-def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
+def apply(connection: Connection, deltas: Iterable[Delta]) -> Moved:
     """Add the deltas to the stored tallies: one upsert per line touched, in one round trip.
+    Returns the rows it added (what each line and cell moved by).
 
     The deltas of one flush are summed per line first, as plain rows (a Tally per line, with
     its ten calibration cells, cost more to build than the sums it carried)."""
@@ -120,9 +132,10 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
             cell[1] += add[1]
             cell[2] += add[2]
     if not sums:
-        return
+        return Moved()
     dialect = connection.dialect.name
-    connection.execute(_upsert(dialect, ScoreTally, ("book", "cut"), SUMS), list(sums.values()))
+    moved = Moved(tallies=list(sums.values()))
+    connection.execute(_upsert(dialect, ScoreTally, ("book", "cut"), SUMS), moved.tallies)
     rows = [
         {"book": b, "cut": c, "bucket": bucket, "n": int(n), "stated": stated, "hits": hits}
         for (b, c, bucket), (n, stated, hits) in cells.items()
@@ -131,14 +144,19 @@ def apply(connection: Connection, deltas: Iterable[Delta]) -> None:
     if rows:
         cell_stmt = _upsert(dialect, ScoreCell, ("book", "cut", "bucket"), ("n", "stated", "hits"))
         connection.execute(cell_stmt, rows)
+        moved.cells = rows
+    return moved
 
 
 # A line's sums before anything is added: the Tally's own zeros (integers and floats).
 _ZERO = {name: getattr(Tally(), name) for name in SUMS}
 
 
-def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | None]]) -> None:
-    """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins."""
+def add_bins(
+    connection: Connection, items: Iterable[tuple[float, bool, float | None]]
+) -> list[dict[str, Any]]:
+    """Settled pooled forecasts (pooled p(up), went up, base rate of up) into their bins; the
+    rows it added."""
     rows: dict[int, list[float]] = {}
     for pooled, went_up, base_rate in items:
         cell = rows.setdefault(bin_of(pooled), [0, 0, 0.0])
@@ -147,27 +165,51 @@ def add_bins(connection: Connection, items: Iterable[tuple[float, bool, float | 
         # Without a known base rate the forecast is anchored on a coin (logit 0).
         cell[2] += logit(base_rate) if base_rate is not None else 0.0
     if not rows:
-        return
+        return []
     stmt = _upsert(
         connection.dialect.name, CalibrationBin, ("bin",), ("n", "ups", "base_logit_sum")
     )
     values = [{"bin": i, "n": int(n), "ups": int(k), "base_logit_sum": s}
               for i, (n, k, s) in rows.items()]  # fmt: skip
     connection.execute(stmt, values)
+    return values
+
+
+@dataclass
+class Moved:
+    """What a write added to the aggregates: the rows of its upserts (apply, add_bins)."""
+
+    tallies: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    bins: list[dict[str, Any]] = field(default_factory=list)
 
 
 _WHEN = bindparam("moment", type_=UtcDateTime())
 _THROUGH = DeskState.record_through
-_REACH = (
+_BUMP_RECORD = (
     update(DeskState)
     .where(DeskState.name == DESK)
-    .values(record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH))
+    .values(record_version=DeskState.record_version + 1)
+    .returning(DeskState.record_version)
+)
+_REACH = _BUMP_RECORD.values(
+    record_through=case((or_(_THROUGH.is_(None), _THROUGH < _WHEN), _WHEN), else_=_THROUGH)
 )
 
 
-def reach(connection: Connection, moment: datetime) -> None:
-    """Move desk_state.record_through up to moment (never down)."""
-    connection.execute(_REACH, {"moment": moment})
+def _moved(session: Session, moment: datetime | None, moved: Moved | None) -> None:
+    """Every write of the aggregates ends here, in its transaction: desk_state.record_through
+    moves up to moment (never down; None leaves it), record_version is bumped, and what the
+    write touched (None: not known) is kept for this process's copy of the aggregates, which
+    takes it when the transaction commits (_take)."""
+    connection = session.connection()
+    if moment is None:
+        version = connection.execute(_BUMP_RECORD).scalar()
+    else:
+        version = connection.execute(_REACH, {"moment": moment}).scalar()
+    _forget(session)
+    if version is not None:
+        session.info.setdefault(_PENDING, []).append((int(version), moved))
 
 
 def call_outcome(row: PredictionRecord | Row[*tuple[Any, ...]], status: str) -> CallOutcome:
@@ -192,45 +234,93 @@ def _changed_from_open(row: Any) -> bool:
     return before in (None, "open") and row.status not in (None, "open") and bool(history.added)
 
 
+@dataclass
+class _Events:
+    """What a transaction's new and settled rows add to the record: the deltas of the scoreboard's
+    tallies, the recalibration's settled forecasts, and when each happened. One mapping from a
+    row to its events, for a flush's rows (_fold) and for rows inserted around it (add_rows)."""
+
+    deltas: list[Delta] = field(default_factory=list)
+    forecasts: list[tuple[float, bool, float | None]] = field(default_factory=list)
+    moments: list[datetime] = field(default_factory=list)
+
+    def new(self, model: type[Any], row: Any) -> None:
+        """A row about to be inserted (an ORM instance, or a _Values of one)."""
+        if model is PredictionRecord:
+            self.deltas += opened(call_outcome(row, "open"))
+            self.moments.append(row.made_at)
+            if row.status not in (None, "open"):
+                self.deltas += closed(call_outcome(row, row.status))
+                if row.settled_at is not None:
+                    self.moments.append(row.settled_at)
+        elif model is AbstentionRecord:
+            self.deltas += abstained(Abstained(row.source, row.regime))
+            self.moments.append(row.made_at)
+        elif model is ForecastRecord and _forecast_settled(row):
+            self.forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            self.moments.append(row.settled_at)
+
+    def changed(self, row: object) -> None:
+        """A stored row the flush updates: a call or a forecast turned from open to settled."""
+        if isinstance(row, PredictionRecord) and _changed_from_open(row):
+            self.deltas += closed(call_outcome(row, row.status))
+            if row.settled_at is not None:
+                self.moments.append(row.settled_at)
+        elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
+            self.forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
+            self.moments.append(row.settled_at)  # type: ignore[arg-type]
+
+    def write(self, session: Session) -> None:
+        """Add them to the aggregates, in the session's transaction."""
+        if not self.deltas and not self.forecasts:
+            return
+        # The session's own connection: its transaction, and no autoflush from inside a flush.
+        connection = session.connection()
+        moved = apply(connection, self.deltas)
+        moved.bins = add_bins(connection, self.forecasts)
+        _moved(session, max(self.moments) if self.moments else None, moved)
+
+
+class _Values:
+    """A row's values about to be inserted, read by attribute as its model's instance would be
+    (what _Events.new reads of it); a column not given reads as None."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values.get(name)
+
+
 def _fold(session: Session, context: UOWTransaction, instances: object) -> None:
     """before_flush: the deltas of what this flush stores, written in the same transaction."""
-    deltas: list[Delta] = []
-    forecasts: list[tuple[float, bool, float | None]] = []
-    moments: list[datetime] = []
+    events = _Events()
     for row in session.new:
-        if isinstance(row, PredictionRecord):
-            deltas += opened(call_outcome(row, "open"))
-            moments.append(row.made_at)
-            if row.status not in (None, "open"):
-                deltas += closed(call_outcome(row, row.status))
-                if row.settled_at is not None:
-                    moments.append(row.settled_at)
-        elif isinstance(row, AbstentionRecord):
-            deltas += abstained(Abstained(row.source, row.regime))
-            moments.append(row.made_at)
-        elif isinstance(row, ForecastRecord) and _forecast_settled(row):
-            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
-            moments.append(row.settled_at)  # type: ignore[arg-type]
+        events.new(type(row), row)
     for row in session.dirty:
-        if isinstance(row, PredictionRecord) and _changed_from_open(row):
-            deltas += closed(call_outcome(row, row.status))
-            if row.settled_at is not None:
-                moments.append(row.settled_at)
-        elif isinstance(row, ForecastRecord) and _changed_from_open(row) and _forecast_settled(row):
-            forecasts.append((row.raw_probability_up, bool(row.went_up), row.base_rate_up))
-            moments.append(row.settled_at)  # type: ignore[arg-type]
-    if not deltas and not forecasts:
-        return
-    # The session's own connection: its transaction, and no autoflush from inside a flush.
+        events.changed(row)
+    events.write(session)
+
+
+def add_rows(session: Session, rows: Sequence[tuple[type[Any], Sequence[dict[str, Any]]]]) -> None:
+    """Insert new rows around the unit of work, one executemany per model in the order given, and
+    fold what they add to the record in the same transaction, as a flush of them would: a cycle's
+    few rows cost less this way than as ORM objects flushed one INSERT ... RETURNING at a time.
+    An IntegrityError propagates with nothing folded (the caller rolls back)."""
     connection = session.connection()
-    _forget(session)
-    apply(connection, deltas)
-    add_bins(connection, forecasts)
-    if moments:
-        reach(connection, max(moments))
+    events = _Events()
+    for model, values in rows:
+        if not values:
+            continue
+        connection.execute(model.__table__.insert(), list(values))
+        for row in values:
+            events.new(model, _Values(row))
+    events.write(session)
 
 
-def _forecast_settled(row: ForecastRecord) -> bool:
+def _forecast_settled(row: Any) -> bool:
     return row.status == "settled" and row.went_up is not None and row.settled_at is not None
 
 
@@ -240,16 +330,36 @@ event.listen(Session, "before_flush", _fold)
 # --- reading --------------------------------------------------------------------------------------
 
 
-_DESK = select(DeskState.built, DeskState.record_through).where(DeskState.name == DESK)
+_DESK = select(
+    DeskState.built,
+    DeskState.record_through,
+    DeskState.version,
+    DeskState.as_of,
+    DeskState.record_version,
+).where(DeskState.name == DESK)
 
 
-def _desk(session: Session) -> tuple[bool, datetime | None]:
-    # Read once per transaction (a cycle's reads ask three times); a flush that folds events
-    # in, or a rebuild, forgets it.
-    held: tuple[bool, datetime | None] | None = session.info.get(_DESK_HELD)
+@dataclass(frozen=True, slots=True)
+class _Desk:
+    built: bool
+    through: datetime | None  # record_through
+    version: int
+    as_of: datetime | None  # the state's
+    record: int  # record_version
+
+
+def _desk(session: Session) -> _Desk:
+    # The desk's one row, read once per transaction for the record's reach and the state's
+    # version alike (a cycle's reads ask four times); a flush that folds events in, a rebuild
+    # or a state stored forgets it.
+    held: _Desk | None = session.info.get(_DESK_HELD)
     if held is None:
         row = session.execute(_DESK).first()
-        held = (False, None) if row is None else (bool(row[0]), row[1])
+        held = (
+            _Desk(False, None, 0, None, 0)
+            if row is None
+            else _Desk(bool(row[0]), row[1], int(row[2]), row[3], int(row[4]))
+        )
         session.info[_DESK_HELD] = held
     return held
 
@@ -257,18 +367,153 @@ def _desk(session: Session) -> tuple[bool, datetime | None]:
 _DESK_HELD = "workshop.desk_state"
 
 
-def _forget(session: Session, _transaction: object = None) -> None:
+def _forget(session: Session) -> None:
     session.info.pop(_DESK_HELD, None)
     session.info.pop(_BOOKS_HELD, None)
 
 
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    _forget(session)
+    if transaction.nested:
+        # A savepoint's writes may have been undone: what the copy would be told is not known.
+        pending = session.info.get(_PENDING)
+        if pending:
+            session.info[_PENDING] = [(version, None) for version, _ in pending]
+        session.info.pop(_STATE_PENDING, None)
+    elif transaction.parent is None:  # the transaction itself (a flush ends one inside it)
+        session.info.pop(_PENDING, None)
+        session.info.pop(_STATE_PENDING, None)
+
+
 # What one transaction read is not what the next one may read: other writers move it between.
-event.listen(Session, "after_transaction_end", _forget)
+event.listen(Session, "after_transaction_end", _ended)
+
+
+# --- the aggregates and the state kept in this process --------------------------------------
+#
+# A cycle reads every line of both books, the bins and the desk's state, and between two cycles
+# of one synthesis process they change only by what that process itself stored, unless a
+# resolver settled calls or another cycle was stored. So the process keeps what it read, for
+# as long as desk_state.record_version (bumped by every write of the aggregates, _moved) and
+# desk_state.version (bumped by every state stored) are what it read them at: the desk row a
+# transaction reads anyway says whether the copy is the database's, in that transaction. A
+# transaction that wrote the aggregates hands the rows it touched, as stored, to the copy when
+# it commits (the copy then follows its own cycles without reading them back), and only if the
+# copy was at the version just before its first bump; one that rolls back hands nothing. The
+# version starts at random in each database, so that a copy of one is never taken for another
+# recreated at the same address. Only a process that writes the aggregates keeps them (the
+# synthesis): one that only reads them (ingest, the web app) finds them moved by others at every
+# read, and would pay the check below for nothing.
+_PENDING = "workshop.record_moved"  # [(record_version after a write, what it touched or None)]
+_STATE_PENDING = "workshop.state_stored"
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """One database's aggregates as of one record_version: both books, the bins (None: not
+    read yet)."""
+
+    version: int
+    books: Held | None = None
+    bins: tuple[tuple[int, int, int, float], ...] | None = None
+
+    def moved(self, version: int, moved: Moved) -> _Kept:
+        """The copy after a write that added these rows, added as its upserts add them (the
+        same IEEE additions the database makes, so the copy is what a read would return); new
+        containers, as a transaction may still be reading the old ones."""
+        books = None
+        if self.books is not None:
+            books = {book: (dict(sums), dict(cells)) for book, (sums, cells) in self.books.items()}
+            for row in moved.tallies:
+                held = books.setdefault(row["book"], ({}, {}))[0]
+                added = [row[name] for name in SUMS]
+                was = held.get(row["cut"])
+                # The row's sums are of the Tally's types (apply starts them from _ZERO), as
+                # a read of the line returns them.
+                held[row["cut"]] = tuple(added if was is None else map(operator.add, was, added))
+            for row in moved.cells:
+                line = books.setdefault(row["book"], ({}, {}))[1]
+                cells, bucket = line.get(row["cut"], []), row["bucket"]
+                n, stated, hits = row["n"], row["stated"], row["hits"]
+                for b, *sums in cells:
+                    if b == bucket:
+                        n, stated, hits = sums[0] + n, sums[1] + stated, sums[2] + hits
+                others = [cell for cell in cells if cell[0] != bucket]
+                line[row["cut"]] = [*others, (bucket, int(n), float(stated), float(hits))]
+        bins = None
+        if self.bins is not None:
+            held_bins = {row[0]: row for row in self.bins}
+            for row in moved.bins:
+                b, n, ups, base = row["bin"], row["n"], row["ups"], row["base_logit_sum"]
+                if b in held_bins:
+                    _, was_n, was_ups, was_base = held_bins[b]
+                    n, ups, base = was_n + n, was_ups + ups, was_base + base
+                held_bins[b] = (b, int(n), int(ups), float(base))
+            bins = tuple(held_bins[b] for b in sorted(held_bins))
+        return _Kept(version, books, bins)
+
+
+_KEPT: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], State]] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()  # engines this process wrote aggregates by
+_CHECK = select(DeskState.record_version, DeskState.version).where(DeskState.name == DESK)
+
+
+def _kept(session: Session, desk: _Desk) -> _Kept | None:
+    """This process's copy of the aggregates, if it is the one the desk row shows."""
+    kept = _KEPT.get(session.get_bind())
+    return kept if kept is not None and kept.version == desk.record else None
+
+
+def _may_keep(session: Session, desk: _Desk) -> bool:
+    """Whether what this transaction read after the desk row may be kept for others: a process
+    that writes the aggregates, nothing of its own written yet, and the versions unchanged since
+    (no other write in between)."""
+    if session.get_bind() not in _WRITERS:
+        return False
+    if session.info.get(_PENDING) or session.info.get(_STATE_PENDING):
+        return False
+    now = session.execute(_CHECK).first()
+    return now is not None and (int(now[0]), int(now[1])) == (desk.record, desk.version)
+
+
+def _keep(session: Session, desk: _Desk, **read: Any) -> None:
+    if not _may_keep(session, desk):
+        return
+    engine = session.get_bind()
+    kept = _KEPT.get(engine)
+    base = kept if kept is not None and kept.version == desk.record else _Kept(desk.record)
+    _KEPT[engine] = replace(base, **read)
+
+
+def _take(session: Session) -> None:
+    """after_commit: what the transaction wrote, into this process's copies."""
+    pending = session.info.pop(_PENDING, None)
+    state = session.info.pop(_STATE_PENDING, None)
+    if not pending:
+        return
+    engine = session.get_bind()
+    _WRITERS.add(engine)
+    kept = _KEPT.get(engine)
+    for version, moved in pending:
+        if kept is None or moved is None or kept.version != version - 1:
+            _KEPT.pop(engine, None)
+            break
+        kept = kept.moved(version, moved)
+    else:
+        if kept is not None:
+            _KEPT[engine] = kept
+    if state is not None:
+        _STATES[engine] = ((pending[-1][0], state.version), state)
+
+
+event.listen(Session, "after_commit", _take)
 
 
 def usable(session: Session, as_of: datetime | None) -> bool:
     """Whether the aggregates are the record as it stood at as_of (None: everything stored)."""
-    built, through = _desk(session)
+    desk = _desk(session)
+    built, through = desk.built, desk.through
     if not built:
         built = rebuild(session)
     if not built:
@@ -289,11 +534,18 @@ def _books_read(session: Session) -> Held:
     the public book and the evidence book); a flush that folds events in forgets them."""
     held: Held | None = session.info.get(_BOOKS_HELD)
     if held is None:
-        held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
-        for book, cut, *values in session.execute(_TALLIES):
-            held.setdefault(book, ({}, {}))[0][cut] = tuple(values)
-        for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
-            held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append((bucket, n, stated, hits))
+        desk = _desk(session)
+        kept = _kept(session, desk)
+        if kept is not None and kept.books is not None:
+            held = kept.books
+        else:
+            held = {book: ({}, {}) for book in (PUBLIC, EVIDENCE)}
+            for book, cut, *values in session.execute(_TALLIES):
+                held.setdefault(book, ({}, {}))[0][cut] = tuple(values)
+            for book, cut, bucket, n, stated, hits in session.execute(_CELLS):
+                cell = (int(bucket), int(n), float(stated), float(hits))
+                held.setdefault(book, ({}, {}))[1].setdefault(cut, []).append(cell)
+            _keep(session, desk, books=held)
         session.info[_BOOKS_HELD] = held
     return held
 
@@ -306,8 +558,7 @@ class StoredBook:
     session: Session
 
     def apply(self, deltas: Iterable[Delta]) -> None:
-        apply(self.session.connection(), deltas)
-        _forget(self.session)
+        _moved(self.session, None, apply(self.session.connection(), deltas))
 
     def lines(
         self, book: str, keeps: Callable[[Key], bool] | None = None, *, detail: bool = False
@@ -453,9 +704,17 @@ def bins_before(session: Session, later: Later) -> list[tuple[int, int, int, flo
 
 def bins(session: Session) -> list[tuple[int, int, int, float]]:
     """(bin, forecasts, ups, sum of base-rate logits) of every bin of settled pooled forecasts."""
-    query = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups,
-                   CalibrationBin.base_logit_sum).order_by(CalibrationBin.bin)  # fmt: skip
-    return [(int(b), int(n), int(k), float(s)) for b, n, k, s in session.execute(query)]
+    desk = _desk(session)
+    kept = _kept(session, desk)
+    if kept is not None and kept.bins is not None:
+        return list(kept.bins)
+    found = [(int(b), int(n), int(k), float(s)) for b, n, k, s in session.execute(_BINS)]
+    _keep(session, desk, bins=tuple(found))
+    return found
+
+
+_BINS = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups,
+               CalibrationBin.base_logit_sum).order_by(CalibrationBin.bin)  # fmt: skip
 
 
 def rebuild(session: Session) -> bool:
@@ -498,8 +757,8 @@ def rebuild(session: Session) -> bool:
     ).all()  # fmt: skip
     add_bins(connection, ((pooled, bool(up), base) for pooled, up, base, _ in forecasts))
     moments += [settled for *_, settled in forecasts if settled is not None]
-    if moments:
-        reach(connection, max(moments))
+    # Whatever the aggregates held before (nothing, or rows deleted by hand): not known here.
+    _moved(session, max(moments) if moments else None, None)
     # Cycles written around the ORM were not numbered as they came: number them all.
     replay_moments.renumber(connection)
     return True
@@ -525,21 +784,26 @@ class StateConflict(Exception):
 
 
 def load_state(session: Session) -> State:
-    desk = session.execute(
-        select(DeskState.version, DeskState.as_of).where(DeskState.name == DESK)
-    ).first()
-    version, as_of = (int(desk[0]), desk[1]) if desk is not None else (0, None)
+    """The desk's state as the latest cycle left it: this process's copy while the desk row
+    shows the versions it was kept at."""
+    desk = _desk(session)
+    kept = _STATES.get(session.get_bind())
+    if kept is not None and kept[0] == (desk.record, desk.version):
+        return kept[1]
     connection = session.connection()
     rules = connection.execute(_RULES).scalars()
     stories = connection.execute(_STORIES).scalars()
     fit = session.execute(select(CalibrationFit.a, CalibrationFit.b)).first()
-    return State(
-        version=version,
-        as_of=as_of,
+    state = State(
+        version=desk.version,
+        as_of=desk.as_of,
         rules=tuple(_rule(text) for text in rules),
         stories=tuple(_story(text) for text in stories),
         fit=(float(fit[0]), float(fit[1])) if fit is not None else None,
     )
+    if _may_keep(session, desk):
+        _STATES[session.get_bind()] = ((desk.record, desk.version), state)
+    return state
 
 
 # The state's rules and stories as their stored text: a cycle reads them every time and they
@@ -570,39 +834,70 @@ def save_state(
 
     Raises StateConflict otherwise (the caller's transaction then rolls back, cycle and all).
     """
-    bumped = session.execute(
-        update(DeskState)
-        .where(DeskState.name == DESK, DeskState.version == read.version)
-        .values(version=read.version + 1, as_of=as_of)
+    connection = session.connection()
+    bumped = connection.execute(
+        _BUMP, {"read": read.version, "to": read.version + 1, "as_of": as_of}
     )
-    if bumped.rowcount != 1:  # type: ignore[attr-defined]
+    if bumped.rowcount != 1:
         raise StateConflict(f"the desk's state moved past version {read.version}")
+    _forget(session)
+    # The bump matched the version `read` was loaded at, so the tables hold read's rules and
+    # stories (every state is stored with a bump): what changed is known without reading them.
     # Unchanged rules or stories (most cycles) need no write.
     if tuple(rules) != read.rules:
-        _replace(session, LearnedRuleRecord, "rule_id", [(r.id, r.status, r) for r in rules], as_of)
+        _replace(connection, LearnedRuleRecord, "rule_id", read.rules, rules, as_of)
     if tuple(stories) != read.stories:
-        _replace(session, StoryRecord, "story_key", [(s.key, s.status, s) for s in stories], as_of)
+        _replace(connection, StoryRecord, "story_key", read.stories, stories, as_of)
+    stored = (float(fit[0]), float(fit[1])) if fit is not None else read.fit
+    session.info[_STATE_PENDING] = State(read.version + 1, as_of, tuple(rules), tuple(stories),
+                                         stored)  # fmt: skip
     if fit is not None:
         a, b, n = fit
-        row = session.get(CalibrationFit, "synthesis")
-        if row is None:
-            session.add(CalibrationFit(name="synthesis", a=a, b=b, n=n, fitted_as_of=as_of))
-        else:
-            row.a, row.b, row.n, row.fitted_as_of = a, b, n, as_of
+        stmt = _upsert(connection.dialect.name, CalibrationFit, ("name",), (), set_to=_FIT_COLUMNS)
+        connection.execute(
+            stmt, {"name": "synthesis", "a": a, "b": b, "n": n, "fitted_as_of": as_of}
+        )
+
+
+_FIT_COLUMNS = ("a", "b", "n", "fitted_as_of")
+_BUMP = (
+    update(DeskState)
+    .where(DeskState.name == DESK, DeskState.version == bindparam("read"))
+    .values(version=bindparam("to"), as_of=bindparam("as_of", type_=UtcDateTime()))
+)
 
 
 def _replace(
-    session: Session, model: Any, key: str, items: list[tuple[str, str, Any]], when: datetime
+    connection: Connection,
+    model: Any,
+    key: str,
+    held: Sequence[LearnedRule | Story],
+    items: Sequence[LearnedRule | Story],
+    when: datetime,
 ) -> None:
-    """Make the table hold exactly these items, in this order (rows change only if they did)."""
-    held = {getattr(row, key): row for row in session.execute(select(model)).scalars()}
-    for position, (name, status, item) in enumerate(items):
-        payload = item.model_dump(mode="json")
-        row = held.pop(name, None)
-        if row is None:
-            session.add(model(**{key: name}, position=position, status=status, payload=payload,
-                              updated_at=when))  # fmt: skip
-        elif row.payload != payload or row.position != position:
-            row.position, row.status, row.payload, row.updated_at = position, status, payload, when
-    for row in held.values():
-        session.delete(row)
+    """Make the table, holding `held` in its order, hold exactly these items, in this order (rows
+    change only if they did)."""
+    table = model.__table__
+    was = {_name(item): (position, item) for position, item in enumerate(held)}
+    added: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        name = _name(item)
+        before = was.pop(name, None)
+        if before != (position, item):
+            row = {"position": position, "status": item.status,
+                   "payload": item.model_dump(mode="json"), "updated_at": when}  # fmt: skip
+            if before is None:
+                added.append({key: name, **row})
+            else:
+                moved.append({"held_key": name, **row})
+    if was:
+        connection.execute(table.delete().where(table.c[key].in_(list(was))))
+    if moved:
+        connection.execute(table.update().where(table.c[key] == bindparam("held_key")), moved)
+    if added:
+        connection.execute(table.insert(), added)
+
+
+def _name(item: LearnedRule | Story) -> str:
+    return item.id if isinstance(item, LearnedRule) else item.key

@@ -156,3 +156,22 @@ def test_replay_days_claimed_at_once_by_the_ingest_on_postgres_are_numbered_by_a
     assert sorted(placed) == [(a, i + 1) for i, a in enumerate(ordered)]
     assert len(claimed) == len(picked)
     assert numbers == {a: ordered.index(a) + 1 for a in numbers}
+
+
+def test_the_record_kept_in_a_process_is_the_databases_on_postgres(postgres_url: str) -> None:
+    """The aggregates and state a process keeps follow its own writes and are read again after
+    another process's, on PostgreSQL too (its own database: no other test writes there)."""
+    from sqlalchemy import create_engine, text
+
+    from tests.unit.test_incremental_record import kept_copy_follows_every_writer
+
+    name = f"kept_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(
+        postgres_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    kept_copy_follows_every_writer(url)

@@ -118,6 +118,67 @@ def _bins_as_history(session: object) -> list[tuple[int, int, int, float]]:
     return [(b, 0, n, k) for b, n, k, _ in record.bins(session)]
 
 
+def test_rows_inserted_around_the_flush_fold_like_flushed_ones(tmp_path: Path) -> None:
+    """Calls, abstentions and forecasts inserted by record.add_rows (the synthesis' store),
+    some of them already settled, add to the aggregates as a flush of them would: both books
+    and the bins equal a scan of the rows, day after day, settled later by the ORM as well."""
+    url = _url(tmp_path)
+    rng = random.Random(11)
+    for n in range(12):
+        now, key = START + timedelta(days=n), f"c{n}"
+        with session_scope(url) as session:
+            session.add(Cycle(cycle_key=key, as_of=now, mode="replay"))
+            session.flush()
+            calls, skipped = [], []
+            for source in SOURCES:
+                if rng.random() < 0.3:
+                    skipped.append({"cycle_key": key, "source": source, "reason": "-",
+                                    "regime": rng.choice(REGIMES), "made_at": now})  # fmt: skip
+                    continue
+                settled = rng.random() < 0.3
+                calls.append({
+                    "cycle_key": key, "source": source, "target": "^GSPC", "direction": "up",
+                    "horizon_hours": 24, "reference_price": 100.0, "made_at": now,
+                    "confidence": rng.uniform(0.5, 0.7), "matures_at": now + timedelta(days=1),
+                    "regime": rng.choice(REGIMES), "topic": "index",
+                    "asset_class": "equity_index", "payload": {},
+                    "base_rate": rng.choice([None, 0.5]),
+                    "status": rng.choice(["hit", "miss"]) if settled else "open",
+                    "settled_at": now if settled else None,
+                    "withheld_by": "flow|all#1" if rng.random() < 0.2 else None,
+                })  # fmt: skip
+            settled = rng.random() < 0.5
+            forecast = {"cycle_key": key, "target": "^GSPC", "horizon_hours": 24,
+                        "reference_price": 100.0, "made_at": now, "regime": "chop",
+                        "matures_at": now + timedelta(days=1),
+                        "raw_probability_up": rng.uniform(0.4, 0.6), "base_rate_up": 0.53,
+                        "status": "settled" if settled else "open",
+                        "went_up": rng.random() < 0.5 if settled else None,
+                        "settled_at": now if settled else None}  # fmt: skip
+            record.add_rows(session, [(PredictionRecord, calls), (AbstentionRecord, skipped),
+                                      (ForecastRecord, [forecast])])  # fmt: skip
+        with session_scope(url) as session:
+            due = select(PredictionRecord).where(
+                PredictionRecord.status == "open", PredictionRecord.matures_at <= now
+            )
+            for row in session.scalars(due):
+                row.status, row.settled_at = rng.choice(["hit", "miss"]), now
+        with session_scope(url) as session:
+            for withheld in (False, True):
+                fast = track_record(session, now, include_withheld=withheld, detail=True)
+                _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
+            stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+            scanned: dict[int, tuple[int, int]] = {}
+            for p, up, _ in forecast_history(session, now):
+                k, u = scanned.get(record.bin_of(p), (0, 0))
+                scanned[record.bin_of(p)] = (k + 1, u + int(up))
+            assert stored == scanned
+    with session_scope(url) as session:
+        overall = [x for x in track_record(session, now).lines if x.is_overall()]
+        assert sum(x.hits + x.misses for x in overall) > 10, "settled calls were counted"
+        assert sum(b[1] for b in record.bins(session)) > 2, "settled forecasts were binned"
+
+
 def test_a_call_settled_by_two_passes_counts_once(tmp_path: Path) -> None:
     """Two settle passes that both read a call open: the second one's update matches no row,
     rolls back, and the call is counted in the record once."""
@@ -304,3 +365,111 @@ def test_the_events_after_a_moment_are_found_by_index(tmp_path: Path) -> None:
     for plan in plans:
         assert not [step for step in plan if step.startswith("SCAN")], plan
         assert any("USING INDEX" in step for step in plan), plan
+
+
+def test_a_stored_state_replaces_the_one_it_was_read_at(tmp_path: Path) -> None:
+    """Rules and stories stored over a state are exactly the new ones, in their order: one
+    dropped, one moved and changed, one kept, one added; the fit is replaced."""
+    from shared.contracts import LearnedRule, Story
+
+    url = _url(tmp_path)
+
+    def rule(n: int, hits: int = 50) -> LearnedRule:
+        return LearnedRule(id=f"flow|r{n}#1", source="flow", regime="risk_off",
+                           created_at=START, settled=120, hits=hits, hit_rate=hits / 120,
+                           low=0.3, high=0.5)  # fmt: skip
+
+    def story(n: int, strength: float = 6.0) -> Story:
+        return Story(key=f"drawdown:{n}", title="A drawdown", started=START.date(),
+                     last_seen=START.date(), strength=strength, peak=6.0)  # fmt: skip
+
+    books = [
+        ([rule(1), rule(2), rule(3)], [story(1), story(2)], (0.1, 0.2, 150)),
+        ([rule(3), rule(2, hits=40), rule(4)], [story(2, 5.0), story(3)], (0.3, 0.4, 160)),
+        ([], [story(3)], (0.5, 0.6, 170)),
+    ]
+    for day, (rules, stories, fit) in enumerate(books):
+        with session_scope(url) as session:
+            read = record.load_state(session)
+        with session_scope(url) as session:
+            record.save_state(session, read, START + timedelta(days=day), rules, stories, fit)
+        with session_scope(url) as session:
+            state = record.load_state(session)
+        assert (state.rules, state.stories, state.fit) == (tuple(rules), tuple(stories), fit[:2])
+        assert state.version == read.version + 1
+
+
+def test_the_aggregates_kept_in_a_process_are_the_databases_whoever_wrote(
+    tmp_path: Path,
+) -> None:
+    """A process keeps the aggregates and the state it read, follows its own writes without
+    reading them back, and reads them again when another process wrote (another engine stands
+    for it here), also when its own write follows the other's or one of its writes rolled
+    back: every read equals a scan of the rows and the state last stored."""
+    kept_copy_follows_every_writer(_url(tmp_path))
+
+
+def kept_copy_follows_every_writer(url: str) -> None:
+    """The body of the test above, on the migrated, empty database at url (PostgreSQL's test
+    runs it too)."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import sessionmaker
+
+    from shared.contracts import Story
+
+    elsewhere = create_engine(url)
+    other = sessionmaker(elsewhere)
+    rng = random.Random(13)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        for n in range(9):
+            now = START + timedelta(days=n)
+            ours = n % 3 != 2
+            with session_scope(url) if ours else other.begin() as session:
+                _day(rng, session, n, now)
+                story = Story(key=f"s{n}", title="A story", started=now.date(),
+                              last_seen=now.date(), strength=float(n), peak=9.0)  # fmt: skip
+                record.save_state(session, record.load_state(session), now, [], [story], None)
+            if not ours:  # and this process writes over it before reading anything
+                with session_scope(url) as session:
+                    row = {"cycle_key": f"c{n}", "source": "after", "regime": "chop",
+                           "reason": "-", "made_at": now}  # fmt: skip
+                    record.add_rows(session, [(AbstentionRecord, [row])])
+            if n % 3 == 1:  # a write that rolls back hands nothing to the copy
+                with pytest.raises(RuntimeError):
+                    _rolled_back(url, f"c{n}", now)
+            statements.clear()
+            with session_scope(url) as session:
+                for withheld in (False, True):
+                    fast = track_record(session, now, include_withheld=withheld, detail=True)
+                    scan = scanned_record(session, now, include_withheld=withheld, detail=True)
+                    _same(fast, scan)
+                got = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+                state = record.load_state(session)
+            with session_scope(url) as session:
+                bins = select(CalibrationBin.bin, CalibrationBin.n, CalibrationBin.ups)
+                want = {b: (k, u) for b, k, u in session.execute(bins)}
+            assert got == want
+            assert state.stories == (story,)
+            read_again = any("FROM score_tallies" in s for s in statements)
+            # After its own write a process reads no aggregate back; after another's, it must.
+            assert read_again == (n == 0 or not ours), n
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+        elsewhere.dispose()
+
+
+def _rolled_back(url: str, key: str, now: datetime) -> None:
+    """A cycle's write of an abstention and a state, rolled back after both were flushed."""
+    with session_scope(url) as session:
+        session.add(AbstentionRecord(cycle_key=key, source="rolled", regime="chop", reason="-",
+                                     made_at=now))  # fmt: skip
+        record.save_state(session, record.load_state(session), now, [], [], None)
+        session.flush()
+        raise RuntimeError("rolled back")
