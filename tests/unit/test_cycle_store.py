@@ -13,7 +13,7 @@ from services.synth.store import store_cycle
 from services.synth.synthesize import synthesize
 from shared.brain.offline import OfflineBrain
 from shared.calendar import replay_as_of
-from shared.contracts import CycleTrigger
+from shared.contracts import CycleContext, CycleTrigger, Dispatch, Features, MindOutput, Snapshot
 from shared.db.aggregates import ReplayMoment
 from shared.db.models import AbstentionRecord, Cycle, DispatchRecord, MindRecord, PredictionRecord
 from shared.db.session import migrate, session_scope
@@ -21,6 +21,8 @@ from shared.errors import BadInputError
 from shared.market.opening import replay_market
 
 MINDS = ("macro", "flow", "contrarian")
+# What store_cycle is given: the dispatch, the minds' outputs and the context.
+Stored = tuple[Dispatch, list[MindOutput], CycleContext]
 
 
 @pytest.fixture
@@ -107,27 +109,17 @@ def test_a_live_cycle_is_numbered_by_its_row(db: str) -> None:
 def test_a_published_cycle_is_never_claimed_again(db: str) -> None:
     """A key with a dispatch is done even if it was never marked launched (a cycle the sweep
     closed before its minds were sent): a repeated trigger is a duplicate, not a new launch."""
-    market = replay_market(None)
-    trigger = _trigger("closed-1")
-    snapshot = market.snapshot(trigger)
-    features = market.features(snapshot)
-    with session_scope(db) as session:
-        context = claim(session, trigger, snapshot, features)
-    assert context is not None
-    brain = OfflineBrain()
-    outputs = [brain.think(m, context) for m in MINDS]
-    dispatch = synthesize(context, outputs, brain, expected_minds=MINDS)
-    with session_scope(db) as session:
-        assert store_cycle(session, dispatch, outputs, context)
+    trigger, snapshot, features, _ = _claimed_and_stored(db, "closed-1")
     with session_scope(db) as session:
         assert is_duplicate(session, trigger.cycle_key)
         assert claim(session, trigger, snapshot, features) is None
 
 
-def test_store_cycle_writes_once(db: str) -> None:
-    """A dispatch, its minds, calls and abstentions are stored once; a second store is a no-op."""
+def _claimed_and_stored(db: str, key: str) -> tuple[CycleTrigger, Snapshot, Features, Stored]:
+    """A replay cycle claimed, thought, composed and stored once: its trigger, snapshot,
+    features, and what a second store would be given."""
     market = replay_market(None)
-    trigger = _trigger("store-1")
+    trigger = _trigger(key)
     snapshot = market.snapshot(trigger)
     features = market.features(snapshot)
     with session_scope(db) as session:
@@ -138,6 +130,12 @@ def test_store_cycle_writes_once(db: str) -> None:
     dispatch = synthesize(context, outputs, brain, expected_minds=MINDS)
     with session_scope(db) as session:
         assert store_cycle(session, dispatch, outputs, context)
+    return trigger, snapshot, features, (dispatch, outputs, context)
+
+
+def test_store_cycle_writes_once(db: str) -> None:
+    """A dispatch, its minds, calls and abstentions are stored once; a second store is a no-op."""
+    *_, (dispatch, outputs, context) = _claimed_and_stored(db, "store-1")
     with session_scope(db) as session:
         assert not store_cycle(session, dispatch, outputs, context)
     with session_scope(db) as session:

@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.synth.calibrate import History
@@ -87,6 +88,19 @@ def _day(rng: random.Random, session: object, n: int, now: datetime) -> None:
         forecast.settled_at = now
 
 
+def _aggregates_equal_a_scan(session: Session, now: datetime) -> None:
+    """Both books' lines and the recalibration's bins, as kept, equal a scan of the rows."""
+    for withheld in (False, True):
+        fast = track_record(session, now, include_withheld=withheld, detail=True)
+        _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
+    stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
+    scanned: dict[int, tuple[int, int]] = {}
+    for p, up, _ in forecast_history(session, now):
+        k, u = scanned.get(record.bin_of(p), (0, 0))
+        scanned[record.bin_of(p)] = (k + 1, u + int(up))
+    assert stored == scanned
+
+
 def test_aggregates_equal_the_scanned_record_day_after_day(tmp_path: Path) -> None:
     """Through 40 days of calls, abstentions, withheld calls, settlements and forecasts, both
     books' lines (calibration buckets too) and the recalibration's bins equal a scan of the rows."""
@@ -97,15 +111,7 @@ def test_aggregates_equal_the_scanned_record_day_after_day(tmp_path: Path) -> No
         with session_scope(url) as session:
             _day(rng, session, n, now)
         with session_scope(url) as session:
-            for withheld in (False, True):
-                fast = track_record(session, now, include_withheld=withheld, detail=True)
-                _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
-            stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
-            scanned: dict[int, tuple[int, int]] = {}
-            for p, up, _ in forecast_history(session, now):
-                k, u = scanned.get(record.bin_of(p), (0, 0))
-                scanned[record.bin_of(p)] = (k + 1, u + int(up))
-            assert stored == scanned
+            _aggregates_equal_a_scan(session, now)
     with session_scope(url) as session:
         overall = [x for x in track_record(session, now).lines if x.regime == "all"]
         assert sum(x.calls for x in overall if x.is_overall()) > 100, "the record is not empty"
@@ -164,15 +170,7 @@ def test_rows_inserted_around_the_flush_fold_like_flushed_ones(tmp_path: Path) -
             for row in session.scalars(due):
                 row.status, row.settled_at = rng.choice(["hit", "miss"]), now
         with session_scope(url) as session:
-            for withheld in (False, True):
-                fast = track_record(session, now, include_withheld=withheld, detail=True)
-                _same(fast, scanned_record(session, now, include_withheld=withheld, detail=True))
-            stored = {b: (k, u) for b, _, k, u in _bins_as_history(session)}
-            scanned: dict[int, tuple[int, int]] = {}
-            for p, up, _ in forecast_history(session, now):
-                k, u = scanned.get(record.bin_of(p), (0, 0))
-                scanned[record.bin_of(p)] = (k + 1, u + int(up))
-            assert stored == scanned
+            _aggregates_equal_a_scan(session, now)
     with session_scope(url) as session:
         overall = [x for x in track_record(session, now).lines if x.is_overall()]
         assert sum(x.hits + x.misses for x in overall) > 10, "settled calls were counted"
