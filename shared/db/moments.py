@@ -53,17 +53,19 @@ def take_turns(connection: Connection, name: str) -> None:
     dialect = connection.dialect.name
     if dialect == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
-    elif dialect == "sqlite" and not _wrote(connection):
+    elif dialect == "sqlite" and not sqlite_wrote(connection, unknown=False):
         # A write statement takes SQLite's single writer lock, even when it changes no row (and
         # it opens the transaction, so the reads after it are inside it).
         connection.execute(text("UPDATE cycles SET id = id WHERE 0 = 1"))
 
 
-def _wrote(connection: Connection) -> bool:
+def sqlite_wrote(connection: Connection, *, unknown: bool) -> bool:
     """Whether this SQLite transaction wrote already, and so holds the writer lock until it ends
-    (a claim inserts its cycle first): the sqlite3 driver begins a transaction of its own only
-    before a statement that writes (see shared.db.session._wrote)."""
-    return bool(getattr(connection.connection.dbapi_connection, "in_transaction", False))
+    (a claim inserts its cycle first) and needs a checkpoint once committed: the sqlite3 driver
+    begins a transaction of its own only before a statement that writes. `unknown` is the
+    answer when the driver's connection cannot tell: each caller's safe side."""
+    dbapi = connection.connection.dbapi_connection
+    return bool(getattr(dbapi, "in_transaction", unknown))
 
 
 def _same(bundled: bool) -> ColumnElement[bool]:

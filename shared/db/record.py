@@ -89,19 +89,20 @@ def _upsert(
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = col + excluded.col, for each sum, and
     col = excluded.col for each of set_to; built once per dialect and table (building a
     statement costs more than running it). _Kept.moved adds the same way."""
-    found = _UPSERTS.get((dialect, model))
+    cached = (dialect, model, keys, sums, set_to)
+    found = _UPSERTS.get(cached)
     if found is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = model.__table__
         stmt = insert(table)
         added = {n: table.c[n] + stmt.excluded[n] for n in sums}
-        found = _UPSERTS[(dialect, model)] = stmt.on_conflict_do_update(
+        found = _UPSERTS[cached] = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={**added, **{n: stmt.excluded[n] for n in set_to}}
         )
     return found
 
 
-_UPSERTS: dict[tuple[str, Any], Any] = {}
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
 
 
 def apply(connection: Connection, deltas: Iterable[Delta]) -> Moved:

@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 # Importing the record registers the flush hook that keeps its aggregates (shared.db.record):
 # every session that can write a call must have it.
 from shared.db import record as _aggregates  # noqa: F401
-from shared.db.moments import take_turns  # and the hook that numbers replay cycles as claimed
+from shared.db.moments import (  # and the hook that numbers replay cycles as claimed
+    sqlite_wrote,
+    take_turns,
+)
 from shared.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -167,13 +170,10 @@ def checkpoint(url: str) -> None:
 
 
 def _wrote(session: Session) -> bool:
-    """Whether this SQLite transaction wrote anything. The sqlite3 driver begins a transaction of
-    its own only before a statement that writes, so a session that only read has none open (a
-    cycle's reads are most of its sessions: they commit nothing and need no checkpoint)."""
-    if not session.in_transaction():
-        return False
-    dbapi = session.connection().connection.dbapi_connection
-    return bool(getattr(dbapi, "in_transaction", True))
+    """Whether this SQLite transaction wrote anything: a session that only read has no driver
+    transaction open (a cycle's reads are most of its sessions: they commit nothing and need
+    no checkpoint)."""
+    return session.in_transaction() and sqlite_wrote(session.connection(), unknown=True)
 
 
 def _checkpoint(url: str) -> None:
