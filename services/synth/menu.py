@@ -291,12 +291,9 @@ def candidates(features: Features, horizons: Sequence[int] = HORIZONS) -> list[O
                 if rate is None:
                     continue
                 kind: CallKind = "range" if event == "in" else "threshold"
-                toward = -z if event == "lt" else abs(z) if event == "in" else z
-                out.append(
-                    _option((symbol, kind, event, signed_move, hours, reference, session, rate,
-                             naive, 0.0, z, (logit(naive), logit(rate), 0.0, toward),
-                             _model_of(kind, event, symbol)))
-                )  # fmt: skip
+                # Option itself turns the stretch toward the event (one rule, one place).
+                out.append(Option(symbol, kind, event, signed_move, hours, reference, session,
+                                  rate, naive, 0.0, z))  # fmt: skip
     return out
 
 
