@@ -158,6 +158,11 @@ def naive_probability(event: str, move_pct: float, daily_sd_pct: float, sessions
         p = normal_cdf(math.log1p(move_pct / 100.0) / scale)
     else:
         p = normal_cdf(hi) - normal_cdf(lo)
+    return _bounded(p)
+
+
+def _bounded(p: float) -> float:
+    """A naive probability kept off 0 and 1 (its logit is a calibration's input)."""
     return min(1.0 - 1e-6, max(1e-6, p))
 
 
@@ -174,6 +179,4 @@ def naive_at_move(
                 naive_probability("lt", -move_pct, daily_sd_pct, sessions))  # fmt: skip
     above = normal_cdf(math.log1p(move_pct / 100.0) / scale)
     below = normal_cdf(math.log1p(-move_pct / 100.0) / scale)
-    return (min(1.0 - 1e-6, max(1e-6, 1.0 - above)),
-            min(1.0 - 1e-6, max(1e-6, above - below)),
-            min(1.0 - 1e-6, max(1e-6, below)))  # fmt: skip
+    return _bounded(1.0 - above), _bounded(above - below), _bounded(below)
