@@ -631,6 +631,10 @@ class Fingerprint(Contract):
     vol_cell: int | None = None
 
 
+# The tape of a cycle whose features are not known (immutable: one is shared, as NO_RETURNS).
+NO_TAPE = Fingerprint()
+
+
 class Lesson(Contract):
     """What a settled call taught: what it rested on, what happened, what would have changed it."""
 

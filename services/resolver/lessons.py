@@ -13,7 +13,7 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.contracts import Features, Fingerprint, Outcome, Prediction, Regime, Resolution
+from shared.contracts import NO_TAPE, Features, Fingerprint, Outcome, Prediction, Regime, Resolution
 from shared.db.models import Cycle, ForecastRecord, LessonRecord, PredictionRecord
 from shared.memory import fingerprint, write_lesson
 
@@ -45,9 +45,7 @@ def record_lessons(
     def tape(cycle_key: str) -> Fingerprint:
         if cycle_key not in tapes:
             stored = session.scalar(select(Cycle.features).where(Cycle.cycle_key == cycle_key))
-            tapes[cycle_key] = (
-                fingerprint(Features.model_validate(stored)) if stored else Fingerprint()
-            )
+            tapes[cycle_key] = fingerprint(Features.model_validate(stored)) if stored else NO_TAPE
         return tapes[cycle_key]
 
     items: list[tuple[str, Prediction, Outcome, float | None, datetime]] = []

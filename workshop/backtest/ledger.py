@@ -10,7 +10,7 @@ from datetime import datetime
 
 from services.resolver.settle import judge
 from services.synth.calibrate import History
-from shared.contracts import Fingerprint, Outcome, Prediction, ScoreLine, TrackRecord
+from shared.contracts import NO_TAPE, Fingerprint, Outcome, Prediction, ScoreLine, TrackRecord
 from shared.memory import LessonIndex, write_lesson
 from shared.ports import RecordBook, SettlementPrices
 from shared.scoring import ALL, Abstained, CallOutcome, Key
@@ -71,10 +71,6 @@ class Settled:
     @property
     def source(self) -> str:
         return self.prediction.source
-
-
-# The tape of a cycle the ledger was not told of (immutable: one is shared).
-_NO_TAPE = Fingerprint()
 
 
 def overall_or_regime(key: Key) -> bool:
@@ -226,7 +222,7 @@ class Ledger:
         price: float | None,
         now: datetime,
     ) -> None:
-        tape = self.tapes.get(cycle_key, _NO_TAPE)
+        tape = self.tapes.get(cycle_key, NO_TAPE)
         self.lessons.add(write_lesson(cycle_key, prediction, outcome, price, now, tape))
 
     def _close(self, item: Settled) -> None:
